@@ -5,16 +5,19 @@
 //! Sans-IO: no sockets, no clock. Nothing here panics on network input.
 
 pub mod addr;
+pub mod edit;
 pub mod error;
 pub mod framing;
 pub mod header;
 pub mod lex;
 pub mod message;
 pub mod method;
+pub mod response;
 mod values;
 pub mod via;
 
 pub use addr::{Contact, NameAddr};
+pub use edit::Edits;
 pub use error::Error;
 pub use framing::{frame_stream, keepalive_len, Framing, Limits, Status};
 pub use header::HeaderName;

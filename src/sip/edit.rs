@@ -1,0 +1,227 @@
+//! Forwarding as an edit list: the received bytes plus a few edits, applied
+//! in one pass into a reused buffer (Kamailio calls these "lumps").
+//!
+//! Headers that are not edited come out byte-exact, folding and odd
+//! whitespace included; only the edited spans are rewritten. Edits refer to
+//! the message they were made for: always pass the same `Message` to the
+//! methods and to [`Edits::apply`].
+
+use std::io::Write;
+
+use super::error::Error;
+use super::header::HeaderName;
+use super::lex::CommaSplit;
+use super::message::{Message, Span};
+
+/// A set of edits against one message. Reuse it across messages with
+/// [`Edits::clear`] so that forwarding allocates nothing in steady state.
+#[derive(Debug, Default, Clone)]
+pub struct Edits {
+    lumps: Vec<Lump>,
+    /// Bytes of every insertion, back to back.
+    arena: Vec<u8>,
+}
+
+/// Replace `buf[at..del_end]` with `arena[ins]`.
+#[derive(Debug, Clone, Copy)]
+struct Lump {
+    at: u32,
+    del_end: u32,
+    ins: Span,
+    /// Order of creation: among edits at one position, earlier goes first.
+    seq: u32,
+}
+
+impl Edits {
+    pub fn new() -> Edits {
+        Edits::default()
+    }
+
+    /// Forget every edit, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.lumps.clear();
+        self.arena.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lumps.is_empty()
+    }
+
+    /// Insert `Via: value` above every existing Via (RFC 3261 §16.6 step 8).
+    pub fn insert_via(&mut self, msg: &Message, value: &[u8]) {
+        let at = first_field(msg, HeaderName::Via)
+            .map_or(msg.layout().headers_start, |f| f.line.start as usize);
+        self.insert_field(at, "Via", value);
+    }
+
+    /// Remove the topmost Via value (a proxy forwarding a response, §16.7
+    /// step 3). If it shares its field with others, only it goes.
+    pub fn remove_top_via(&mut self, msg: &Message) -> Result<(), Error> {
+        self.remove_first_value(msg, HeaderName::Via)
+    }
+
+    /// Remove the first Route value (loose routing, RFC 3261 §16.4).
+    pub fn remove_first_route(&mut self, msg: &Message) -> Result<(), Error> {
+        self.remove_first_value(msg, HeaderName::Route)
+    }
+
+    /// Set Max-Forwards, adding the field if it is absent (§16.6 step 3).
+    pub fn set_max_forwards(&mut self, msg: &Message, n: u8) {
+        let digits = itoa_u8(n);
+        match first_field(msg, HeaderName::MaxForwards) {
+            Some(f) => self.replace(f.value, digits.as_bytes()),
+            None => self.insert_field(msg.layout().headers_end, "Max-Forwards", digits.as_bytes()),
+        }
+    }
+
+    /// Insert `Record-Route: value` above the existing ones (§16.6 step 4).
+    /// `value` is the name-addr, e.g. `<sip:proxy.example.com;lr>`.
+    pub fn insert_record_route(&mut self, msg: &Message, value: &[u8]) {
+        let at = first_field(msg, HeaderName::RecordRoute)
+            .map_or(msg.layout().headers_end, |f| f.line.start as usize);
+        self.insert_field(at, "Record-Route", value);
+    }
+
+    /// Add a header field after the existing ones.
+    pub fn add_header(&mut self, msg: &Message, name: &str, value: &[u8]) {
+        self.insert_field(msg.layout().headers_end, name, value);
+    }
+
+    /// Remove every field with this name.
+    pub fn remove_headers(&mut self, msg: &Message, name: HeaderName) {
+        for i in 0..msg.fields().len() {
+            if msg.fields()[i].name == name {
+                self.remove_field(msg, i);
+            }
+        }
+    }
+
+    /// Remove the `index`-th header field (as in [`Message::fields`]).
+    pub fn remove_field(&mut self, msg: &Message, index: usize) {
+        if let Some(f) = msg.fields().get(index) {
+            self.replace(f.line, b"");
+        }
+    }
+
+    /// Replace the Request-URI (§16.6 step 2, §16.5 retargeting).
+    pub fn set_request_uri(&mut self, msg: &Message, uri: &[u8]) {
+        if let Some(span) = msg.request_uri_span() {
+            self.replace(span, uri);
+        }
+    }
+
+    /// Write the edited message into `out` (cleared first).
+    ///
+    /// Edits are applied in position order. An edit anchored inside text
+    /// that another edit deletes is dropped (removing a field wins over
+    /// changing its value), so conflicting edits never panic, duplicate
+    /// bytes or glue text onto a neighbouring field.
+    pub fn apply(&mut self, msg: &Message, out: &mut Vec<u8>) {
+        out.clear();
+        let buf = msg.buffer();
+        let start = msg.layout().start;
+        let end = msg.body_span().end as usize;
+        out.reserve(end - start + self.arena.len());
+        self.lumps.sort_unstable_by_key(|l| (l.at, l.seq));
+        let mut cursor = start;
+        // Start of the deletion that `cursor` is the end of.
+        let mut deleted_from = start;
+        for l in &self.lumps {
+            let at = l.at as usize;
+            if at > deleted_from && at < cursor {
+                // Anchored inside text an earlier edit deleted: drop it.
+                continue;
+            }
+            if at > cursor {
+                out.extend_from_slice(&buf[cursor..at]);
+                cursor = at;
+            }
+            out.extend_from_slice(&self.arena[l.ins.range()]);
+            if l.del_end as usize > cursor {
+                deleted_from = at;
+                cursor = l.del_end as usize;
+            }
+        }
+        out.extend_from_slice(&buf[cursor.min(end)..end]);
+    }
+
+    fn remove_first_value(&mut self, msg: &Message, name: HeaderName) -> Result<(), Error> {
+        let f = first_field(msg, name).ok_or(Error::MissingHeader(name))?;
+        let value = msg.slice(f.value);
+        let mut parts = CommaSplit::new(value);
+        let first = parts
+            .next()
+            .and_then(Result::ok)
+            .ok_or(Error::BadHeader(name))?;
+        match parts.next() {
+            // The only value: the whole field goes.
+            None => self.replace(f.line, b""),
+            // Remove up to where the second value starts.
+            Some(second) => {
+                let second = second.map_err(|()| Error::BadHeader(name))?;
+                let base = f.value.start as usize;
+                self.replace(Span::new(base + first.start, base + second.start), b"");
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_field(&mut self, at: usize, name: &str, value: &[u8]) {
+        let s = self.arena.len();
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.arena, "{name}: ");
+        self.arena.extend_from_slice(value);
+        self.arena.extend_from_slice(b"\r\n");
+        self.push(at, at, s);
+    }
+
+    fn replace(&mut self, span: Span, with: &[u8]) {
+        let s = self.arena.len();
+        self.arena.extend_from_slice(with);
+        self.push(span.start as usize, span.end as usize, s);
+    }
+
+    fn push(&mut self, at: usize, del_end: usize, ins_start: usize) {
+        let seq = self.lumps.len() as u32;
+        self.lumps.push(Lump {
+            at: at as u32,
+            del_end: del_end as u32,
+            ins: Span::new(ins_start, self.arena.len()),
+            seq,
+        });
+    }
+}
+
+fn first_field(msg: &Message, name: HeaderName) -> Option<&super::message::HeaderField> {
+    msg.fields().iter().find(|f| f.name == name)
+}
+
+/// A `u8` in decimal without going through `fmt`.
+struct SmallNum {
+    buf: [u8; 3],
+    len: usize,
+}
+
+impl SmallNum {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[3 - self.len..]
+    }
+}
+
+fn itoa_u8(mut n: u8) -> SmallNum {
+    let mut buf = [0u8; 3];
+    let mut len = 0;
+    loop {
+        buf[2 - len] = b'0' + n % 10;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    SmallNum { buf, len }
+}
+
+#[cfg(test)]
+#[path = "edit_tests.rs"]
+mod tests;

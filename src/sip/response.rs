@@ -1,0 +1,195 @@
+//! Responses generated locally (RFC 3261 §8.2.6): errors, 100 Trying, and
+//! answers to OPTIONS. Via, From, To, Call-ID and CSeq are copied from the
+//! request as received; To gets our tag unless it has one or this is a 100.
+
+use std::fmt::Display;
+use std::io::Write;
+
+use super::addr::NameAddr;
+use super::header::HeaderName;
+use super::message::{Message, ParseError};
+
+/// Write a response to `req` into `out` (cleared first).
+///
+/// `extra` header fields go after the copied ones; `Content-Length: 0`
+/// ends the header section (these responses have no body).
+pub fn build(
+    req: &Message,
+    code: u16,
+    reason: &dyn Display,
+    to_tag: &[u8],
+    extra: &[(&str, &[u8])],
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    // Writes to a Vec cannot fail.
+    let _ = write!(out, "SIP/2.0 {code} ");
+    let phrase_start = out.len();
+    let _ = write!(out, "{reason}");
+    // A reason phrase never spans lines (RFC 3261 §25.1 Reason-Phrase).
+    for b in &mut out[phrase_start..] {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    for f in req.fields() {
+        let name = match f.name {
+            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => f.name,
+            HeaderName::To => {
+                copy(out, "To", req.slice(f.value));
+                // RFC 3261 §8.2.6.2: add a tag unless one is there (and not to a 100).
+                let has_tag = NameAddr::parse(req.slice(f.value), HeaderName::To)
+                    .map_or(false, |a| a.tag().is_some());
+                if code > 100 && !has_tag && !to_tag.is_empty() {
+                    out.truncate(out.len() - 2);
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(to_tag);
+                    out.extend_from_slice(b"\r\n");
+                }
+                continue;
+            }
+            // RFC 3261 §8.2.6.1: a 100 echoes Timestamp.
+            HeaderName::Timestamp if code == 100 => f.name,
+            _ => continue,
+        };
+        copy(out, name.as_str(), req.slice(f.value));
+    }
+    for (name, value) in extra {
+        copy(out, name, value);
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+}
+
+/// Write the answer to a request that failed to parse: the error's status
+/// code and reason phrase (`400 Duplicate Content-Length`). Returns false,
+/// writing nothing, when the input was not a readable request: a response
+/// or garbage is dropped and counted, never answered.
+pub fn build_error(
+    err: &ParseError,
+    to_tag: &[u8],
+    extra: &[(&str, &[u8])],
+    out: &mut Vec<u8>,
+) -> bool {
+    let Some(req) = err.message().filter(|m| m.is_request()) else {
+        return false;
+    };
+    // Without a Via there is nowhere to send the answer (RFC 3261 §18.2.2).
+    if req.header(HeaderName::Via).is_none() {
+        return false;
+    }
+    let e = err.error();
+    build(req, e.status(), &e, to_tag, extra, out);
+    true
+}
+
+fn copy(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{Error, Framing, Limits};
+    use bytes::Bytes;
+
+    const REQ: &[u8] = b"OPTIONS sip:proxy.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/UDP b.example.com;branch=z9hG4bK2\r\n\
+v: SIP/2.0/TCP c.example.com;branch=z9hG4bK3\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:proxy.example.com>\r\n\
+f: Alice <sip:alice@example.com>;tag=abc\r\n\
+Call-ID: 12345@a.example.com\r\n\
+CSeq: 7 OPTIONS\r\n\
+Timestamp: 54\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn parse(s: &[u8]) -> Result<Message, ParseError> {
+        Message::parse(
+            Bytes::copy_from_slice(s),
+            Framing::Datagram,
+            &Limits::default(),
+        )
+    }
+
+    #[test]
+    fn copies_the_dialog_headers_and_adds_a_tag() {
+        let req = parse(REQ).unwrap();
+        let mut out = Vec::new();
+        build(
+            &req,
+            200,
+            &"OK",
+            b"srv1",
+            &[("Allow", b"INVITE, ACK")],
+            &mut out,
+        );
+        let r = parse(&out).unwrap();
+        assert_eq!((r.status(), r.reason()), (Some(200), &b"OK"[..]));
+        let vias: Vec<_> = r.vias().map(|v| v.unwrap().host).collect();
+        assert_eq!(
+            vias,
+            vec![&b"a.example.com"[..], b"b.example.com", b"c.example.com"]
+        );
+        assert_eq!(r.to().unwrap().tag(), Some(&b"srv1"[..]));
+        assert_eq!(r.from().unwrap().tag(), Some(&b"abc"[..]));
+        assert_eq!(r.call_id(), req.call_id());
+        assert_eq!(
+            r.cseq().map(|c| (c.seq, c.method)),
+            req.cseq().map(|c| (c.seq, c.method))
+        );
+        assert_eq!(r.header(HeaderName::Allow), Some(&b"INVITE, ACK"[..]));
+        assert_eq!(r.header(HeaderName::Timestamp), None);
+        assert_eq!(r.content_length(), Some(0));
+    }
+
+    #[test]
+    fn trying_has_no_tag_and_echoes_timestamp() {
+        let req = parse(REQ).unwrap();
+        let mut out = Vec::new();
+        build(&req, 100, &"Trying", b"srv1", &[], &mut out);
+        let r = parse(&out).unwrap();
+        assert_eq!(r.to().unwrap().tag(), None);
+        assert_eq!(r.header(HeaderName::Timestamp), Some(&b"54"[..]));
+    }
+
+    #[test]
+    fn existing_tag_is_kept() {
+        let s = String::from_utf8_lossy(REQ)
+            .replace("To: <sip:proxy.example.com>", "To: <sip:p@x>;tag=theirs");
+        let req = parse(s.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        build(&req, 486, &"Busy Here", b"mine", &[], &mut out);
+        assert_eq!(
+            parse(&out).unwrap().to().unwrap().tag(),
+            Some(&b"theirs"[..])
+        );
+    }
+
+    #[test]
+    fn error_answers_carry_the_reason() {
+        let s =
+            String::from_utf8_lossy(REQ).replace("Content-Length: 0", "Content-Length: 0\r\nl: 5");
+        let err = parse(s.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.error(),
+            Error::DuplicateHeader(HeaderName::ContentLength)
+        );
+        let mut out = Vec::new();
+        assert!(build_error(&err, b"t", &[], &mut out));
+        let r = parse(&out).unwrap();
+        assert_eq!(
+            (r.status(), r.reason()),
+            (Some(400), &b"Duplicate Content-Length"[..])
+        );
+        assert_eq!(r.call_id(), b"12345@a.example.com");
+        // Responses and garbage are not answered.
+        let err = parse(b"SIP/2.0 200 OK\r\nl: 1\r\nl: 2\r\n\r\n").unwrap_err();
+        assert!(!build_error(&err, b"t", &[], &mut out));
+        let err = parse(b"\x16\x03\x01garbage\r\n\r\n").unwrap_err();
+        assert!(!build_error(&err, b"t", &[], &mut out));
+    }
+}
