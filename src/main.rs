@@ -1,1 +1,112 @@
-fn main() {}
+//! The `siphon` command.
+//!
+//! Today it has one working subcommand, `siphon parse FILE...`, which runs
+//! the proxy's parser over saved messages and prints the verdict a proxy
+//! would act on. The proxy runtime (`siphon --config FILE`) is not built yet;
+//! see the README's status table.
+
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use siphon::sip::{Framing, Limits, Message};
+
+const USAGE: &str = "\
+siphon - a SIP edge proxy for carriers
+
+USAGE:
+    siphon parse [--stream] FILE...   parse saved SIP messages and print the verdict
+    siphon --help | --version
+
+parse:
+    Each FILE holds one message as it would arrive in a UDP datagram (or,
+    with --stream, as a TCP/TLS frame, where Content-Length is required).
+    Prints `FILE: OK <summary>` or `FILE: <status> <reason>` (the answer a
+    proxy would send to a bad request) or `FILE: drop <reason>` (a bad
+    response or garbage). Exit status 0 if every file parsed, 1 otherwise.
+
+The proxy itself (`siphon --config FILE`) is not built yet: see README.md.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("parse") => parse(&args[1..]),
+        Some("--version" | "-V") => {
+            println!("siphon {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some("--help" | "-h") => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse(args: &[String]) -> ExitCode {
+    let stream = args.iter().any(|a| a == "--stream");
+    let files: Vec<&String> = args.iter().filter(|a| *a != "--stream").collect();
+    if files.is_empty() {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let framing = if stream {
+        Framing::Stream
+    } else {
+        Framing::Datagram
+    };
+    let mut all_ok = true;
+    for f in files {
+        let data = match std::fs::read(f) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{f}: cannot read: {e}");
+                all_ok = false;
+                continue;
+            }
+        };
+        let verdict = match Message::parse(Bytes::from(data), framing, &Limits::default()) {
+            Ok(m) => match m.validate() {
+                Ok(()) => Ok(m),
+                Err(e) => Err((e, m.is_request())),
+            },
+            Err(e) => Err((e.error(), e.is_request())),
+        };
+        match verdict {
+            Ok(m) => println!("{f}: OK {}", summary(&m)),
+            Err((e, true)) => {
+                all_ok = false;
+                println!("{f}: {} {e}", e.status());
+            }
+            Err((e, false)) => {
+                all_ok = false;
+                println!("{f}: drop {e}");
+            }
+        }
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn summary(m: &Message) -> String {
+    let start = match m.status() {
+        Some(code) => format!("response {code}"),
+        None => format!(
+            "request {} {}",
+            String::from_utf8_lossy(m.method_bytes()),
+            String::from_utf8_lossy(m.request_uri_bytes().unwrap_or_default())
+        ),
+    };
+    format!(
+        "{start}, {} header fields, {} Via, body {} bytes",
+        m.fields().len(),
+        m.vias().count(),
+        m.body().len()
+    )
+}

@@ -9,6 +9,7 @@ use super::error::Error;
 use super::header::HeaderName;
 use super::lex::{self, CommaSplit, Params};
 use super::message::{Message, Span};
+use super::uri::{Uri, UriError};
 
 /// One name-addr or addr-spec with its header parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +90,13 @@ impl<'a> NameAddr<'a> {
             params,
             span: Span::default(),
         })
+    }
+
+    /// The URI, parsed. Other schemes than sip/sips/tel are
+    /// `UnsupportedScheme`: fine in From/To/Contact (RFC 4475 §3.3.4), but
+    /// not a place a proxy can send to.
+    pub fn uri(&self) -> Result<Uri<'a>, UriError> {
+        Uri::parse(self.uri)
     }
 
     /// The `tag` parameter (From/To).

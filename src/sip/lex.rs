@@ -12,6 +12,14 @@ pub(crate) const fn is_token(b: u8) -> bool {
         | b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
 }
 
+/// Characters of an unquoted parameter name or value: `token` plus the
+/// URI `paramchar` extras `[ ] / : & $ ( )` (RFC 3261 §19.1.1, §25.1), so
+/// one parser serves URI parameters and header parameters (whose `host`
+/// values include IPv6 references, with or without brackets: RFC 5118 §4.5).
+pub(crate) const fn is_param_char(b: u8) -> bool {
+    is_token(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'$' | b'(' | b')')
+}
+
 /// Whitespace inside a (possibly folded) header value.
 pub(crate) const fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
@@ -174,8 +182,9 @@ pub struct Param<'a> {
 
 impl<'a> Params<'a> {
     /// Validate `raw`, which must be empty or start with `;` (after
-    /// whitespace). Names are tokens; values are tokens, quoted strings or
-    /// bracketed IPv6 references; whitespace may surround `;` and `=`.
+    /// whitespace). Names and unquoted values are runs of
+    /// [`is_param_char`]; values may also be quoted strings; whitespace may
+    /// surround `;` and `=`.
     pub(crate) fn parse(raw: &'a [u8]) -> Result<Params<'a>, ()> {
         let p = Params { raw };
         let mut it = p.iter_checked();
@@ -248,7 +257,10 @@ impl<'a> Iterator for ParamIter<'a> {
             return Some(Err(()));
         }
         i = skip_ws(s, i + 1);
-        let name_end = token_end(s, i);
+        let mut name_end = i;
+        while name_end < s.len() && is_param_char(s[name_end]) {
+            name_end += 1;
+        }
         if name_end == i {
             self.i = s.len();
             return Some(Err(()));
@@ -260,11 +272,9 @@ impl<'a> Iterator for ParamIter<'a> {
             i = skip_ws(s, i + 1);
             let v_end = match s.get(i) {
                 Some(b'"') => quoted_end(s, i),
-                Some(b'[') => memchr::memchr(b']', &s[i..]).map(|e| i + e + 1),
                 _ => {
-                    // token, or an IPv6 address without brackets (RFC 5118 §4.5).
                     let mut e = i;
-                    while e < s.len() && (is_token(s[e]) || s[e] == b':') {
+                    while e < s.len() && is_param_char(s[e]) {
                         e += 1;
                     }
                     (e > i).then_some(e)
@@ -351,6 +361,12 @@ mod tests {
         assert!(Params::parse(b";a b").is_err());
         assert!(Params::parse(b";received=[2001:db8::9:255]").is_ok());
         assert!(Params::parse(b";received=2001:db8::9:255").is_ok());
+        assert_eq!(
+            Params::parse(b";ext=1(23);x=a/b").unwrap().get("ext"),
+            Some(Some(&b"1(23)"[..]))
+        );
+        assert!(Params::parse(b";a=<b>").is_err());
+        assert!(Params::parse(b";a=b,c").is_err());
     }
 
     #[test]

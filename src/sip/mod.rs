@@ -13,6 +13,8 @@ pub mod lex;
 pub mod message;
 pub mod method;
 pub mod response;
+pub mod uri;
+mod validate;
 mod values;
 pub mod via;
 

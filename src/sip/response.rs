@@ -40,7 +40,7 @@ pub fn build(
                 copy(out, "To", req.slice(f.value));
                 // RFC 3261 §8.2.6.2: add a tag unless one is there (and not to a 100).
                 let has_tag = NameAddr::parse(req.slice(f.value), HeaderName::To)
-                    .map_or(false, |a| a.tag().is_some());
+                    .is_ok_and(|a| a.tag().is_some());
                 if code > 100 && !has_tag && !to_tag.is_empty() {
                     out.truncate(out.len() - 2);
                     out.extend_from_slice(b";tag=");
