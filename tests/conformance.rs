@@ -64,13 +64,8 @@ fn parse_and_validate(data: &[u8]) -> Result<Message, (Error, bool)> {
             Ok(()) => Ok(m),
             Err(e) => Err((e, m.is_request())),
         },
-        Err(e) => Err((e.error(), e.is_request() || looks_like_request(data))),
+        Err(e) => Err((e.error(), e.is_request())),
     }
-}
-
-/// For errors found before the index exists (a bad start line).
-fn looks_like_request(data: &[u8]) -> bool {
-    !data.starts_with(b"SIP/")
 }
 
 fn run(dir: &str, file_col: &str, table: fn(&str) -> Option<Expect>) -> usize {

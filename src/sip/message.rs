@@ -175,7 +175,7 @@ impl Message {
             return Err(Error::MessageTooLarge.into());
         }
         let first = next_line(b, start).ok_or(Error::MalformedStartLine)?;
-        let line = parse_start_line(b, start, first.end)?;
+        let (line, line_error) = parse_start_line(b, start, first.end)?;
 
         let mut msg = Message {
             buf: Bytes::new(),
@@ -190,7 +190,7 @@ impl Message {
             call_id: None,
             content_length: None,
         };
-        let mut first_error: Option<Error> = None;
+        let mut first_error: Option<Error> = line_error;
         let mut seen: u8 = 0;
         let mut pos = first.next;
         let body_start = loop {
@@ -506,7 +506,15 @@ pub(crate) struct Layout {
 /// Request-Line or Status-Line (RFC 3261 §7.1, §7.2). Exactly one SP between
 /// elements: extra or trailing whitespace is rejected rather than forwarded
 /// (RFC 4475 §3.1.2.9, §3.1.2.10).
-fn parse_start_line(b: &[u8], start: usize, end: usize) -> Result<StartLine, Error> {
+///
+/// A line that starts like a request (`token SP`) yields a start line even
+/// when the rest is wrong, with the fault beside it, so the header index is
+/// still built and the request can be answered (400, or 505 for a version).
+fn parse_start_line(
+    b: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<(StartLine, Option<Error>), Error> {
     let l = &b[start..end];
     if l.starts_with(b"SIP/") {
         // SIP-Version SP Status-Code SP Reason-Phrase
@@ -525,32 +533,40 @@ fn parse_start_line(b: &[u8], start: usize, end: usize) -> Result<StartLine, Err
         }
         // A missing SP before an empty reason is tolerated (RFC 4475 §3.1.1.13).
         let reason_start = (start + sp + 1 + 4).min(end);
-        return Ok(StartLine::Response {
-            code,
-            reason: Span::new(reason_start, end),
-        });
+        return Ok((
+            StartLine::Response {
+                code,
+                reason: Span::new(reason_start, end),
+            },
+            None,
+        ));
     }
     // Method SP Request-URI SP SIP-Version
     let m_end = lex::token_end(l, 0);
     if m_end == 0 || l.get(m_end) != Some(&b' ') {
         return Err(Error::MalformedStartLine);
     }
-    let v_sp = memchr::memrchr(b' ', l).ok_or(Error::MalformedStartLine)?;
-    if v_sp <= m_end {
-        return Err(Error::MalformedStartLine);
+    let method = Method::from_bytes(&l[..m_end]);
+    let method_span = Span::new(start, start + m_end);
+    let v_sp = memchr::memrchr(b' ', l).filter(|&v| v > m_end);
+    let uri_end = v_sp.unwrap_or(l.len());
+    let line = StartLine::Request {
+        method,
+        method_span,
+        uri: Span::new(start + m_end + 1, start + uri_end),
+    };
+    let Some(v_sp) = v_sp else {
+        return Ok((line, Some(Error::MalformedStartLine)));
+    };
+    if let Err(e) = check_version(&l[v_sp + 1..]) {
+        return Ok((line, Some(e)));
     }
-    check_version(&l[v_sp + 1..])?;
     let uri = &l[m_end + 1..v_sp];
     // Embedded whitespace or <> around the URI: 400 (RFC 4475 §3.1.2.7, §3.1.2.8).
     if uri.is_empty() || uri.iter().any(|&b| lex::is_ws(b) || b == b'<' || b == b'>') {
-        return Err(Error::BadRequestUri);
+        return Ok((line, Some(Error::BadRequestUri)));
     }
-    let method_span = Span::new(start, start + m_end);
-    Ok(StartLine::Request {
-        method: Method::from_bytes(&l[..m_end]),
-        method_span,
-        uri: Span::new(start + m_end + 1, start + v_sp),
-    })
+    Ok((line, None))
 }
 
 /// `SIP/2.0` is all we speak; another well-formed version is 505.
