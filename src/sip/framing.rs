@@ -137,7 +137,7 @@ pub(crate) struct Line {
 pub(crate) fn next_line(buf: &[u8], pos: usize) -> Option<Line> {
     let mut from = pos;
     loop {
-        let nl = from + memchr::memchr(b'\n', &buf[from..])?;
+        let nl = from + find_lf(&buf[from..])?;
         match buf.get(nl + 1) {
             Some(b' ' | b'\t') => from = nl + 1,
             // At the end of the buffer a continuation could still follow on a
@@ -150,6 +150,23 @@ pub(crate) fn next_line(buf: &[u8], pos: usize) -> Option<Line> {
             }
         }
     }
+}
+
+/// The first LF in `s`. On x86-64 with AVX2 the searcher is built once and
+/// called directly, skipping `memchr::memchr`'s per-call dispatch (it is
+/// a third of the cost of finding a 40-byte line's end).
+#[inline]
+fn find_lf(s: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use memchr::arch::x86_64::avx2::memchr::One;
+        use std::sync::OnceLock;
+        static LF: OnceLock<Option<One>> = OnceLock::new();
+        if let Some(one) = LF.get_or_init(|| One::new(b'\n')) {
+            return one.find(s);
+        }
+    }
+    memchr::memchr(b'\n', s)
 }
 
 #[inline]

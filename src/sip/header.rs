@@ -52,7 +52,15 @@ pub enum HeaderName {
 
 impl HeaderName {
     /// Classify a field name as received (already stripped of whitespace).
+    #[inline]
     pub fn from_bytes(name: &[u8]) -> HeaderName {
+        HeaderName::from_folded(name, Folded::of(name))
+    }
+
+    /// Classify a name given its case-folded first 16 bytes (see
+    /// [`Folded`]): one length dispatch and one or two word compares.
+    #[inline]
+    pub(crate) fn from_folded(name: &[u8], f: Folded) -> HeaderName {
         use HeaderName::*;
         if name.len() == 1 {
             return match name[0] | 0x20 {
@@ -76,63 +84,21 @@ impl HeaderName {
                 _ => Other,
             };
         }
-        // Candidates by length and first letter, then one case-insensitive compare.
-        let first = name.first().map_or(0, |b| b | 0x20);
-        let candidate = match (name.len(), first) {
-            (2, b't') => To,
-            (3, b'v') => Via,
-            (4, b'f') => From,
-            (4, b'c') => CSeq,
-            (4, b'd') => Date,
-            (4, b'p') => Path,
-            (5, b'a') => Allow,
-            (5, b'e') => Event,
-            (5, b'r') => Route,
-            (6, b'a') => Accept,
-            (6, b's') => Server,
-            (7, b'c') => CallId,
-            (7, b'e') => Expires,
-            (7, b'r') => Require,
-            (7, b's') => Subject,
-            (7, b'w') => Warning,
-            (8, b'i') => Identity,
-            (8, b'r') => ReferTo,
-            (9, b's') => Supported,
-            (9, b't') => Timestamp,
-            (10, b'u') => UserAgent,
-            (11, b'm') => MinExpires,
-            (11, b'r') => ReferredBy,
-            (11, b'u') => Unsupported,
-            (12, b'a') => AllowEvents,
-            (12, b'c') => ContentType,
-            (12, b'm') => MaxForwards,
-            (12, b'r') => RecordRoute,
-            (13, b'a') => Authorization,
-            (13, b'p') => ProxyRequire,
-            (14, b'a') => AcceptContact,
-            (14, b'c') => ContentLength,
-            (15, b's') => SessionExpires,
-            (16, b'c') => ContentEncoding,
-            (16, b'w') => WwwAuthenticate,
-            (18, b'p') => ProxyAuthenticate,
-            (19, b'a') => AuthenticationInfo,
-            (19, b'p') => ProxyAuthorization,
-            _ => return Other,
-        };
-        if name.eq_ignore_ascii_case(candidate.as_str().as_bytes()) {
-            return candidate;
+        if name.len() > 16 {
+            // Rare long names: compare the few candidates directly.
+            for h in [ProxyAuthenticate, AuthenticationInfo, ProxyAuthorization] {
+                if name.eq_ignore_ascii_case(h.as_str().as_bytes()) {
+                    return h;
+                }
+            }
+            return Other;
         }
-        // Names that share a length and first letter.
-        let second = match candidate {
-            CallId => Contact,
-            ReferredBy => RetryAfter,
-            _ => return Other,
-        };
-        if name.eq_ignore_ascii_case(second.as_str().as_bytes()) {
-            second
-        } else {
-            Other
+        for &(cand, h) in BY_LEN[name.len()] {
+            if cand == f {
+                return h;
+            }
         }
+        Other
     }
 
     /// The canonical long form, as Siphon writes it.
@@ -186,30 +152,232 @@ impl HeaderName {
     /// Header fields that may appear at most once. A second copy is the
     /// classic message-smuggling vector, so the parser rejects it.
     pub fn is_single_instance(self) -> bool {
-        matches!(
-            self,
-            HeaderName::ContentLength
-                | HeaderName::CSeq
-                | HeaderName::CallId
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::MaxForwards
-        )
+        self.single_index().is_some()
     }
 
-    /// A bit per single-instance header, for the parser's "seen" mask.
-    pub(crate) fn single_bit(self) -> u8 {
+    /// A slot per single-instance header, for the parser's "seen" mask.
+    #[inline]
+    pub(crate) fn single_index(self) -> Option<usize> {
         match self {
-            HeaderName::ContentLength => 1,
-            HeaderName::CSeq => 2,
-            HeaderName::CallId => 4,
-            HeaderName::From => 8,
-            HeaderName::To => 16,
-            HeaderName::MaxForwards => 32,
-            _ => 0,
+            HeaderName::ContentLength => Some(0),
+            HeaderName::CSeq => Some(1),
+            HeaderName::CallId => Some(2),
+            HeaderName::From => Some(3),
+            HeaderName::To => Some(4),
+            HeaderName::MaxForwards => Some(5),
+            _ => None,
         }
     }
 }
+
+/// The first 16 bytes of a name, each OR-ed with 0x20, in two
+/// little-endian words (zero past the end of the name). On token characters
+/// `| 0x20` folds ASCII case and maps nothing else onto a letter or `-`, so
+/// equal values mean names equal case-insensitively (RFC 3261 §7.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Folded {
+    lo: u64,
+    hi: u64,
+}
+
+impl Folded {
+    /// Fold `name` (only its first 16 bytes count).
+    #[inline]
+    pub(crate) fn of(name: &[u8]) -> Folded {
+        let mut w = [0u8; 16];
+        let n = name.len().min(16);
+        w[..n].copy_from_slice(&name[..n]);
+        Folded::from_words(w, n)
+    }
+
+    /// Fold the name of `len` bytes at `buf[pos..]` with two word loads
+    /// when 16 bytes are available there (the common case inside a message).
+    #[inline]
+    pub(crate) fn at(buf: &[u8], pos: usize, len: usize) -> Folded {
+        match buf.get(pos..pos + 16) {
+            Some(w) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(w);
+                Folded::from_words(a, len.min(16))
+            }
+            None => Folded::of(&buf[pos..pos + len]),
+        }
+    }
+
+    #[inline]
+    fn from_words(w: [u8; 16], n: usize) -> Folded {
+        let (lo_w, hi_w) = w.split_at(8);
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(lo_w);
+        hi.copy_from_slice(hi_w);
+        let (ml, mh) = MASK[n.min(16)];
+        Folded {
+            lo: (u64::from_le_bytes(lo) | FOLD) & ml,
+            hi: (u64::from_le_bytes(hi) | FOLD) & mh,
+        }
+    }
+
+    /// The fast path of header indexing: if a known name of at most 15
+    /// bytes starts at `buf[pos]` and is followed directly by `:` before
+    /// `end`, its name and the colon's index. Equality with a canonical
+    /// name proves the bytes are letters or `-` except that `| 0x20` also
+    /// maps CR onto `-`, so the name bytes are also checked to be above
+    /// 0x20. Anything else (unknown names, LWS before the colon) is `None`
+    /// and takes the byte-by-byte path.
+    #[inline]
+    pub(crate) fn known_name_at(buf: &[u8], pos: usize, end: usize) -> Option<(HeaderName, usize)> {
+        const COLONS: u64 = 0x3a3a_3a3a_3a3a_3a3a;
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        const BELOW_SP: u64 = 0x2121_2121_2121_2121;
+        let w = buf.get(pos..pos + 16)?;
+        let (mut a, mut c) = ([0u8; 8], [0u8; 8]);
+        a.copy_from_slice(&w[..8]);
+        c.copy_from_slice(&w[8..]);
+        let (lo, hi) = (u64::from_le_bytes(a), u64::from_le_bytes(c));
+        // "Has zero byte" on word ^ ':::…': the lowest flag is a real ':'.
+        let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+        let (cl, ch) = (zero(lo ^ COLONS), zero(hi ^ COLONS));
+        let n = if cl != 0 {
+            (cl.trailing_zeros() / 8) as usize
+        } else if ch != 0 {
+            8 + (ch.trailing_zeros() / 8) as usize
+        } else {
+            return None;
+        };
+        if n < 2 || pos + n >= end {
+            return None;
+        }
+        let (ml, mh) = MASK[n];
+        let f = Folded {
+            lo: (lo | FOLD) & ml,
+            hi: (hi | FOLD) & mh,
+        };
+        let h = BY_LEN[n].iter().find(|(cand, _)| *cand == f)?.1;
+        // No byte of the name below 0x21 (bytes past it are forced to 0xff).
+        let below = |x: u64| x.wrapping_sub(BELOW_SP) & !x & HI;
+        if below(lo | !ml) != 0 || below(hi | !mh) != 0 {
+            return None;
+        }
+        Some((h, pos + n))
+    }
+
+    const fn of_str(s: &str) -> Folded {
+        let b = s.as_bytes();
+        let (mut lo, mut hi) = (0u64, 0u64);
+        let mut i = 0;
+        while i < b.len() {
+            let v = (b[i] | 0x20) as u64;
+            if i < 8 {
+                lo |= v << (8 * i);
+            } else {
+                hi |= v << (8 * (i - 8));
+            }
+            i += 1;
+        }
+        Folded { lo, hi }
+    }
+}
+
+const FOLD: u64 = 0x2020_2020_2020_2020;
+
+/// Byte masks for the first `n` bytes of the two words, n = 0..=16.
+static MASK: [(u64, u64); 17] = {
+    let mut t = [(0u64, 0u64); 17];
+    let mut n = 1;
+    while n <= 16 {
+        let lo = if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
+        let hi = if n >= 16 {
+            u64::MAX
+        } else if n > 8 {
+            (1u64 << (8 * (n - 8))) - 1
+        } else {
+            0
+        };
+        t[n] = (lo, hi);
+        n += 1;
+    }
+    t
+};
+
+/// Known names of at most 16 bytes, by length.
+static BY_LEN: [&[(Folded, HeaderName)]; 17] = [
+    &[],
+    &[],
+    &[(Folded::of_str("to"), HeaderName::To)],
+    &[(Folded::of_str("via"), HeaderName::Via)],
+    &[
+        (Folded::of_str("cseq"), HeaderName::CSeq),
+        (Folded::of_str("date"), HeaderName::Date),
+        (Folded::of_str("from"), HeaderName::From),
+        (Folded::of_str("path"), HeaderName::Path),
+    ],
+    &[
+        (Folded::of_str("allow"), HeaderName::Allow),
+        (Folded::of_str("event"), HeaderName::Event),
+        (Folded::of_str("route"), HeaderName::Route),
+    ],
+    &[
+        (Folded::of_str("accept"), HeaderName::Accept),
+        (Folded::of_str("server"), HeaderName::Server),
+    ],
+    &[
+        (Folded::of_str("call-id"), HeaderName::CallId),
+        (Folded::of_str("contact"), HeaderName::Contact),
+        (Folded::of_str("expires"), HeaderName::Expires),
+        (Folded::of_str("require"), HeaderName::Require),
+        (Folded::of_str("subject"), HeaderName::Subject),
+        (Folded::of_str("warning"), HeaderName::Warning),
+    ],
+    &[
+        (Folded::of_str("identity"), HeaderName::Identity),
+        (Folded::of_str("refer-to"), HeaderName::ReferTo),
+    ],
+    &[
+        (Folded::of_str("supported"), HeaderName::Supported),
+        (Folded::of_str("timestamp"), HeaderName::Timestamp),
+    ],
+    &[(Folded::of_str("user-agent"), HeaderName::UserAgent)],
+    &[
+        (Folded::of_str("min-expires"), HeaderName::MinExpires),
+        (Folded::of_str("referred-by"), HeaderName::ReferredBy),
+        (Folded::of_str("retry-after"), HeaderName::RetryAfter),
+        (Folded::of_str("unsupported"), HeaderName::Unsupported),
+    ],
+    &[
+        (Folded::of_str("allow-events"), HeaderName::AllowEvents),
+        (Folded::of_str("content-type"), HeaderName::ContentType),
+        (Folded::of_str("max-forwards"), HeaderName::MaxForwards),
+        (Folded::of_str("record-route"), HeaderName::RecordRoute),
+    ],
+    &[
+        (Folded::of_str("authorization"), HeaderName::Authorization),
+        (Folded::of_str("proxy-require"), HeaderName::ProxyRequire),
+    ],
+    &[
+        (Folded::of_str("accept-contact"), HeaderName::AcceptContact),
+        (Folded::of_str("content-length"), HeaderName::ContentLength),
+    ],
+    &[(
+        Folded::of_str("session-expires"),
+        HeaderName::SessionExpires,
+    )],
+    &[
+        (
+            Folded::of_str("content-encoding"),
+            HeaderName::ContentEncoding,
+        ),
+        (
+            Folded::of_str("www-authenticate"),
+            HeaderName::WwwAuthenticate,
+        ),
+    ],
+];
 
 #[cfg(test)]
 mod tests {
@@ -295,6 +463,42 @@ mod tests {
             assert_eq!(HeaderName::from_bytes(n.as_bytes()), h, "{n}");
         }
         assert_eq!(HeaderName::from_bytes(b"z"), HeaderName::Other);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_slow_path() {
+        let pad = "________________";
+        for &h in ALL {
+            for name in [h.as_str().to_string(), h.as_str().to_ascii_uppercase()] {
+                let line = format!("{name}: x\r\n{pad}");
+                let got = Folded::known_name_at(line.as_bytes(), 0, line.len() - 2 - pad.len());
+                if name.len() <= 15 {
+                    assert_eq!(got, Some((h, name.len())), "{name}");
+                } else {
+                    assert_eq!(got, None, "{name}");
+                }
+            }
+        }
+        // CR folds onto '-' under | 0x20: it must not pass for Call-ID.
+        let evil = b"Call\rID: x\r\n______________";
+        assert_eq!(Folded::known_name_at(evil, 0, 11), None);
+        // LWS before the colon, unknown names and compact forms take the slow path.
+        for line in [
+            "Via : x\r\n________________",
+            "X-Via: x\r\n________________",
+            "v: x\r\n________________",
+        ] {
+            assert_eq!(
+                Folded::known_name_at(line.as_bytes(), 0, line.find('\r').unwrap()),
+                None,
+                "{line}"
+            );
+        }
+        // A colon beyond the line end does not count.
+        assert_eq!(
+            Folded::known_name_at(b"Via\r\nTo: x\r\n__________", 0, 3),
+            None
+        );
     }
 
     #[test]

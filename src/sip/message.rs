@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::error::Error;
 use super::framing::{empty_line, next_line, Framing, Limits};
-use super::header::HeaderName;
+use super::header::{Folded, HeaderName};
 use super::lex;
 use super::method::Method;
 
@@ -191,7 +191,11 @@ impl Message {
             content_length: None,
         };
         let mut first_error: Option<Error> = line_error;
+        // Single-instance headers seen (a bit each) and their values, so the
+        // checks after the loop need no second pass over the fields.
         let mut seen: u8 = 0;
+        let mut singles = [Span::default(); 6];
+        let mut via = false;
         let mut pos = first.next;
         let body_start = loop {
             if let Some(body) = empty_line(b, pos) {
@@ -210,13 +214,15 @@ impl Message {
             }
             match index_field(b, pos, l.end, l.next) {
                 Some(f) => {
-                    let bit = f.name.single_bit();
-                    if bit != 0 {
-                        if seen & bit != 0 {
+                    if let Some(i) = f.name.single_index() {
+                        if seen & (1 << i) != 0 {
                             first_error.get_or_insert(Error::DuplicateHeader(f.name));
+                        } else {
+                            singles[i] = f.value;
                         }
-                        seen |= bit;
+                        seen |= 1 << i;
                     }
+                    via |= f.name == HeaderName::Via;
                     msg.fields.push(f);
                 }
                 None => {
@@ -226,7 +232,20 @@ impl Message {
             pos = l.next;
         };
         msg.buf = buf;
-        if let Err(e) = msg.finish(body_start, framing) {
+        let single = |h: HeaderName| {
+            h.single_index()
+                .filter(|&i| seen & (1 << i) != 0)
+                .map(|i| singles[i])
+        };
+        let found = Found {
+            content_length: single(HeaderName::ContentLength),
+            cseq: single(HeaderName::CSeq),
+            call_id: single(HeaderName::CallId),
+            via,
+            from: single(HeaderName::From).is_some(),
+            to: single(HeaderName::To).is_some(),
+        };
+        if let Err(e) = msg.finish(body_start, framing, found) {
             first_error.get_or_insert(e);
         }
         match first_error {
@@ -239,23 +258,16 @@ impl Message {
     }
 
     /// Body framing, mandatory headers and CSeq, after the index is built.
-    fn finish(&mut self, body_start: usize, framing: Framing) -> Result<(), Error> {
+    fn finish(&mut self, body_start: usize, framing: Framing, found: Found) -> Result<(), Error> {
         let b: &[u8] = &self.buf;
-        let mut call_id = None;
-        let mut cseq_value = None;
-        let mut cl_value = None;
-        let (mut via, mut from, mut to) = (false, false, false);
-        for f in &self.fields {
-            match f.name {
-                HeaderName::ContentLength if cl_value.is_none() => cl_value = Some(f.value),
-                HeaderName::CSeq if cseq_value.is_none() => cseq_value = Some(f.value),
-                HeaderName::CallId if call_id.is_none() => call_id = Some(f.value),
-                HeaderName::Via => via = true,
-                HeaderName::From => from = true,
-                HeaderName::To => to = true,
-                _ => {}
-            }
-        }
+        let Found {
+            content_length: cl_value,
+            cseq: cseq_value,
+            call_id,
+            via,
+            from,
+            to,
+        } = found;
         self.call_id = call_id;
         // Body (RFC 3261 §18.3).
         let avail = b.len() - body_start;
@@ -495,6 +507,16 @@ impl std::fmt::Debug for Message {
     }
 }
 
+/// What the indexing loop noticed, for the checks that follow it.
+struct Found {
+    content_length: Option<Span>,
+    cseq: Option<Span>,
+    call_id: Option<Span>,
+    via: bool,
+    from: bool,
+    to: bool,
+}
+
 /// Where the parts of a message sit in its buffer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layout {
@@ -563,7 +585,8 @@ fn parse_start_line(
     }
     let uri = &l[m_end + 1..v_sp];
     // Embedded whitespace or <> around the URI: 400 (RFC 4475 §3.1.2.7, §3.1.2.8).
-    if uri.is_empty() || uri.iter().any(|&b| lex::is_ws(b) || b == b'<' || b == b'>') {
+    // (CR and LF cannot occur inside the line; '>' alone is left to the URI parser.)
+    if uri.is_empty() || uri[0] == b'<' || memchr::memchr2(b' ', b'\t', uri).is_some() {
         return Ok((line, Some(Error::BadRequestUri)));
     }
     Ok((line, None))
@@ -593,27 +616,42 @@ fn check_version(v: &[u8]) -> Result<(), Error> {
 /// starts). `None` if it is not `token *WS ":" value`.
 #[inline]
 fn index_field(b: &[u8], pos: usize, end: usize, next: usize) -> Option<HeaderField> {
-    let name_end = lex::token_end(&b[..end], pos);
-    if name_end == pos {
-        return None;
-    }
-    let mut i = name_end;
-    while i < end && (b[i] == b' ' || b[i] == b'\t') {
-        i += 1;
-    }
-    if i >= end || b[i] != b':' {
-        return None;
-    }
+    let (name, name_end, i) = match Folded::known_name_at(b, pos, end) {
+        Some((name, colon)) => (name, colon, colon),
+        None => {
+            let name_end = lex::token_end(&b[..end], pos);
+            if name_end == pos {
+                return None;
+            }
+            let mut i = name_end;
+            while i < end && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            if i >= end || b[i] != b':' {
+                return None;
+            }
+            let name =
+                HeaderName::from_folded(&b[pos..name_end], Folded::at(b, pos, name_end - pos));
+            (name, name_end, i)
+        }
+    };
+    // Values almost always look like `: value` with nothing trailing: test
+    // that shape first, and fall back to the general trims (which also
+    // skip folded line breaks, RFC 3261 §7.3.1).
     let mut vs = i + 1;
-    while vs < end && lex::is_ws(b[vs]) {
+    if b.get(vs) == Some(&b' ') && b.get(vs + 1).is_some_and(|&c| c > b' ') {
         vs += 1;
+    } else {
+        vs = lex::skip_ws(&b[..end], vs);
     }
     let mut ve = end;
-    while ve > vs && lex::is_ws(b[ve - 1]) {
-        ve -= 1;
+    if ve > vs && b[ve - 1] <= b' ' {
+        while ve > vs && lex::is_ws(b[ve - 1]) {
+            ve -= 1;
+        }
     }
     Some(HeaderField {
-        name: HeaderName::from_bytes(&b[pos..name_end]),
+        name,
         name_span: Span::new(pos, name_end),
         value: Span::new(vs, ve),
         line: Span::new(pos, next),
