@@ -93,12 +93,7 @@ impl HeaderName {
             }
             return Other;
         }
-        for &(cand, h) in BY_LEN[name.len()] {
-            if cand == f {
-                return h;
-            }
-        }
-        Other
+        f.lookup().unwrap_or(Other)
     }
 
     /// The canonical long form, as Siphon writes it.
@@ -254,13 +249,29 @@ impl Folded {
             lo: (lo | FOLD) & ml,
             hi: (hi | FOLD) & mh,
         };
-        let h = BY_LEN[n].iter().find(|(cand, _)| *cand == f)?.1;
+        let h = f.lookup()?;
         // No byte of the name below 0x21 (bytes past it are forced to 0xff).
         let below = |x: u64| x.wrapping_sub(BELOW_SP) & !x & HI;
         if below(lo | !ml) != 0 || below(hi | !mh) != 0 {
             return None;
         }
         Some((h, pos + n))
+    }
+
+    /// Bucket in `BY_HASH`.
+    #[inline]
+    const fn bucket(self) -> usize {
+        let x = self.lo ^ self.hi.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (x.wrapping_mul(0xe062_48b4_a124_0c23) >> 57) as usize
+    }
+
+    /// The known header with exactly this folded name.
+    #[inline]
+    fn lookup(self) -> Option<HeaderName> {
+        match BY_HASH[self.bucket()] {
+            Some((f, h)) if f.lo == self.lo && f.hi == self.hi => Some(h),
+            _ => None,
+        }
     }
 
     const fn of_str(s: &str) -> Folded {
@@ -305,79 +316,74 @@ static MASK: [(u64, u64); 17] = {
     t
 };
 
-/// Known names of at most 16 bytes, by length.
-static BY_LEN: [&[(Folded, HeaderName)]; 17] = [
-    &[],
-    &[],
-    &[(Folded::of_str("to"), HeaderName::To)],
-    &[(Folded::of_str("via"), HeaderName::Via)],
-    &[
-        (Folded::of_str("cseq"), HeaderName::CSeq),
-        (Folded::of_str("date"), HeaderName::Date),
-        (Folded::of_str("from"), HeaderName::From),
-        (Folded::of_str("path"), HeaderName::Path),
-    ],
-    &[
-        (Folded::of_str("allow"), HeaderName::Allow),
-        (Folded::of_str("event"), HeaderName::Event),
-        (Folded::of_str("route"), HeaderName::Route),
-    ],
-    &[
-        (Folded::of_str("accept"), HeaderName::Accept),
-        (Folded::of_str("server"), HeaderName::Server),
-    ],
-    &[
-        (Folded::of_str("call-id"), HeaderName::CallId),
-        (Folded::of_str("contact"), HeaderName::Contact),
-        (Folded::of_str("expires"), HeaderName::Expires),
-        (Folded::of_str("require"), HeaderName::Require),
-        (Folded::of_str("subject"), HeaderName::Subject),
-        (Folded::of_str("warning"), HeaderName::Warning),
-    ],
-    &[
-        (Folded::of_str("identity"), HeaderName::Identity),
-        (Folded::of_str("refer-to"), HeaderName::ReferTo),
-    ],
-    &[
-        (Folded::of_str("supported"), HeaderName::Supported),
-        (Folded::of_str("timestamp"), HeaderName::Timestamp),
-    ],
-    &[(Folded::of_str("user-agent"), HeaderName::UserAgent)],
-    &[
-        (Folded::of_str("min-expires"), HeaderName::MinExpires),
-        (Folded::of_str("referred-by"), HeaderName::ReferredBy),
-        (Folded::of_str("retry-after"), HeaderName::RetryAfter),
-        (Folded::of_str("unsupported"), HeaderName::Unsupported),
-    ],
-    &[
-        (Folded::of_str("allow-events"), HeaderName::AllowEvents),
-        (Folded::of_str("content-type"), HeaderName::ContentType),
-        (Folded::of_str("max-forwards"), HeaderName::MaxForwards),
-        (Folded::of_str("record-route"), HeaderName::RecordRoute),
-    ],
-    &[
-        (Folded::of_str("authorization"), HeaderName::Authorization),
-        (Folded::of_str("proxy-require"), HeaderName::ProxyRequire),
-    ],
-    &[
-        (Folded::of_str("accept-contact"), HeaderName::AcceptContact),
-        (Folded::of_str("content-length"), HeaderName::ContentLength),
-    ],
-    &[(
+/// Known names of at most 16 bytes.
+const KNOWN: [(Folded, HeaderName); 37] = [
+    (Folded::of_str("accept"), HeaderName::Accept),
+    (Folded::of_str("accept-contact"), HeaderName::AcceptContact),
+    (Folded::of_str("allow"), HeaderName::Allow),
+    (Folded::of_str("allow-events"), HeaderName::AllowEvents),
+    (Folded::of_str("authorization"), HeaderName::Authorization),
+    (Folded::of_str("call-id"), HeaderName::CallId),
+    (Folded::of_str("contact"), HeaderName::Contact),
+    (
+        Folded::of_str("content-encoding"),
+        HeaderName::ContentEncoding,
+    ),
+    (Folded::of_str("content-length"), HeaderName::ContentLength),
+    (Folded::of_str("content-type"), HeaderName::ContentType),
+    (Folded::of_str("cseq"), HeaderName::CSeq),
+    (Folded::of_str("date"), HeaderName::Date),
+    (Folded::of_str("event"), HeaderName::Event),
+    (Folded::of_str("expires"), HeaderName::Expires),
+    (Folded::of_str("from"), HeaderName::From),
+    (Folded::of_str("identity"), HeaderName::Identity),
+    (Folded::of_str("max-forwards"), HeaderName::MaxForwards),
+    (Folded::of_str("min-expires"), HeaderName::MinExpires),
+    (Folded::of_str("path"), HeaderName::Path),
+    (Folded::of_str("proxy-require"), HeaderName::ProxyRequire),
+    (Folded::of_str("record-route"), HeaderName::RecordRoute),
+    (Folded::of_str("refer-to"), HeaderName::ReferTo),
+    (Folded::of_str("referred-by"), HeaderName::ReferredBy),
+    (Folded::of_str("require"), HeaderName::Require),
+    (Folded::of_str("retry-after"), HeaderName::RetryAfter),
+    (Folded::of_str("route"), HeaderName::Route),
+    (Folded::of_str("server"), HeaderName::Server),
+    (
         Folded::of_str("session-expires"),
         HeaderName::SessionExpires,
-    )],
-    &[
-        (
-            Folded::of_str("content-encoding"),
-            HeaderName::ContentEncoding,
-        ),
-        (
-            Folded::of_str("www-authenticate"),
-            HeaderName::WwwAuthenticate,
-        ),
-    ],
+    ),
+    (Folded::of_str("subject"), HeaderName::Subject),
+    (Folded::of_str("supported"), HeaderName::Supported),
+    (Folded::of_str("timestamp"), HeaderName::Timestamp),
+    (Folded::of_str("to"), HeaderName::To),
+    (Folded::of_str("unsupported"), HeaderName::Unsupported),
+    (Folded::of_str("user-agent"), HeaderName::UserAgent),
+    (Folded::of_str("via"), HeaderName::Via),
+    (Folded::of_str("warning"), HeaderName::Warning),
+    (
+        Folded::of_str("www-authenticate"),
+        HeaderName::WwwAuthenticate,
+    ),
 ];
+
+/// `KNOWN` by a multiplicative hash of the folded words: one probe per
+/// lookup. The multiplier was searched offline to be collision-free for
+/// these names; building the table panics at compile time on a collision,
+/// so a new name that collides cannot slip in unnoticed.
+static BY_HASH: [Option<(Folded, HeaderName)>; 128] = {
+    let mut t: [Option<(Folded, HeaderName)>; 128] = [None; 128];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let h = KNOWN[i].0.bucket();
+        assert!(
+            t[h].is_none(),
+            "header name hash collision: pick another multiplier"
+        );
+        t[h] = Some(KNOWN[i]);
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {

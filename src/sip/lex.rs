@@ -85,6 +85,16 @@ pub(crate) fn token_end(s: &[u8], i: usize) -> usize {
         .unwrap_or(rest.len())
 }
 
+/// The end of a run of [`is_param_char`] characters starting at `i`.
+#[inline]
+pub(crate) fn param_end(s: &[u8], i: usize) -> usize {
+    let rest = s.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|&b| !is_param_char(b))
+        .unwrap_or(rest.len())
+}
+
 /// True if `s` is a non-empty token.
 pub(crate) fn is_token_str(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_token(b))
@@ -222,6 +232,23 @@ impl<'a> Params<'a> {
         Ok(p)
     }
 
+    /// [`Params::parse`] that also returns the first parameter named
+    /// `name` (ASCII case-insensitive), found in the same pass.
+    pub(crate) fn parse_find(
+        raw: &'a [u8],
+        name: &str,
+    ) -> Result<(Params<'a>, Option<Option<&'a [u8]>>), ()> {
+        let p = Params { raw };
+        let mut found = None;
+        for r in p.iter_checked() {
+            let param = r?;
+            if found.is_none() && param.name.eq_ignore_ascii_case(name.as_bytes()) {
+                found = Some(param.value);
+            }
+        }
+        Ok((p, found))
+    }
+
     /// A `Params` with nothing in it.
     pub const fn empty() -> Params<'static> {
         Params { raw: b"" }
@@ -285,10 +312,7 @@ impl<'a> Iterator for ParamIter<'a> {
             return Some(Err(()));
         }
         i = skip_ws(s, i + 1);
-        let mut name_end = i;
-        while name_end < s.len() && is_param_char(s[name_end]) {
-            name_end += 1;
-        }
+        let name_end = param_end(s, i);
         if name_end == i {
             self.i = s.len();
             return Some(Err(()));
@@ -300,13 +324,7 @@ impl<'a> Iterator for ParamIter<'a> {
             i = skip_ws(s, i + 1);
             let v_end = match s.get(i) {
                 Some(b'"') => quoted_end(s, i),
-                _ => {
-                    let mut e = i;
-                    while e < s.len() && is_param_char(s[e]) {
-                        e += 1;
-                    }
-                    (e > i).then_some(e)
-                }
+                _ => Some(param_end(s, i)).filter(|&e| e > i),
             };
             let Some(v_end) = v_end else {
                 self.i = s.len();

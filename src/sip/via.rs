@@ -74,6 +74,9 @@ pub struct Via<'a> {
     pub host: &'a [u8],
     pub port: Option<u16>,
     pub params: Params<'a>,
+    /// The branch parameter, found while the parameters were validated
+    /// (transaction matching reads it for every message).
+    pub branch: Option<&'a [u8]>,
     /// Where this value sits in the message buffer.
     pub span: Span,
 }
@@ -84,16 +87,21 @@ impl<'a> Via<'a> {
         let bad = Error::BadHeader(HeaderName::Via);
         // sent-protocol = "SIP" SLASH "2.0" SLASH transport, SLASH = SWS "/" SWS
         let mut i = lex::skip_ws(s, 0);
-        let name_end = lex::token_end(s, i);
-        if !s[i..name_end].eq_ignore_ascii_case(b"SIP") {
-            return Err(bad);
+        if s[i..].starts_with(b"SIP/2.0/") {
+            // The usual spelling, without SWS around the slashes.
+            i += 8;
+        } else {
+            let name_end = lex::token_end(s, i);
+            if !s[i..name_end].eq_ignore_ascii_case(b"SIP") {
+                return Err(bad);
+            }
+            i = slash(s, name_end).ok_or(bad)?;
+            let ver_end = lex::token_end(s, i);
+            if &s[i..ver_end] != b"2.0" {
+                return Err(bad);
+            }
+            i = slash(s, ver_end).ok_or(bad)?;
         }
-        i = slash(s, name_end).ok_or(bad)?;
-        let ver_end = lex::token_end(s, i);
-        if &s[i..ver_end] != b"2.0" {
-            return Err(bad);
-        }
-        i = slash(s, ver_end).ok_or(bad)?;
         let t_end = lex::token_end(s, i);
         if t_end == i {
             return Err(bad);
@@ -105,20 +113,21 @@ impl<'a> Via<'a> {
             return Err(bad);
         }
         let (host, port, rest) = host_port(s, h).ok_or(bad)?;
-        let params = Params::parse(&s[rest..]).map_err(|()| bad)?;
+        let (params, branch) = Params::parse_find(&s[rest..], "branch").map_err(|()| bad)?;
         Ok(Via {
             transport: Transport::from_bytes(transport_bytes),
             transport_bytes,
             host,
             port,
             params,
+            branch: branch.flatten(),
             span: Span::default(),
         })
     }
 
     /// The branch parameter.
     pub fn branch(&self) -> Option<&'a [u8]> {
-        self.params.get("branch").flatten()
+        self.branch
     }
 
     /// True if the branch starts with the magic cookie and has something
@@ -172,10 +181,11 @@ pub(crate) fn host_port(s: &[u8], i: usize) -> Option<(&[u8], Option<u16>, usize
         }
         close + 1
     } else {
-        let mut e = i;
-        while e < s.len() && (s[e].is_ascii_alphanumeric() || matches!(s[e], b'-' | b'.' | b'_')) {
-            e += 1;
-        }
+        let host_char = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        let e = i + s[i..]
+            .iter()
+            .position(|b| !host_char(b))
+            .unwrap_or(s.len() - i);
         if e == i {
             return None;
         }
@@ -187,11 +197,11 @@ pub(crate) fn host_port(s: &[u8], i: usize) -> Option<(&[u8], Option<u16>, usize
         return Some((host, None, host_end));
     }
     let p = lex::skip_ws(s, c + 1);
-    let p_end = p + s[p..].iter().take_while(|b| b.is_ascii_digit()).count();
-    let port = std::str::from_utf8(&s[p..p_end])
-        .ok()?
-        .parse::<u16>()
-        .ok()?;
+    let p_end = p + s[p..]
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len() - p);
+    let port = lex::parse_u32(&s[p..p_end]).and_then(|n| u16::try_from(n).ok())?;
     Some((host, Some(port), p_end))
 }
 
