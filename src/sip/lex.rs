@@ -205,6 +205,10 @@ impl Iterator for CommaSplit<'_> {
     }
 }
 
+/// A parameter looked up by [`Params::parse_find`]: `Some(None)` when it
+/// is present without a value.
+pub(crate) type Found<'a> = Option<Option<&'a [u8]>>;
+
 /// `*( SEMI generic-param )` as received: validated once, iterated on demand.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Params<'a> {
@@ -234,10 +238,7 @@ impl<'a> Params<'a> {
 
     /// [`Params::parse`] that also returns the first parameter named
     /// `name` (ASCII case-insensitive), found in the same pass.
-    pub(crate) fn parse_find(
-        raw: &'a [u8],
-        name: &str,
-    ) -> Result<(Params<'a>, Option<Option<&'a [u8]>>), ()> {
+    pub(crate) fn parse_find(raw: &'a [u8], name: &str) -> Result<(Params<'a>, Found<'a>), ()> {
         let p = Params { raw };
         let mut found = None;
         for r in p.iter_checked() {
