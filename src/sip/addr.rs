@@ -7,7 +7,7 @@
 
 use super::error::Error;
 use super::header::HeaderName;
-use super::lex::{self, CommaSplit, Params};
+use super::lex::{self, Params};
 use super::message::{Message, Span};
 use super::uri::{Uri, UriError};
 
@@ -148,51 +148,6 @@ pub enum Contact<'a> {
     Addr(NameAddr<'a>),
 }
 
-/// The values of every field with one name, split at top-level commas.
-pub struct AddrList<'a> {
-    msg: &'a Message,
-    name: HeaderName,
-    field: usize,
-    split: Option<(Span, CommaSplit<'a>)>,
-}
-
-impl<'a> Iterator for AddrList<'a> {
-    type Item = Result<NameAddr<'a>, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let bad = Error::BadHeader(self.name);
-        loop {
-            if let Some((value, split)) = &mut self.split {
-                if let Some(el) = split.next() {
-                    let base = value.start as usize;
-                    let Ok(r) = el else {
-                        self.split = None;
-                        self.field = usize::MAX;
-                        return Some(Err(bad));
-                    };
-                    let span = Span::new(base + r.start, base + r.end);
-                    return Some(
-                        NameAddr::parse(self.msg.slice(span), self.name).map(|mut a| {
-                            a.span = span;
-                            a
-                        }),
-                    );
-                }
-                self.split = None;
-            }
-            let fields = self.msg.fields();
-            let f = self.field
-                + fields
-                    .get(self.field..)?
-                    .iter()
-                    .position(|f| f.name == self.name)?;
-            self.field = f + 1;
-            let value = fields[f].value;
-            self.split = Some((value, CommaSplit::new(self.msg.slice(value))));
-        }
-    }
-}
-
 impl Message {
     /// From (RFC 3261 §20.20). A single value: commas belong to it.
     pub fn from(&self) -> Result<NameAddr<'_>, Error> {
@@ -216,28 +171,31 @@ impl Message {
     }
 
     /// Every Route value, topmost first.
-    pub fn routes(&self) -> AddrList<'_> {
+    pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, Error>> + '_ {
         self.addr_list(HeaderName::Route)
     }
 
     /// Every Record-Route value, topmost first.
-    pub fn record_routes(&self) -> AddrList<'_> {
+    pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, Error>> + '_ {
         self.addr_list(HeaderName::RecordRoute)
     }
 
     /// Every Path value (RFC 3327).
-    pub fn paths(&self) -> AddrList<'_> {
+    pub fn paths(&self) -> impl Iterator<Item = Result<NameAddr<'_>, Error>> + '_ {
         self.addr_list(HeaderName::Path)
     }
 
     /// Every value of a name-addr list header.
-    pub fn addr_list(&self, name: HeaderName) -> AddrList<'_> {
-        AddrList {
-            msg: self,
-            name,
-            field: 0,
-            split: None,
-        }
+    pub fn addr_list(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<NameAddr<'_>, Error>> + '_ {
+        self.list_values(name).map(move |r| {
+            let span = r?;
+            let mut a = NameAddr::parse(self.slice(span), name)?;
+            a.span = span;
+            Ok(a)
+        })
     }
 
     /// Every Contact value; `*` only when it is the sole value.

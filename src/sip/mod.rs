@@ -10,6 +10,7 @@ pub mod error;
 pub mod framing;
 pub mod header;
 pub mod lex;
+pub mod list;
 pub mod message;
 pub mod method;
 pub mod response;

@@ -3,7 +3,7 @@
 
 use super::error::Error;
 use super::header::HeaderName;
-use super::lex::{self, CommaSplit};
+use super::lex;
 use super::message::Message;
 
 impl Message {
@@ -36,12 +36,10 @@ impl Message {
     /// The option tags or method names of every field with this name
     /// (Supported, Require, Proxy-Require, Unsupported, Allow).
     pub fn tokens(&self, name: HeaderName) -> impl Iterator<Item = Result<&[u8], Error>> + '_ {
-        self.header_values(name).flat_map(move |v| {
-            CommaSplit::new(v).filter_map(move |r| match r {
-                Ok(r) if r.is_empty() => None, // `Supported:` may be empty
-                Ok(r) if lex::is_token_str(&v[r.clone()]) => Some(Ok(&v[r])),
-                _ => Some(Err(Error::BadHeader(name))),
-            })
+        self.list_values(name).filter_map(move |r| match r {
+            Ok(span) if span.is_empty() => None, // `Supported:` may be empty
+            Ok(span) if lex::is_token_str(self.slice(span)) => Some(Ok(self.slice(span))),
+            _ => Some(Err(Error::BadHeader(name))),
         })
     }
 

@@ -4,7 +4,7 @@
 
 use super::error::Error;
 use super::header::HeaderName;
-use super::lex::{self, CommaSplit, Params};
+use super::lex::{self, Params};
 use super::message::{Message, Span};
 
 /// The RFC 3261 branch prefix (§8.1.1.7).
@@ -205,60 +205,18 @@ pub(crate) fn host_port(s: &[u8], i: usize) -> Option<(&[u8], Option<u16>, usize
     Some((host, Some(port), p_end))
 }
 
-/// Every Via value of a message, top first, across comma lists and
-/// repeated fields.
-pub struct Vias<'a> {
-    msg: &'a Message,
-    field: usize,
-    split: Option<(Span, CommaSplit<'a>)>,
-}
-
-impl<'a> Iterator for Vias<'a> {
-    type Item = Result<Via<'a>, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((value, split)) = &mut self.split {
-                if let Some(el) = split.next() {
-                    let base = value.start as usize;
-                    let r = match el {
-                        Ok(r) if !r.is_empty() => r,
-                        _ => {
-                            self.split = None;
-                            self.field = usize::MAX;
-                            return Some(Err(Error::BadHeader(HeaderName::Via)));
-                        }
-                    };
-                    let span = Span::new(base + r.start, base + r.end);
-                    let v = Via::parse(self.msg.slice(span)).map(|mut v| {
-                        v.span = span;
-                        v
-                    });
-                    return Some(v);
-                }
-                self.split = None;
-            }
-            let fields = self.msg.fields();
-            let f = fields
-                .get(self.field..)?
-                .iter()
-                .position(|f| f.name == HeaderName::Via)?;
-            let f = self.field + f;
-            self.field = f + 1;
-            let value = fields[f].value;
-            self.split = Some((value, CommaSplit::new(self.msg.slice(value))));
-        }
-    }
-}
-
 impl Message {
-    /// Every Via value, top first.
-    pub fn vias(&self) -> Vias<'_> {
-        Vias {
-            msg: self,
-            field: 0,
-            split: None,
-        }
+    /// Every Via value, top first, across comma lists and repeated fields.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, Error>> + '_ {
+        self.list_values(HeaderName::Via).map(move |r| {
+            let span = r?;
+            if span.is_empty() {
+                return Err(Error::BadHeader(HeaderName::Via));
+            }
+            let mut v = Via::parse(self.slice(span))?;
+            v.span = span;
+            Ok(v)
+        })
     }
 
     /// The topmost Via value.
