@@ -1,21 +1,32 @@
 //! The `siphon` command.
 //!
-//! Today it has one working subcommand, `siphon parse FILE...`, which runs
-//! the proxy's parser over saved messages and prints the verdict a proxy
-//! would act on. The proxy runtime (`siphon --config FILE`) is not built yet;
-//! see the README's status table.
+//! Working today: `siphon check` (validate a config) and `siphon parse
+//! FILE...` (run the proxy's parser over saved messages and print the
+//! verdict a proxy would act on). The proxy runtime (`siphon --config FILE`)
+//! is not built yet; see the README's feature table.
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use bytes::Bytes;
+use siphon::config::Config;
 use siphon::sip::{Framing, Limits, Message};
+
+/// The bundled config, relative to the working directory.
+const DEFAULT_CONFIG: &str = "config/siphon.toml";
 
 const USAGE: &str = "\
 siphon - a SIP edge proxy for carriers
 
 USAGE:
+    siphon check [--config FILE]      validate a config (default: config/siphon.toml)
     siphon parse [--stream] FILE...   parse saved SIP messages and print the verdict
     siphon --help | --version
+
+check:
+    Reads FILE, validates every key, and prints `FILE: OK (...)` or the
+    first error as `FILE:LINE: KEY: what is wrong`. Exit status 0 or 1.
 
 parse:
     Each FILE holds one message as it would arrive in a UDP datagram (or,
@@ -31,6 +42,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("parse") => parse(&args[1..]),
+        Some("check") => check(&args[1..]),
         Some("--version" | "-V") => {
             println!("siphon {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -42,6 +54,34 @@ fn main() -> ExitCode {
         _ => {
             eprint!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn check(args: &[String]) -> ExitCode {
+    let path = match args {
+        [] => PathBuf::from(DEFAULT_CONFIG),
+        [flag, file] if flag == "--config" || flag == "-c" => PathBuf::from(file),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match Config::load(&path) {
+        Ok(c) => {
+            println!(
+                "{}: OK ({} listeners, {} routes, {} destinations, {} shards)",
+                path.display(),
+                c.listen.len(),
+                c.routes.len(),
+                c.destinations.len(),
+                c.server.shards
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -63,3 +63,38 @@ fn usage_and_bad_invocations() {
     assert_eq!(siphon(&["parse"]).0, 2);
     assert_eq!(siphon(&["parse", "/nonexistent/file"]).0, 1);
 }
+
+#[test]
+fn check_validates_configs() {
+    let (code, out) = siphon(&[
+        "check",
+        "--config",
+        &format!("{}/config/siphon.toml", env!("CARGO_MANIFEST_DIR")),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("siphon.toml: OK (2 listeners, 0 routes, 0 destinations"),
+        "{out}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("siphon-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_siphon"))
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{}:4: unknown field `colour`", bad.display())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

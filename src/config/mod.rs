@@ -1,0 +1,467 @@
+//! Configuration: the TOML contract operators write, parsed once into types.
+//!
+//! `Config::load(path)` reads and validates a file; every error names the
+//! file, the line and the key (`config/x.toml:12: route[0].destination:
+//! unknown destination "nope"`). Unknown keys are errors. A reload builds a
+//! new immutable `Config`; nothing is changed in place.
+
+mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use crate::sip::lex;
+use crate::sip::uri::{Host, Scheme, Uri};
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: Server,
+    pub listen: Vec<Listener>,
+    pub proxy: Proxy,
+    pub routes: Vec<Route>,
+    /// Destination sets; routes refer to them by index.
+    pub destinations: Vec<Destination>,
+    pub metrics: Option<Metrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Shards (executors pinned to cores). Default: one per available core.
+    pub shards: usize,
+    /// Sent in User-Agent / Server of locally generated messages.
+    pub user_agent: String,
+}
+
+/// Transports a listener or target can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    /// Host (and port) to put in Via and Record-Route instead of `addr`,
+    /// e.g. a public name or address in front of NAT.
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Stateless,
+    Stateful,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub mode: Mode,
+    pub record_route: bool,
+    /// Max-Forwards inserted when a request has none (RFC 3261 §16.6 step 3).
+    pub max_forwards: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub matcher: Match,
+    /// Index into `Config::destinations`.
+    pub destination: usize,
+}
+
+/// Conditions that must all hold; an empty match matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Match {
+    /// Request-URI host, compared case-insensitively (stored lowercase).
+    pub domain: Option<String>,
+    /// Request-URI user starts with this.
+    pub user_prefix: Option<String>,
+    /// Request method, exactly (methods are case-sensitive).
+    pub method: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub name: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URI as written, e.g. `sip:10.0.0.5:5060;transport=tcp`.
+    pub uri: String,
+    /// Host, lowercase (an IPv6 address without brackets).
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    pub weight: u32,
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub listen: SocketAddr,
+}
+
+/// A configuration error: where, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the file as a whole.
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        match (self.line, self.key.is_empty()) {
+            (0, true) => write!(f, "{file}: {}", self.message),
+            (0, false) => write!(f, "{file}: {}: {}", self.key, self.message),
+            (l, true) => write!(f, "{file}:{l}: {}", self.message),
+            (l, false) => write!(f, "{file}:{l}: {}: {}", self.key, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validate config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cx = Cx { text, file: path };
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| cx.line_of(s.start));
+            // The toml message repeats the location; keep its first line.
+            let message = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .to_string();
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                key: String::new(),
+                message,
+            }
+        })?;
+        cx.build(raw)
+    }
+}
+
+/// Validation context: the text (for line numbers) and the file name.
+struct Cx<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Cx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text.as_bytes()[..offset.min(self.text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err<T>(
+        &self,
+        at: Option<std::ops::Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError {
+            file: self.file.to_path_buf(),
+            line: at.map_or(0, |r| self.line_of(r.start)),
+            key: key.into(),
+            message: message.into(),
+        })
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        v: &Spanned<i64>,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<T, ConfigError> {
+        let n = *v.get_ref();
+        if !range.contains(&n) {
+            return self.err(
+                Some(v.span()),
+                key,
+                format!("{n} is out of range {}..={}", range.start(), range.end()),
+            );
+        }
+        match T::try_from(n) {
+            Ok(t) => Ok(t),
+            Err(_) => self.err(Some(v.span()), key, format!("{n} is out of range")),
+        }
+    }
+
+    fn build(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let server = Server {
+            shards: match &raw.server.shards {
+                Some(v) => self.int(v, "server.shards", 1..=256)?,
+                None => cores,
+            },
+            user_agent: raw
+                .server
+                .user_agent
+                .unwrap_or_else(|| format!("Siphon/{}", env!("CARGO_PKG_VERSION"))),
+        };
+        if server.user_agent.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return self.err(
+                None,
+                "server.user_agent",
+                "must not contain control characters",
+            );
+        }
+
+        let mut listen = Vec::with_capacity(raw.listen.len());
+        for (i, l) in raw.listen.iter().enumerate() {
+            let key = |k: &str| format!("listen[{i}].{k}");
+            let transport = self.transport(&l.transport, &key("transport"))?;
+            let addr: SocketAddr = match l.addr.get_ref().parse() {
+                Ok(a) => a,
+                Err(_) => {
+                    return self.err(Some(l.addr.span()), key("addr"), format!("{:?} is not an IP address and port, like \"127.0.0.1:5060\" or \"[::1]:5060\"", l.addr.get_ref()))
+                }
+            };
+            if addr.port() == 0 {
+                return self.err(
+                    Some(l.addr.span()),
+                    key("addr"),
+                    "port 0 is not allowed: name the port peers send to",
+                );
+            }
+            let advertise = match &l.advertise {
+                Some(a) => {
+                    let probe = format!("sip:{}", a.get_ref());
+                    match Uri::parse(probe.as_bytes()) {
+                        Ok(u) if u.user.is_none() && u.params.is_empty() && u.headers.is_none() => {
+                            Some(a.get_ref().clone())
+                        }
+                        _ => {
+                            return self.err(
+                                Some(a.span()),
+                                key("advertise"),
+                                format!("{:?} is not a host or host:port", a.get_ref()),
+                            )
+                        }
+                    }
+                }
+                None => None,
+            };
+            if listen
+                .iter()
+                .any(|o: &Listener| o.addr == addr && o.transport == transport)
+            {
+                return self.err(
+                    Some(l.addr.span()),
+                    key("addr"),
+                    format!("{} {addr} is listed twice", transport.as_str()),
+                );
+            }
+            listen.push(Listener {
+                transport,
+                addr,
+                advertise,
+            });
+        }
+        if listen.is_empty() {
+            return self.err(None, "listen", "at least one [[listen]] is needed");
+        }
+
+        let proxy =
+            Proxy {
+                mode: match &raw.proxy.mode {
+                    None => Mode::Stateless,
+                    Some(m) => match m.get_ref().as_str() {
+                        "stateless" => Mode::Stateless,
+                        // Refused until the transaction layer exists: a switch
+                        // that silently does nothing is worse than an error.
+                        "stateful" => return self.err(
+                            Some(m.span()),
+                            "proxy.mode",
+                            "\"stateful\" is not available yet: the transaction layer is not built",
+                        ),
+                        other => {
+                            return self.err(
+                                Some(m.span()),
+                                "proxy.mode",
+                                format!("{other:?}: expected \"stateless\" or \"stateful\""),
+                            )
+                        }
+                    },
+                },
+                record_route: raw.proxy.record_route.unwrap_or(false),
+                max_forwards: match &raw.proxy.max_forwards {
+                    Some(v) => self.int(v, "proxy.max_forwards", 1..=255)?,
+                    None => 70,
+                },
+            };
+
+        let mut destinations = Vec::with_capacity(raw.destination.len());
+        for (name, d) in &raw.destination {
+            let mut targets = Vec::with_capacity(d.targets.get_ref().len());
+            for (i, t) in d.targets.get_ref().iter().enumerate() {
+                targets.push(self.target(t, &format!("destination.{name}.targets[{i}]"))?);
+            }
+            if targets.is_empty() {
+                return self.err(
+                    Some(d.targets.span()),
+                    format!("destination.{name}.targets"),
+                    "a destination needs at least one target",
+                );
+            }
+            destinations.push(Destination {
+                name: name.clone(),
+                targets,
+            });
+        }
+
+        let mut routes = Vec::with_capacity(raw.route.len());
+        for (i, r) in raw.route.iter().enumerate() {
+            let key = |k: &str| format!("route[{i}].{k}");
+            let Some(destination) = destinations
+                .iter()
+                .position(|d| d.name == *r.destination.get_ref())
+            else {
+                return self.err(
+                    Some(r.destination.span()),
+                    key("destination"),
+                    format!("unknown destination {:?}", r.destination.get_ref()),
+                );
+            };
+            let method = match &r.matcher.method {
+                Some(m) if lex::is_token_str(m.get_ref().as_bytes()) => Some(m.get_ref().clone()),
+                Some(m) => {
+                    return self.err(
+                        Some(m.span()),
+                        key("match.method"),
+                        format!("{:?} is not a method name", m.get_ref()),
+                    )
+                }
+                None => None,
+            };
+            routes.push(Route {
+                name: r.name.clone(),
+                matcher: Match {
+                    domain: r.matcher.domain.as_ref().map(|d| d.to_ascii_lowercase()),
+                    user_prefix: r.matcher.user_prefix.clone(),
+                    method,
+                },
+                destination,
+            });
+        }
+
+        let metrics = match &raw.metrics {
+            Some(m) => match m.listen.get_ref().parse() {
+                Ok(listen) => Some(Metrics { listen }),
+                Err(_) => {
+                    return self.err(
+                        Some(m.listen.span()),
+                        "metrics.listen",
+                        format!("{:?} is not an IP address and port", m.listen.get_ref()),
+                    )
+                }
+            },
+            None => None,
+        };
+
+        Ok(Config {
+            server,
+            listen,
+            proxy,
+            routes,
+            destinations,
+            metrics,
+        })
+    }
+
+    fn transport(&self, t: &Spanned<String>, key: &str) -> Result<Transport, ConfigError> {
+        match t.get_ref().to_ascii_lowercase().as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            other => self.err(
+                Some(t.span()),
+                key,
+                format!("{other:?}: expected \"udp\" or \"tcp\""),
+            ),
+        }
+    }
+
+    fn target(&self, t: &raw::RawTarget, key: &str) -> Result<Target, ConfigError> {
+        let text = t.uri.get_ref();
+        let bad = |why: &str| {
+            self.err(
+                Some(t.uri.span()),
+                format!("{key}.uri"),
+                format!("{text:?}: {why}"),
+            )
+        };
+        let Ok(uri) = Uri::parse(text.as_bytes()) else {
+            return bad("not a sip: URI");
+        };
+        if uri.scheme != Scheme::Sip {
+            return bad("only sip: targets are supported");
+        }
+        let host = match uri.host {
+            Host::Name(n) => String::from_utf8_lossy(n).to_ascii_lowercase(),
+            Host::V4(a) => a.to_string(),
+            Host::V6(_, a) => a.to_string(),
+            Host::None => return bad("no host"),
+        };
+        let transport = match uri.transport() {
+            None => Transport::Udp,
+            Some(t) if t.eq_ignore_ascii_case(b"udp") => Transport::Udp,
+            Some(t) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
+            Some(_) => return bad("transport must be udp or tcp"),
+        };
+        Ok(Target {
+            uri: text.clone(),
+            host,
+            port: uri.port.unwrap_or(5060),
+            transport,
+            weight: match &t.weight {
+                Some(w) => self.int(w, &format!("{key}.weight"), 0..=1_000_000)?,
+                None => 1,
+            },
+            priority: match &t.priority {
+                Some(p) => self.int(p, &format!("{key}.priority"), 0..=1_000_000)?,
+                None => 0,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("test.toml"))
+}
+
+const FULL: &str = r#"
+[server]
+shards = 2
+user_agent = "Siphon-test"
+
+[[listen]]
+transport = "udp"
+addr = "127.0.0.1:5060"
+
+[[listen]]
+transport = "TCP"
+addr = "[::1]:5060"
+advertise = "sip.example.com:5060"
+
+[proxy]
+mode = "stateless"
+record_route = true
+max_forwards = 30
+
+[[route]]
+name = "us"
+match = { domain = "Example.COM", user_prefix = "+1", method = "INVITE" }
+destination = "carrier_a"
+
+[[route]]
+name = "default"
+destination = "carrier_b"
+
+[destination.carrier_a]
+targets = [
+    { uri = "sip:127.0.0.1:5080", weight = 70, priority = 1 },
+    { uri = "sip:[::1]:5090;transport=tcp" },
+]
+
+[destination.carrier_b]
+targets = [{ uri = "sip:GW.example.net" }]
+
+[metrics]
+listen = "127.0.0.1:9090"
+"#;
+
+#[test]
+fn a_full_config() {
+    let c = parse(FULL).unwrap();
+    assert_eq!(
+        c.server,
+        Server {
+            shards: 2,
+            user_agent: "Siphon-test".into()
+        }
+    );
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(c.listen[1].transport, Transport::Tcp);
+    assert_eq!(c.listen[1].addr, "[::1]:5060".parse().unwrap());
+    assert_eq!(
+        c.listen[1].advertise.as_deref(),
+        Some("sip.example.com:5060")
+    );
+    assert_eq!(
+        c.proxy,
+        Proxy {
+            mode: Mode::Stateless,
+            record_route: true,
+            max_forwards: 30
+        }
+    );
+    assert_eq!(c.routes[0].matcher.domain.as_deref(), Some("example.com"));
+    assert_eq!(c.routes[0].matcher.method.as_deref(), Some("INVITE"));
+    let a = &c.destinations[c.routes[0].destination];
+    assert_eq!(a.name, "carrier_a");
+    assert_eq!(
+        (
+            a.targets[0].host.as_str(),
+            a.targets[0].port,
+            a.targets[0].weight,
+            a.targets[0].priority
+        ),
+        ("127.0.0.1", 5080, 70, 1)
+    );
+    assert_eq!(
+        (
+            a.targets[1].host.as_str(),
+            a.targets[1].transport,
+            a.targets[1].weight
+        ),
+        ("::1", Transport::Tcp, 1)
+    );
+    let b = &c.destinations[c.routes[1].destination];
+    assert_eq!(
+        (b.targets[0].host.as_str(), b.targets[0].port),
+        ("gw.example.net", 5060)
+    );
+    assert_eq!(
+        c.metrics,
+        Some(Metrics {
+            listen: "127.0.0.1:9090".parse().unwrap()
+        })
+    );
+}
+
+#[test]
+fn defaults() {
+    let c = parse("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n").unwrap();
+    assert!(c.server.shards >= 1);
+    assert!(c.server.user_agent.starts_with("Siphon/"));
+    assert_eq!(
+        c.proxy,
+        Proxy {
+            mode: Mode::Stateless,
+            record_route: false,
+            max_forwards: 70
+        }
+    );
+    assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());
+}
+
+/// Each bad config is rejected with an error naming the line and the key.
+#[test]
+fn errors_name_file_line_and_key() {
+    let cases: &[(&str, &str)] = &[
+        ("[server]\nshards = 2\ncolour = \"blue\"\n", "test.toml:3: unknown field `colour`"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:99999\"\n", "test.toml:3: listen[0].addr: \"127.0.0.1:99999\" is not an IP address and port"),
+        ("[[listen]]\ntransport = \"sctp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: listen[0].transport: \"sctp\": expected \"udp\" or \"tcp\""),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:0\"\n", "test.toml:3: listen[0].addr: port 0 is not allowed"),
+        ("[server]\nshards = 0\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: server.shards: 0 is out of range 1..=256"),
+        ("[proxy]\nmax_forwards = 300\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.max_forwards: 300 is out of range 1..=255"),
+        ("[proxy]\nmode = \"fast\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.mode: \"fast\": expected"),
+        ("[proxy]\nmode = \"stateful\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.mode: \"stateful\" is not available yet"),
+        ("", "test.toml: listen: at least one [[listen]] is needed"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[route]]\nname = \"x\"\ndestination = \"nope\"\n", "test.toml:6: route[0].destination: unknown destination \"nope\""),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"mailto:x@y\" }]\n", "test.toml:5: destination.a.targets[0].uri: \"mailto:x@y\": not a sip: URI"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = []\n", "test.toml:5: destination.a.targets: a destination needs at least one target"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:6: listen[1].addr: udp 127.0.0.1:5060 is listed twice"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\nadvertise = \"a b\"\n", "test.toml:4: listen[0].advertise: \"a b\" is not a host or host:port"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[route]]\nname = \"x\"\nmatch = { method = \"IN VITE\" }\ndestination = \"a\"\n[destination.a]\ntargets = [{ uri = \"sip:h\" }]\n", "test.toml:6: route[0].match.method: \"IN VITE\" is not a method name"),
+        ("[[listen]\n", "test.toml:1: "),
+    ];
+    for (text, want) in cases {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.starts_with(want), "got {e:?}\nwant {want:?}...");
+    }
+}
+
+#[test]
+fn unreadable_file() {
+    let e = Config::load(Path::new("/nonexistent/siphon.toml")).unwrap_err();
+    assert_eq!(e.line, 0);
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/siphon.toml: cannot read"),
+        "{e}"
+    );
+}
