@@ -73,6 +73,9 @@ pub struct Proxy {
     pub record_route: bool,
     /// Max-Forwards inserted when a request has none (RFC 3261 §16.6 step 3).
     pub max_forwards: u8,
+    /// A request larger than this bound for a UDP next hop goes over TCP
+    /// when a TCP listener exists (RFC 3261 §18.1.1); 0 turns that off.
+    pub udp_max_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,6 +329,10 @@ impl Cx<'_> {
                 max_forwards: match &raw.proxy.max_forwards {
                     Some(v) => self.int(v, "proxy.max_forwards", 1..=255)?,
                     None => 70,
+                },
+                udp_max_size: match &raw.proxy.udp_max_size {
+                    Some(v) => self.int(v, "proxy.udp_max_size", 0..=65_535)?,
+                    None => 1300,
                 },
             };
 

@@ -44,6 +44,7 @@ pub(super) struct RawProxy {
     pub mode: Option<Spanned<String>>,
     pub record_route: Option<bool>,
     pub max_forwards: Option<Spanned<i64>>,
+    pub udp_max_size: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

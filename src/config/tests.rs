@@ -22,6 +22,7 @@ advertise = "sip.example.com:5060"
 mode = "stateless"
 record_route = true
 max_forwards = 30
+udp_max_size = 0
 
 [[route]]
 name = "us"
@@ -67,7 +68,8 @@ fn a_full_config() {
         Proxy {
             mode: Mode::Stateless,
             record_route: true,
-            max_forwards: 30
+            max_forwards: 30,
+            udp_max_size: 0
         }
     );
     assert_eq!(c.routes[0].matcher.domain.as_deref(), Some("example.com"));
@@ -114,7 +116,8 @@ fn defaults() {
         Proxy {
             mode: Mode::Stateless,
             record_route: false,
-            max_forwards: 70
+            max_forwards: 70,
+            udp_max_size: 1300
         }
     );
     assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());

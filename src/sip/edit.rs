@@ -110,6 +110,48 @@ impl Edits {
         }
     }
 
+    /// Stamp the top Via with where the request really came from (RFC 3261
+    /// §18.2.1, RFC 3581 §4): `received=IP` when `source` differs from the
+    /// sent-by host (or always, with `rport`), and `rport=PORT` when the
+    /// sender asked for it. The top Via value is rewritten; other Via
+    /// values and fields stay byte-exact. Returns false if there is no
+    /// parsable top Via.
+    pub fn stamp_top_via(&mut self, msg: &Message, source: std::net::SocketAddr) -> bool {
+        let Ok(via) = msg.top_via() else { return false };
+        let ip = source.ip();
+        let rport = via.rport().is_some();
+        let same_host = std::str::from_utf8(via.host)
+            .ok()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+            == Some(ip);
+        if same_host && !rport {
+            return true;
+        }
+        let s = self.arena.len();
+        let raw = msg.slice(via.span);
+        // Everything before the parameters, as received.
+        let params_at = raw.len() - via.params.as_bytes().len();
+        self.arena.extend_from_slice(&raw[..params_at]);
+        for p in via.params.iter() {
+            if p.name.eq_ignore_ascii_case(b"received") {
+                continue;
+            }
+            self.arena.push(b';');
+            self.arena.extend_from_slice(p.name);
+            if p.name.eq_ignore_ascii_case(b"rport") {
+                let _ = write!(self.arena, "={}", source.port());
+            } else if let Some(v) = p.value {
+                self.arena.push(b'=');
+                self.arena.extend_from_slice(v);
+            }
+        }
+        // RFC 3581 §4: with rport, received is added even if it matches.
+        let _ = write!(self.arena, ";received={ip}");
+        self.push(via.span.start as usize, via.span.end as usize, s);
+        true
+    }
+
     /// Write the edited message into `out` (cleared first).
     ///
     /// Edits are applied in position order. An edit anchored inside text
@@ -146,22 +188,96 @@ impl Edits {
     }
 
     fn remove_first_value(&mut self, msg: &Message, name: HeaderName) -> Result<(), Error> {
-        let f = first_field(msg, name).ok_or(Error::MissingHeader(name))?;
-        let value = msg.slice(f.value);
-        let mut parts = CommaSplit::new(value);
-        let first = parts
-            .next()
-            .and_then(Result::ok)
-            .ok_or(Error::BadHeader(name))?;
-        match parts.next() {
-            // The only value: the whole field goes.
-            None => self.replace(f.line, b""),
-            // Remove up to where the second value starts.
-            Some(second) => {
-                let second = second.map_err(|()| Error::BadHeader(name))?;
-                let base = f.value.start as usize;
-                self.replace(Span::new(base + first.start, base + second.start), b"");
+        if self.remove_list_value(msg, name, 0)? {
+            Ok(())
+        } else {
+            Err(Error::MissingHeader(name))
+        }
+    }
+
+    /// Remove the `k`-th value (0 = topmost) of the list header `name`,
+    /// across fields as in [`Message::list_values`]. The only value of a
+    /// field takes the whole field with it; otherwise the value and one
+    /// adjacent comma go. `Ok(false)` if there is no such value.
+    pub fn remove_list_value(
+        &mut self,
+        msg: &Message,
+        name: HeaderName,
+        k: usize,
+    ) -> Result<bool, Error> {
+        // Find the field holding value k, and k's neighbours in it.
+        let mut seen = 0;
+        for f in msg.fields().iter().filter(|f| f.name == name) {
+            let base = f.value.start as usize;
+            let mut parts = CommaSplit::new(msg.slice(f.value));
+            let mut prev: Option<std::ops::Range<usize>> = None;
+            while let Some(part) = parts.next() {
+                let part = part.map_err(|()| Error::BadHeader(name))?;
+                if seen < k {
+                    seen += 1;
+                    prev = Some(part);
+                    continue;
+                }
+                let next = parts
+                    .next()
+                    .transpose()
+                    .map_err(|()| Error::BadHeader(name))?;
+                let span = match (prev, next) {
+                    // The only value: the whole field goes.
+                    (None, None) => f.line,
+                    // Up to where the next value starts.
+                    (_, Some(next)) => Span::new(base + part.start, base + next.start),
+                    // The last of several: from the end of the previous one.
+                    (Some(prev), None) => Span::new(base + prev.end, base + part.end),
+                };
+                self.replace(span, b"");
+                return Ok(true);
             }
+        }
+        Ok(false)
+    }
+
+    /// Keep only the values of list header `name` for which `keep(k)` is
+    /// true (k counts values across fields, 0 = topmost, as in
+    /// [`Message::list_values`]). A field that keeps all its values is left
+    /// byte-exact; one that keeps none is removed; one that keeps some is
+    /// rewritten as its kept values joined by `, `. Use this rather than
+    /// several `remove_list_value` calls on the same field, whose deletions
+    /// would overlap.
+    pub fn retain_list_values(
+        &mut self,
+        msg: &Message,
+        name: HeaderName,
+        mut keep: impl FnMut(usize) -> bool,
+    ) -> Result<(), Error> {
+        let mut k = 0;
+        for f in msg.fields().iter().filter(|f| f.name == name) {
+            let value = msg.slice(f.value);
+            let (mut total, mut kept) = (0, 0);
+            for part in CommaSplit::new(value) {
+                part.map_err(|()| Error::BadHeader(name))?;
+                kept += usize::from(keep(k + total));
+                total += 1;
+            }
+            match kept {
+                _ if kept == total => {}
+                0 => self.replace(f.line, b""),
+                _ => {
+                    let s = self.arena.len();
+                    let mut first = true;
+                    for (i, part) in CommaSplit::new(value).flatten().enumerate() {
+                        if keep(k + i) {
+                            if !first {
+                                self.arena.extend_from_slice(b", ");
+                            }
+                            first = false;
+                            self.arena.extend_from_slice(&value[part]);
+                        }
+                    }
+                    self.push(f.value.start as usize, f.value.end as usize, s);
+                }
+            }
+            k += total;
         }
         Ok(())
     }

@@ -135,3 +135,98 @@ fn small_numbers() {
         assert_eq!(itoa_u8(n).as_bytes(), n.to_string().as_bytes());
     }
 }
+
+#[test]
+fn stamp_received_and_rport() {
+    let base = REQ.replace(
+        "SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds",
+        "SIP/2.0/UDP 192.0.2.10:5070;rport;branch=z9hG4bK776asdhds;received=1.1.1.1",
+    );
+    let m = parse(base.as_bytes());
+    let mut e = Edits::new();
+    assert!(e.stamp_top_via(&m, "192.0.2.10:40000".parse().unwrap()));
+    let mut out = Vec::new();
+    e.apply(&m, &mut out);
+    let f = parse(&out);
+    let v = f.top_via().unwrap();
+    assert_eq!(v.rport(), Some(Some(40000)));
+    assert_eq!(v.received(), Some(&b"192.0.2.10"[..]));
+    assert_eq!(v.branch(), Some(&b"z9hG4bK776asdhds"[..]));
+    assert_eq!(f.vias().count(), 3, "the other Via values survive");
+
+    // Without rport, received only when the host differs.
+    let m = parse(REQ.as_bytes());
+    let mut e = Edits::new();
+    assert!(e.stamp_top_via(&m, "198.51.100.7:5060".parse().unwrap()));
+    e.apply(&m, &mut out);
+    let f = parse(&out);
+    assert_eq!(f.top_via().unwrap().received(), Some(&b"198.51.100.7"[..]));
+    assert_eq!(f.top_via().unwrap().rport(), None);
+
+    let same = REQ.replace("pc33.atlanta.example.com;branch", "[2001:db8::1];branch");
+    let m = parse(same.as_bytes());
+    let mut e = Edits::new();
+    assert!(e.stamp_top_via(&m, "[2001:db8::1]:5060".parse().unwrap()));
+    assert!(e.is_empty(), "nothing to stamp");
+}
+
+#[test]
+fn remove_any_list_value() {
+    let s = REQ.replace("Route: <sip:p1.example.com;lr>,\r\n <sip:p2.example.com;lr>\r\n", "Route: <sip:p1.example.com;lr>,\r\n <sip:p2.example.com;lr>\r\nRoute: <sip:p3.example.com;lr>\r\n");
+    let m = parse(s.as_bytes());
+    let routes = |out: &[u8]| -> Vec<Vec<u8>> {
+        parse(out)
+            .routes()
+            .map(|r| r.unwrap().uri.to_vec())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (k, want) in [(0, ["p2", "p3"]), (1, ["p1", "p3"]), (2, ["p1", "p2"])] {
+        let mut e = Edits::new();
+        assert_eq!(e.remove_list_value(&m, HeaderName::Route, k), Ok(true));
+        e.apply(&m, &mut out);
+        let want: Vec<Vec<u8>> = want
+            .iter()
+            .map(|h| format!("sip:{h}.example.com;lr").into_bytes())
+            .collect();
+        assert_eq!(routes(&out), want, "k={k}");
+    }
+    assert_eq!(
+        Edits::new().remove_list_value(&m, HeaderName::Route, 3),
+        Ok(false)
+    );
+}
+
+#[test]
+fn retain_list_values_across_fields() {
+    let s = REQ.replace("Route: <sip:p1.example.com;lr>,\r\n <sip:p2.example.com;lr>\r\n", "Route: <sip:p1.example.com;lr>,\r\n <sip:p2.example.com;lr>\r\nRoute: <sip:p3.example.com;lr>, <sip:p4.example.com;lr>\r\n");
+    let m = parse(s.as_bytes());
+    let routes = |out: &[u8]| -> Vec<String> {
+        parse(out)
+            .routes()
+            .map(|r| {
+                String::from_utf8(r.unwrap().uri.to_vec())
+                    .unwrap()
+                    .replace(".example.com;lr", "")
+                    .replace("sip:", "")
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (drop, want) in [
+        (&[0, 1][..], &["p3", "p4"][..]),
+        (&[0, 3], &["p2", "p3"]),
+        (&[1, 2], &["p1", "p4"]),
+        (&[0, 1, 2, 3], &[]),
+        (&[], &["p1", "p2", "p3", "p4"]),
+    ] {
+        let mut e = Edits::new();
+        e.retain_list_values(&m, HeaderName::Route, |k| !drop.contains(&k))
+            .unwrap();
+        e.apply(&m, &mut out);
+        assert_eq!(routes(&out), want, "drop {drop:?}");
+        if drop.is_empty() {
+            assert_eq!(out, s.as_bytes(), "nothing dropped: byte-exact");
+        }
+    }
+}

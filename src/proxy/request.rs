@@ -1,0 +1,376 @@
+//! Requests through the stateless proxy: the §16.3 checks, Route
+//! processing (§16.4, loose and strict routers), target selection (Route,
+//! then the configured routes, then the Request-URI), loop detection, and
+//! the forwarding edits (§16.6: Max-Forwards, Record-Route, Via).
+
+use std::fmt::Display;
+use std::net::{IpAddr, SocketAddr};
+
+use super::branch::{is_loop, stateless_branch, Fnv};
+use super::{Core, Drop, Flow, Outcome, Transmit};
+use crate::config::Transport;
+use crate::sip::uri::{Host, Uri};
+use crate::sip::{response, HeaderName, Message, Method, ParseError};
+
+/// Where the request goes next.
+struct NextHop {
+    host: String,
+    port: u16,
+    transport: Transport,
+}
+
+/// Methods Siphon answers in Allow (OPTIONS to the proxy itself).
+const ALLOW: &[u8] = b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, SUBSCRIBE, NOTIFY, PUBLISH, INFO, REFER, MESSAGE, UPDATE";
+
+impl Core {
+    pub(super) fn request(&mut self, msg: &Message, flow: Flow) -> Outcome {
+        let method = msg.method().unwrap_or(Method::Other);
+        // §16.3 step 1: reasonable syntax.
+        if let Err(e) = msg.validate() {
+            return self.reply(msg, flow, e.status(), &e, &[]);
+        }
+        // §16.3 step 2: a URI scheme we understand.
+        let ruri = match msg.request_uri() {
+            Ok(u) => u,
+            Err(e) => return self.reply(msg, flow, e.status(), &e, &[]),
+        };
+
+        // §16.4: drop the Route values that name us (one, or two after a
+        // double Record-Route); undo a strict router's rewrite.
+        let mut routes: Vec<Uri<'_>> = Vec::new();
+        for r in msg.routes() {
+            match r.map(|a| a.uri()) {
+                Ok(Ok(u)) => routes.push(u),
+                _ => return self.reply(msg, flow, 400, &"Bad Route", &[]),
+            }
+        }
+        let ruri_is_ours = self.uri_is_me(&ruri);
+        let strict_fix = ruri_is_ours && ruri.user.is_none() && ruri.lr() && !routes.is_empty();
+        let own_routes = routes.iter().take_while(|u| self.uri_is_me(u)).count();
+        let mut remaining = &routes[own_routes..];
+        // §16.4: a strict router put our Record-Route URI in the Request-URI
+        // and the real target at the end of Route.
+        let fixed_ruri = if strict_fix {
+            let (last, rest) = remaining
+                .split_last()
+                .map_or((None, remaining), |(l, r)| (Some(*l), r));
+            remaining = rest;
+            last
+        } else {
+            None
+        };
+        let target = fixed_ruri.unwrap_or(ruri);
+        let to_me = fixed_ruri.is_none() && ruri_is_ours && remaining.is_empty();
+
+        // OPTIONS to the proxy itself is answered here (§11, §16.3 step 3).
+        if method == Method::Options && to_me && ruri.user.is_none() {
+            let allow: &[(&str, &[u8])] = &[
+                ("Allow", ALLOW),
+                ("Accept", b"application/sdp"),
+                ("Supported", b""),
+                ("Server", self.cfg.server.user_agent.as_bytes()),
+            ];
+            return self.reply(msg, flow, 200, &"OK", allow);
+        }
+        // §16.3 step 3: Max-Forwards.
+        let max_forwards = msg.max_forwards().ok().flatten();
+        if max_forwards == Some(0) {
+            return self.reply(msg, flow, 483, &"Too Many Hops", &[]);
+        }
+        // §16.3 step 5: we support no extensions a proxy must understand.
+        if !matches!(method, Method::Ack | Method::Cancel) {
+            let tags: Vec<&[u8]> = msg.proxy_require().filter_map(Result::ok).collect();
+            if !tags.is_empty() {
+                let unsupported = tags.join(&b", "[..]);
+                return self.reply(
+                    msg,
+                    flow,
+                    420,
+                    &"Bad Extension",
+                    &[("Unsupported", &unsupported)],
+                );
+            }
+        }
+
+        // §16.5/16.6: the next hop. A Route first; then the configured routes;
+        // then the Request-URI, unless that is us.
+        let strict_next = remaining.first().is_some_and(|u| !u.lr());
+        let hop = if let Some(r) = remaining.first() {
+            uri_hop(r)
+        } else if let Some(hop) = self.configured_hop(msg, &target) {
+            hop
+        } else if to_me {
+            return self.reply(msg, flow, 404, &"Not Found", &[]);
+        } else {
+            uri_hop(&target)
+        };
+        let Some(dest_ip) = self.resolve(&hop.host, flow.remote.ip().is_ipv4()) else {
+            return self.reply(msg, flow, 503, &"Unresolvable Destination", &[]);
+        };
+        let dest = SocketAddr::new(dest_ip, hop.port);
+        if bad_destination(dest.ip()) {
+            return self.reply(msg, flow, 403, &"Forbidden Destination", &[]);
+        }
+        // RFC 3261 §18.1.1: too big for UDP goes over TCP when we can.
+        let mut transport = hop.transport;
+        let limit = self.cfg.proxy.udp_max_size;
+        if transport == Transport::Udp
+            && limit > 0
+            && msg.as_bytes().len() + 200 > limit
+            && self.me.listener(Transport::Tcp, dest).is_some()
+        {
+            transport = Transport::Tcp;
+        }
+        let Some(out_me) = self.me.listener(transport, dest).cloned() else {
+            return Outcome::Dropped(Drop::NoListener);
+        };
+
+        // §16.3 step 4: a Via of ours with the branch we would add means
+        // the request has been here in exactly this state.
+        let mut branch = std::mem::take(&mut self.scratch);
+        let loop_len = stateless_branch(msg, &mut branch);
+        let looped = msg.vias().flatten().any(|v| {
+            v.branch().is_some_and(|b| is_loop(b, &branch, loop_len))
+                && self.me.is_me(v.host, v.port)
+        });
+        if looped {
+            self.scratch = branch;
+            return self.reply(msg, flow, 482, &"Loop Detected", &[]);
+        }
+
+        // The edits (§16.6). Received/rport first: it rewrites the top Via
+        // value, above which ours goes.
+        let mut e = std::mem::take(&mut self.edits);
+        e.clear();
+        e.stamp_top_via(msg, flow.remote);
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch}",
+            via_transport(transport),
+            out_me.sent_by()
+        );
+        e.insert_via(msg, via.as_bytes());
+        self.scratch = branch;
+        e.set_max_forwards(
+            msg,
+            max_forwards.map_or(self.cfg.proxy.max_forwards, |n| n - 1),
+        );
+        // Route values to remove: ours (§16.4), the last one when undoing a
+        // strict router (§16.4), the first remaining one when the next hop
+        // is a strict router (§16.6 step 6); all in one pass.
+        let last = routes.len().wrapping_sub(1);
+        let _ = e.retain_list_values(msg, HeaderName::Route, |k| {
+            !(k < own_routes
+                || (fixed_ruri.is_some() && k == last)
+                || (strict_next && k == own_routes))
+        });
+        if let Some(fixed) = fixed_ruri {
+            let mut text = Vec::new();
+            fixed.write_to(&mut text);
+            e.set_request_uri(msg, &text);
+        }
+        if strict_next {
+            // The next hop gets the Request-URI; the old one goes to the
+            // end of Route.
+            let mut text = Vec::new();
+            remaining[0].write_to(&mut text);
+            e.set_request_uri(msg, &text);
+            let mut old = b"<".to_vec();
+            target.write_to(&mut old);
+            old.push(b'>');
+            e.add_header(msg, "Route", &old);
+        }
+        if self.cfg.proxy.record_route && !matches!(method, Method::Ack | Method::Cancel) {
+            // Double Record-Route when the request leaves by another
+            // listener (RFC 5658): the outbound side on top.
+            let in_me = self.me.by_local(flow.transport, flow.local).cloned();
+            e.insert_record_route(
+                msg,
+                rr_value(&out_me.host, out_me.port, transport).as_bytes(),
+            );
+            if let Some(in_me) = in_me.filter(|m| m.addr != out_me.addr || m.transport != transport)
+            {
+                e.insert_record_route(
+                    msg,
+                    rr_value(&in_me.host, in_me.port, in_me.transport).as_bytes(),
+                );
+            }
+        }
+        let mut data = Vec::with_capacity(msg.as_bytes().len() + 256);
+        e.apply(msg, &mut data);
+        self.edits = e;
+        Outcome::Forwarded(Transmit {
+            transport,
+            local: out_me.addr,
+            dest,
+            data,
+        })
+    }
+
+    /// A request whose bytes did not parse: answer with the parser's reason
+    /// when there is a Via to answer to; never answer an ACK.
+    pub(super) fn reject_unparsable(&self, e: &ParseError, flow: Flow) -> Outcome {
+        let Some(req) = e.message() else {
+            return Outcome::Dropped(Drop::Garbage);
+        };
+        if req.method() == Some(Method::Ack) {
+            return Outcome::Dropped(Drop::Ack);
+        }
+        let mut data = Vec::with_capacity(512);
+        let tag = to_tag(req);
+        let server: &[(&str, &[u8])] = &[("Server", self.cfg.server.user_agent.as_bytes())];
+        if !response::build_error(e, tag.as_bytes(), server, &mut data) {
+            return Outcome::Dropped(Drop::Garbage);
+        }
+        reply_to(req, flow, data, e.error().status())
+    }
+
+    /// Answer `req` with `code reason` (RFC 3261 §8.2.6). ACKs get nothing.
+    pub(super) fn reply(
+        &self,
+        req: &Message,
+        flow: Flow,
+        code: u16,
+        reason: &dyn Display,
+        extra: &[(&str, &[u8])],
+    ) -> Outcome {
+        if req.method() == Some(Method::Ack) {
+            return Outcome::Dropped(Drop::Ack);
+        }
+        let mut data = Vec::with_capacity(512);
+        let tag = to_tag(req);
+        let mut headers: Vec<(&str, &[u8])> = extra.to_vec();
+        if !extra.iter().any(|(n, _)| *n == "Server") {
+            headers.push(("Server", self.cfg.server.user_agent.as_bytes()));
+        }
+        response::build(req, code, reason, tag.as_bytes(), &headers, &mut data);
+        reply_to(req, flow, data, code)
+    }
+
+    fn uri_is_me(&self, u: &Uri<'_>) -> bool {
+        match u.host {
+            Host::Name(h) => self.me.is_me(h, u.port),
+            Host::V4(a) => self.me.is_me(a.to_string().as_bytes(), u.port),
+            Host::V6(_, a) => self.me.is_me(a.to_string().as_bytes(), u.port),
+            Host::None => false,
+        }
+    }
+
+    /// The first configured route that matches, and its next target
+    /// (round-robin over the destination's targets).
+    fn configured_hop(&mut self, msg: &Message, ruri: &Uri<'_>) -> Option<NextHop> {
+        let host = match ruri.host {
+            Host::Name(h) => String::from_utf8_lossy(h).to_ascii_lowercase(),
+            Host::V4(a) => a.to_string(),
+            Host::V6(_, a) => a.to_string(),
+            Host::None => String::new(),
+        };
+        let user = ruri.user_decoded();
+        let route = self.cfg.routes.iter().find(|r| {
+            let m = &r.matcher;
+            m.domain.as_ref().is_none_or(|d| *d == host)
+                && m.user_prefix
+                    .as_ref()
+                    .is_none_or(|p| user.as_deref().is_some_and(|u| u.starts_with(p.as_bytes())))
+                && m.method
+                    .as_ref()
+                    .is_none_or(|want| msg.method_bytes() == want.as_bytes())
+        })?;
+        let d = route.destination;
+        let targets = &self.cfg.destinations[d].targets;
+        let i = self.next_target[d] % targets.len();
+        self.next_target[d] = (i + 1) % targets.len();
+        let t = &targets[i];
+        Some(NextHop {
+            host: t.host.clone(),
+            port: t.port,
+            transport: t.transport,
+        })
+    }
+
+    fn resolve(&self, host: &str, prefer_v4: bool) -> Option<IpAddr> {
+        host.parse()
+            .ok()
+            .or_else(|| self.hosts.lookup(host, prefer_v4))
+    }
+}
+
+/// Next hop from a SIP URI: maddr over host, port, transport parameter.
+fn uri_hop(u: &Uri<'_>) -> NextHop {
+    let host = match (u.maddr(), u.host) {
+        (Some(m), _) => String::from_utf8_lossy(m).into_owned(),
+        (None, Host::Name(h)) => String::from_utf8_lossy(h).into_owned(),
+        (None, Host::V4(a)) => a.to_string(),
+        (None, Host::V6(_, a)) => a.to_string(),
+        (None, Host::None) => String::new(),
+    };
+    let transport = match u.transport() {
+        Some(t) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    NextHop {
+        host,
+        port: u.port.unwrap_or(5060),
+        transport,
+    }
+}
+
+fn via_transport(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+    }
+}
+
+fn rr_value(host: &str, port: u16, t: Transport) -> String {
+    match t {
+        Transport::Udp => format!("<sip:{host}:{port};lr>"),
+        Transport::Tcp => format!("<sip:{host}:{port};transport=tcp;lr>"),
+    }
+}
+
+/// Broadcast, multicast and unspecified addresses are never a next hop.
+pub(super) fn bad_destination(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_broadcast() || a.is_multicast() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
+    }
+}
+
+/// A To tag that is the same for every retransmission of a request, as a
+/// stateless UAS must generate it (RFC 3261 §8.2.7).
+fn to_tag(req: &Message) -> String {
+    let mut h = Fnv::default();
+    h.write(req.call_id());
+    h.write(req.from().ok().and_then(|f| f.tag()).unwrap_or_default());
+    h.write(
+        req.top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .unwrap_or_default(),
+    );
+    format!("sl{:012x}", h.finish() >> 16)
+}
+
+/// Where a locally generated response goes (RFC 3261 §18.2.2, RFC 3581
+/// §4): over TCP back to the peer; over UDP to the source address, at the
+/// rport (the source port) if asked for, else at the sent-by port.
+fn reply_to(req: &Message, flow: Flow, data: Vec<u8>, code: u16) -> Outcome {
+    let dest = match flow.transport {
+        Transport::Tcp => flow.remote,
+        Transport::Udp => match req.top_via() {
+            Ok(v) if v.rport().is_none() => {
+                SocketAddr::new(flow.remote.ip(), v.port.unwrap_or(5060))
+            }
+            _ => flow.remote,
+        },
+    };
+    Outcome::Replied(
+        Transmit {
+            transport: flow.transport,
+            local: flow.local,
+            dest,
+            data,
+        },
+        code,
+    )
+}

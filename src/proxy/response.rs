@@ -1,0 +1,69 @@
+//! Responses through the stateless proxy (RFC 3261 §16.11): the top Via
+//! must be ours; it is removed and the response goes where the next Via
+//! says (§18.2.2, RFC 3581: received, rport, maddr).
+
+use std::net::SocketAddr;
+
+use super::request::bad_destination;
+use super::{Core, Drop, Outcome, Transmit};
+use crate::config::Transport;
+use crate::sip::{Message, Transport as ViaTransport};
+
+impl Core {
+    pub(super) fn response(&mut self, msg: &Message) -> Outcome {
+        let mut vias = msg.vias();
+        let Some(Ok(top)) = vias.next() else {
+            return Outcome::Dropped(Drop::BadResponse);
+        };
+        if !self.me.is_me(top.host, top.port) {
+            return Outcome::Dropped(Drop::NotOurVia);
+        }
+        let next = match vias.next() {
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return Outcome::Dropped(Drop::BadResponse),
+            None => return Outcome::Dropped(Drop::NoNextVia),
+        };
+        let transport = match next.transport {
+            ViaTransport::Udp => Transport::Udp,
+            ViaTransport::Tcp => Transport::Tcp,
+            _ => return Outcome::Dropped(Drop::NoListener),
+        };
+        // §18.2.2: maddr (unreliable transports), else received, else the
+        // sent-by host; the port from rport, else sent-by, else 5060.
+        let host = match (transport, next.maddr()) {
+            (Transport::Udp, Some(m)) => m,
+            _ => next.received().unwrap_or(next.host),
+        };
+        let host = String::from_utf8_lossy(host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Some(ip) = host.parse().ok().or_else(|| self.hosts.lookup(host, true)) else {
+            return Outcome::Dropped(Drop::Unresolvable);
+        };
+        let port = match next.rport() {
+            Some(Some(p)) => p,
+            _ => next.port.unwrap_or(5060),
+        };
+        let dest = SocketAddr::new(ip, port);
+        if bad_destination(ip) {
+            return Outcome::Dropped(Drop::BadDestination);
+        }
+        let Some(local) = self.me.listener(transport, dest).map(|m| m.addr) else {
+            return Outcome::Dropped(Drop::NoListener);
+        };
+        let mut e = std::mem::take(&mut self.edits);
+        e.clear();
+        let removed = e.remove_top_via(msg).is_ok();
+        let mut data = Vec::with_capacity(msg.as_bytes().len());
+        e.apply(msg, &mut data);
+        self.edits = e;
+        if !removed {
+            return Outcome::Dropped(Drop::BadResponse);
+        }
+        Outcome::Forwarded(Transmit {
+            transport,
+            local,
+            dest,
+            data,
+        })
+    }
+}
