@@ -7,4 +7,6 @@
 
 pub mod config;
 pub mod proxy;
+pub mod rt;
 pub mod sip;
+pub mod testkit;

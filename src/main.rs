@@ -8,9 +8,14 @@
 use std::process::ExitCode;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use siphon::config::Config;
+use siphon::proxy::Hosts;
+use siphon::rt::Runtime;
 use siphon::sip::{Framing, Limits, Message};
 
 /// The bundled config, relative to the working directory.
@@ -20,9 +25,16 @@ const USAGE: &str = "\
 siphon - a SIP edge proxy for carriers
 
 USAGE:
+    siphon [--config FILE]            run the proxy (default: config/siphon.toml)
     siphon check [--config FILE]      validate a config (default: config/siphon.toml)
     siphon parse [--stream] FILE...   parse saved SIP messages and print the verdict
     siphon --help | --version
+
+run:
+    Starts one shard per core (server.shards) serving the UDP listeners of
+    FILE as a stateless proxy. SIGTERM or SIGINT stops it (exit 0). Exit 1
+    on a config error, 2 on a usage error, 3 if it cannot start (port in
+    use, RLIMIT_MEMLOCK too low, a listener transport not served yet).
 
 check:
     Reads FILE, validates every key, and prints `FILE: OK (...)` or the
@@ -35,7 +47,7 @@ parse:
     proxy would send to a bad request) or `FILE: drop <reason>` (a bad
     response or garbage). Exit status 0 if every file parsed, 1 otherwise.
 
-The proxy itself (`siphon --config FILE`) is not built yet: see README.md.
+Not built yet: TCP listeners, the stateful mode (see README.md).
 ";
 
 fn main() -> ExitCode {
@@ -51,11 +63,63 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        None => run(&PathBuf::from(DEFAULT_CONFIG)),
+        Some("--config" | "-c") if args.len() == 2 => run(&PathBuf::from(&args[1])),
         _ => {
             eprint!("{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("siphon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("siphon: cannot handle signal {sig}: {e}");
+            return ExitCode::from(3);
+        }
+    }
+    let mut rt = match Runtime::start(cfg.clone(), Arc::new(Hosts::system())) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("siphon: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let listening: Vec<String> = rt
+        .listening
+        .iter()
+        .map(|(t, a)| format!("{} {a}", t.as_str()))
+        .collect();
+    eprintln!(
+        "siphon: {} shards serving {} ({})",
+        cfg.server.shards,
+        listening.join(", "),
+        path.display()
+    );
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("siphon: stopping");
+    rt.shutdown();
+    let s = rt.snapshot();
+    eprintln!(
+        "siphon: stopped: {} datagrams in, {} out, {} forwarded, {} answered, {} dropped",
+        s.datagrams_in,
+        s.datagrams_out,
+        s.forwarded,
+        s.replied,
+        s.drops.iter().map(|(_, n)| n).sum::<u64>()
+    );
+    ExitCode::SUCCESS
 }
 
 fn check(args: &[String]) -> ExitCode {

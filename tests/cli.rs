@@ -59,7 +59,7 @@ fn usage_and_bad_invocations() {
     let (code, out) = siphon(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("siphon parse"));
-    assert_eq!(siphon(&[]).0, 2);
+    assert_eq!(siphon(&["--bogus"]).0, 2);
     assert_eq!(siphon(&["parse"]).0, 2);
     assert_eq!(siphon(&["parse", "/nonexistent/file"]).0, 1);
 }
@@ -73,7 +73,7 @@ fn check_validates_configs() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("siphon.toml: OK (2 listeners, 0 routes, 0 destinations"),
+        out.contains("siphon.toml: OK (1 listeners, 0 routes, 0 destinations"),
         "{out}"
     );
 
@@ -96,5 +96,73 @@ fn check_validates_configs() {
         err.starts_with(&format!("{}:4: unknown field `colour`", bad.display())),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `siphon --config FILE` serves UDP, answers OPTIONS, and stops with exit
+/// status 0 on SIGTERM (sent by PID with kill(1)).
+#[test]
+fn runs_and_stops_on_sigterm() {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+
+    let port = UdpSocket::bind("127.0.2.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("siphon-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nshards = 1\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.2.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_siphon"))
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let ua = UdpSocket::bind("127.0.2.2:0").unwrap();
+    ua.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let me = ua.local_addr().unwrap();
+    let options = format!("OPTIONS sip:127.0.2.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrun;rport\r\nMax-Forwards: 70\r\nFrom: <sip:t@{me}>;tag=1\r\nTo: <sip:127.0.2.1>\r\nCall-ID: run-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        // Retry until the shards are up (bounded by the deadline).
+        ua.send_to(options.as_bytes(), ("127.0.2.1", port)).unwrap();
+        if let Ok((n, _)) = ua.recv_from(&mut buf) {
+            break String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        assert!(Instant::now() < deadline, "no answer from siphon");
+    };
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+
+    let kill = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "siphon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("1 shards serving udp 127.0.2.1:"), "{err}");
+    assert!(err.contains("siphon: stopped:"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -73,6 +73,9 @@ pub enum Drop {
     BadDestination,
     /// No listener for the transport the next hop needs.
     NoListener,
+    /// Decided, but the runtime could not send it (a transport it does
+    /// not serve yet, or a send error).
+    Unsent,
 }
 
 impl Drop {
@@ -87,6 +90,7 @@ impl Drop {
             Drop::Unresolvable => "unresolvable",
             Drop::BadDestination => "bad_destination",
             Drop::NoListener => "no_listener",
+            Drop::Unsent => "unsent",
         }
     }
 }

@@ -1,0 +1,140 @@
+//! The fuzz targets' bodies, in the library so that `fuzz/` (cargo-fuzz)
+//! and `tests/fuzz_regressions.rs` (replaying every kept crash input) run
+//! exactly the same checks. Each panics if an invariant breaks.
+
+use bytes::Bytes;
+
+use crate::sip::uri::Uri;
+use crate::sip::{
+    frame_stream, response, Contact, Edits, Framing, HeaderName, Limits, Message, Status,
+};
+
+/// Framing + parse of raw bytes, as a datagram and as a stream, then every
+/// typed accessor and the error answer. Nothing may panic or hang; a
+/// response we build for a parsed request must itself parse.
+pub fn parse(data: &[u8]) {
+    let limits = Limits {
+        max_message_size: 8192,
+        max_headers: 64,
+    };
+    let mut out = Vec::new();
+    match Message::parse(Bytes::copy_from_slice(data), Framing::Datagram, &limits) {
+        Ok(m) => {
+            touch(&m);
+            response::build(&m, 200, &"OK", b"tag", &[], &mut out);
+            // Our copy of the request's headers plus Content-Length may
+            // exceed the request's own header count by one.
+            let roomy = Limits {
+                max_headers: limits.max_headers + 1,
+                ..limits
+            };
+            let r = Message::parse(Bytes::from(out.clone()), Framing::Datagram, &roomy);
+            assert!(
+                r.is_ok() || !m.is_request(),
+                "a response we build must parse: {r:?}"
+            );
+        }
+        Err(e) => {
+            if let Some(m) = e.message() {
+                touch(m);
+            }
+            response::build_error(&e, b"tag", &[], &mut out);
+        }
+    }
+    // Stream framing: consume keepalives and frames until stuck, bounded.
+    let mut rest = data;
+    for _ in 0..64 {
+        match frame_stream(rest, &limits) {
+            Ok(Status::Keepalive(n)) | Ok(Status::Complete(n)) => {
+                assert!(n > 0 && n <= rest.len());
+                let (frame, tail) = rest.split_at(n);
+                let _ = Message::parse(Bytes::copy_from_slice(frame), Framing::Stream, &limits);
+                rest = tail;
+            }
+            Ok(Status::Partial) | Err(_) => break,
+        }
+    }
+    let _ = HeaderName::from_bytes(data);
+}
+
+/// A parsed URI serializes to text that parses back to an equal URI, and
+/// equivalence is reflexive.
+pub fn uri(data: &[u8]) {
+    if let Ok(u) = Uri::parse(data) {
+        let mut out = Vec::new();
+        u.write_to(&mut out);
+        let again = Uri::parse(&out).expect("a serialized URI parses");
+        assert_eq!(u, again);
+        assert!(u.equivalent(&again));
+        let _ = u.user_decoded();
+    }
+}
+
+/// The first byte picks edits; the rest is a message. The edited output of
+/// a parsed message parses again (with room for the fields the edits add:
+/// the input may sit exactly at the header limit), keeps its body and
+/// Call-ID — unless the edits removed its only Via.
+pub fn edit(data: &[u8]) {
+    let Some((&ops, msg)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits::default();
+    let Ok(m) = Message::parse(Bytes::copy_from_slice(msg), Framing::Datagram, &limits) else {
+        return;
+    };
+    let mut e = Edits::new();
+    if ops & 1 != 0 {
+        e.insert_via(&m, b"SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKfuzz");
+    }
+    if ops & 2 != 0 {
+        let _ = e.remove_top_via(&m);
+    }
+    if ops & 4 != 0 {
+        e.set_max_forwards(&m, ops);
+    }
+    if ops & 8 != 0 {
+        let _ = e.remove_first_route(&m);
+    }
+    if ops & 16 != 0 {
+        e.insert_record_route(&m, b"<sip:192.0.2.1;lr>");
+    }
+    if ops & 32 != 0 {
+        e.set_request_uri(&m, b"sip:x@192.0.2.9:5070");
+    }
+    if ops & 64 != 0 {
+        e.add_header(&m, "X-Fuzz", b"1");
+    }
+    if ops & 128 != 0 {
+        e.remove_headers(&m, HeaderName::Route);
+    }
+    let mut out = Vec::new();
+    e.apply(&m, &mut out);
+    let removed_last_via = ops & 2 != 0 && ops & 1 == 0 && m.vias().count() <= 1;
+    if !removed_last_via {
+        let roomy = Limits {
+            max_headers: limits.max_headers + 8,
+            ..limits
+        };
+        let f = Message::parse(Bytes::from(out), Framing::Datagram, &roomy)
+            .expect("an edited valid message parses");
+        assert_eq!(f.body(), m.body());
+        assert_eq!(f.call_id(), m.call_id());
+    }
+}
+
+fn touch(m: &Message) {
+    let _ = m.request_uri();
+    for v in m.vias().flatten() {
+        let _ = (v.branch(), v.rport(), v.received(), v.ttl());
+    }
+    let _ = (m.from().map(|a| a.tag()), m.to().map(|a| a.uri()));
+    for c in m.contacts().flatten() {
+        if let Contact::Addr(a) = c {
+            let _ = (a.q(), a.expires(), a.uri());
+        }
+    }
+    let _ = m.routes().count() + m.record_routes().count();
+    let _ = (m.max_forwards(), m.expires(), m.content_type());
+    let _ = m.tokens(HeaderName::Supported).count() + m.proxy_require().count();
+    let _ = m.validate();
+}

@@ -1,0 +1,67 @@
+//! Every input a fuzz target ever failed on, replayed through the same
+//! harness (`siphon::testkit::fuzz`). Inputs live in
+//! `tests/fuzz_regressions/<target>/`, named after what they found.
+//!
+//! - `edit/too-many-headers-after-edits`: a message at exactly the header
+//!   limit; the edits add fields, so the output only parses with room for
+//!   them (the harness was wrong to re-parse with the input's limit).
+
+use std::path::Path;
+
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions")
+        .join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            continue;
+        }
+        let data = std::fs::read(&path).unwrap();
+        run(&data);
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn parse_regressions() {
+    replay("parse", siphon::testkit::fuzz::parse);
+}
+
+#[test]
+fn uri_regressions() {
+    replay("uri", siphon::testkit::fuzz::uri);
+}
+
+#[test]
+fn edit_regressions() {
+    assert!(replay("edit", siphon::testkit::fuzz::edit) >= 1);
+}
+
+/// The kept input really sits at the limit: the unedited message parses
+/// with the default limit and the edited one needs more room.
+#[test]
+fn the_edit_regression_is_at_the_header_limit() {
+    use bytes::Bytes;
+    use siphon::sip::{Edits, Framing, Limits, Message};
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz_regressions/edit/too-many-headers-after-edits"),
+    )
+    .unwrap();
+    let m = Message::parse(
+        Bytes::copy_from_slice(&data[1..]),
+        Framing::Datagram,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(m.fields().len(), Limits::default().max_headers);
+    let mut e = Edits::new();
+    e.add_header(&m, "X-Fuzz", b"1");
+    let mut out = Vec::new();
+    e.apply(&m, &mut out);
+    let err = Message::parse(Bytes::from(out), Framing::Datagram, &Limits::default()).unwrap_err();
+    assert_eq!(err.error(), siphon::sip::Error::TooManyHeaders);
+}
