@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use siphon::config::Config;
+use siphon::metrics::Metrics;
 use siphon::proxy::Hosts;
 use siphon::rt::Runtime;
 use siphon::sip::{Framing, Limits, Message};
@@ -93,6 +94,19 @@ fn run(path: &std::path::Path) -> ExitCode {
             eprintln!("siphon: {e}");
             return ExitCode::from(3);
         }
+    };
+    let _metrics = match &cfg.metrics {
+        Some(m) => match Metrics::start(m.listen, rt.counters()) {
+            Ok(srv) => {
+                eprintln!("siphon: metrics on http://{}/metrics", srv.addr);
+                Some(srv)
+            }
+            Err(e) => {
+                eprintln!("siphon: cannot listen on {} for metrics: {e}", m.listen);
+                return ExitCode::from(3);
+            }
+        },
+        None => None,
     };
     let listening: Vec<String> = rt
         .listening

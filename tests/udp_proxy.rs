@@ -266,3 +266,45 @@ fn a_port_in_use_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn metrics_and_health_over_http() {
+    use std::io::{Read, Write};
+    let p = start(2, "127.0.1.61", "");
+    let m =
+        siphon::metrics::Metrics::start("127.0.0.1:0".parse().unwrap(), p.rt.counters()).unwrap();
+    let uac = ua("127.0.1.62");
+    uac.send(
+        p.addr,
+        &uac.request(
+            "OPTIONS",
+            &format!("sip:{}", p.addr),
+            "m-1",
+            "z9hG4bKm1",
+            1,
+            "",
+        ),
+    )
+    .unwrap();
+    assert_eq!(uac.expect().0.status(), Some(200));
+    settled(&p.rt, |s| s.datagrams_out == 1);
+    let get = |path: &str| -> String {
+        let mut c = std::net::TcpStream::connect(m.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        s
+    };
+    let metrics = get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
+    let replies: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("siphon_replies_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(replies, 1, "{metrics}");
+    assert!(get("/health").ends_with("\r\n\r\nok\n"));
+    assert!(get("/nope").starts_with("HTTP/1.1 404"));
+}

@@ -6,6 +6,7 @@
 //!
 //! Not built yet (see the README): TCP, recvmmsg/sendmmsg batching (the
 //! shards use glommio's recv_from/send_to), the timer wheel, the mesh.
+//! The metrics listener runs on its own thread (`crate::metrics`).
 
 mod limits;
 mod stats;
@@ -164,6 +165,11 @@ impl Runtime {
     /// Counters of all shards, summed.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::merge(self.counters.iter().map(|c| c.as_ref()))
+    }
+
+    /// Each shard's counters, for a reader on another thread (metrics).
+    pub fn counters(&self) -> Vec<Arc<Counters>> {
+        self.counters.clone()
     }
 
     /// Counters per shard.
