@@ -111,19 +111,10 @@ impl Core {
         if bad_destination(dest.ip()) {
             return self.reply(msg, flow, 403, &"Forbidden Destination", &[]);
         }
-        // RFC 3261 §18.1.1: too big for UDP goes over TCP when we can.
         let mut transport = hop.transport;
-        let limit = self.cfg.proxy.udp_max_size;
-        if transport == Transport::Udp
-            && limit > 0
-            && msg.as_bytes().len() + 200 > limit
-            && self.me.listener(Transport::Tcp, dest).is_some()
-        {
-            transport = Transport::Tcp;
-        }
-        let Some(out_me) = self.me.listener(transport, dest).cloned() else {
+        if self.me.listener(transport, dest).is_none() {
             return Outcome::Dropped(Drop::NoListener);
-        };
+        }
 
         // §16.3 step 4: a Via of ours with the branch we would add means
         // the request has been here in exactly this state.
@@ -138,72 +129,91 @@ impl Core {
             return self.reply(msg, flow, 482, &"Loop Detected", &[]);
         }
 
-        // The edits (§16.6). Received/rport first: it rewrites the top Via
-        // value, above which ours goes.
-        let mut e = std::mem::take(&mut self.edits);
-        e.clear();
-        e.stamp_top_via(msg, flow.remote);
-        let via = format!(
-            "SIP/2.0/{} {};branch={branch}",
-            via_transport(transport),
-            out_me.sent_by()
-        );
-        e.insert_via(msg, via.as_bytes());
-        self.scratch = branch;
-        e.set_max_forwards(
-            msg,
-            max_forwards.map_or(self.cfg.proxy.max_forwards, |n| n - 1),
-        );
-        // Route values to remove: ours (§16.4), the last one when undoing a
-        // strict router (§16.4), the first remaining one when the next hop
-        // is a strict router (§16.6 step 6); all in one pass.
-        let last = routes.len().wrapping_sub(1);
-        let _ = e.retain_list_values(msg, HeaderName::Route, |k| {
-            !(k < own_routes
-                || (fixed_ruri.is_some() && k == last)
-                || (strict_next && k == own_routes))
-        });
-        if let Some(fixed) = fixed_ruri {
-            let mut text = Vec::new();
-            fixed.write_to(&mut text);
-            e.set_request_uri(msg, &text);
-        }
-        if strict_next {
-            // The next hop gets the Request-URI; the old one goes to the
-            // end of Route.
-            let mut text = Vec::new();
-            remaining[0].write_to(&mut text);
-            e.set_request_uri(msg, &text);
-            let mut old = b"<".to_vec();
-            target.write_to(&mut old);
-            old.push(b'>');
-            e.add_header(msg, "Route", &old);
-        }
-        if self.cfg.proxy.record_route && !matches!(method, Method::Ack | Method::Cancel) {
-            // Double Record-Route when the request leaves by another
-            // listener (RFC 5658): the outbound side on top.
-            let in_me = self.me.by_local(flow.transport, flow.local).cloned();
-            e.insert_record_route(
-                msg,
-                rr_value(&out_me.host, out_me.port, transport).as_bytes(),
+        // RFC 3261 §18.1.1: a request larger than udp_max_size bound for a
+        // UDP next hop goes over TCP when we can. Built for UDP first; the
+        // rare oversized one is built again for TCP.
+        let limit = self.cfg.proxy.udp_max_size;
+        loop {
+            let Some(out_me) = self.me.listener(transport, dest).cloned() else {
+                self.scratch = branch;
+                return Outcome::Dropped(Drop::NoListener);
+            };
+            // The edits (§16.6). Received/rport first: it rewrites the top Via
+            // value, above which ours goes.
+            let mut e = std::mem::take(&mut self.edits);
+            e.clear();
+            e.stamp_top_via(msg, flow.remote);
+            let via = format!(
+                "SIP/2.0/{} {};branch={branch}",
+                via_transport(transport),
+                out_me.sent_by()
             );
-            if let Some(in_me) = in_me.filter(|m| m.addr != out_me.addr || m.transport != transport)
-            {
+            e.insert_via(msg, via.as_bytes());
+            e.set_max_forwards(
+                msg,
+                max_forwards.map_or(self.cfg.proxy.max_forwards, |n| n - 1),
+            );
+            // Route values to remove: ours (§16.4), the last one when undoing a
+            // strict router (§16.4), the first remaining one when the next hop
+            // is a strict router (§16.6 step 6); all in one pass.
+            let last = routes.len().wrapping_sub(1);
+            let _ = e.retain_list_values(msg, HeaderName::Route, |k| {
+                !(k < own_routes
+                    || (fixed_ruri.is_some() && k == last)
+                    || (strict_next && k == own_routes))
+            });
+            if let Some(fixed) = fixed_ruri {
+                let mut text = Vec::new();
+                fixed.write_to(&mut text);
+                e.set_request_uri(msg, &text);
+            }
+            if strict_next {
+                // The next hop gets the Request-URI; the old one goes to the
+                // end of Route.
+                let mut text = Vec::new();
+                remaining[0].write_to(&mut text);
+                e.set_request_uri(msg, &text);
+                let mut old = b"<".to_vec();
+                target.write_to(&mut old);
+                old.push(b'>');
+                e.add_header(msg, "Route", &old);
+            }
+            if self.cfg.proxy.record_route && !matches!(method, Method::Ack | Method::Cancel) {
+                // Double Record-Route when the request leaves by another
+                // listener (RFC 5658): the outbound side on top.
+                let in_me = self.me.by_local(flow.transport, flow.local).cloned();
                 e.insert_record_route(
                     msg,
-                    rr_value(&in_me.host, in_me.port, in_me.transport).as_bytes(),
+                    rr_value(&out_me.host, out_me.port, transport).as_bytes(),
                 );
+                if let Some(in_me) =
+                    in_me.filter(|m| m.addr != out_me.addr || m.transport != transport)
+                {
+                    e.insert_record_route(
+                        msg,
+                        rr_value(&in_me.host, in_me.port, in_me.transport).as_bytes(),
+                    );
+                }
             }
+            let mut data = Vec::with_capacity(msg.as_bytes().len() + 256);
+            e.apply(msg, &mut data);
+            self.edits = e;
+            let out = Outcome::Forwarded(Transmit {
+                transport,
+                local: out_me.addr,
+                dest,
+                data,
+            });
+            if let Outcome::Forwarded(t) = &out {
+                let tcp = self.me.listener(Transport::Tcp, dest).is_some();
+                if t.transport == Transport::Udp && limit > 0 && t.data.len() > limit && tcp {
+                    transport = Transport::Tcp;
+                    continue;
+                }
+            }
+            self.scratch = branch;
+            return out;
         }
-        let mut data = Vec::with_capacity(msg.as_bytes().len() + 256);
-        e.apply(msg, &mut data);
-        self.edits = e;
-        Outcome::Forwarded(Transmit {
-            transport,
-            local: out_me.addr,
-            dest,
-            data,
-        })
     }
 
     /// A request whose bytes did not parse: answer with the parser's reason
