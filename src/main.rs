@@ -81,28 +81,29 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    init_logs(&cfg.server);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            eprintln!("siphon: cannot handle signal {sig}: {e}");
+            tracing::error!("cannot handle signal {sig}: {e}");
             return ExitCode::from(3);
         }
     }
     let mut rt = match Runtime::start(cfg.clone(), Arc::new(Hosts::system())) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("siphon: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(3);
         }
     };
     let _metrics = match &cfg.metrics {
         Some(m) => match Metrics::start(m.listen, rt.counters()) {
             Ok(srv) => {
-                eprintln!("siphon: metrics on http://{}/metrics", srv.addr);
+                tracing::info!(addr = %srv.addr, "metrics on http://{}/metrics", srv.addr);
                 Some(srv)
             }
             Err(e) => {
-                eprintln!("siphon: cannot listen on {} for metrics: {e}", m.listen);
+                tracing::error!("cannot listen on {} for metrics: {e}", m.listen);
                 return ExitCode::from(3);
             }
         },
@@ -113,20 +114,15 @@ fn run(path: &std::path::Path) -> ExitCode {
         .iter()
         .map(|(t, a)| format!("{} {a}", t.as_str()))
         .collect();
-    eprintln!(
-        "siphon: {} shards serving {} ({})",
-        cfg.server.shards,
-        listening.join(", "),
-        path.display()
-    );
+    tracing::info!(shards = cfg.server.shards, config = %path.display(), "{} shards serving {}", cfg.server.shards, listening.join(", "));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("siphon: stopping");
+    tracing::info!("stopping");
     rt.shutdown();
     let s = rt.snapshot();
-    eprintln!(
-        "siphon: stopped: {} datagrams in, {} out, {} forwarded, {} answered, {} dropped",
+    tracing::info!(
+        "stopped: {} datagrams in, {} out, {} forwarded, {} answered, {} dropped",
         s.datagrams_in,
         s.datagrams_out,
         s.forwarded,
@@ -134,6 +130,27 @@ fn run(path: &std::path::Path) -> ExitCode {
         s.drops.iter().map(|(_, n)| n).sum::<u64>()
     );
     ExitCode::SUCCESS
+}
+
+/// Log lines to stderr, as text or JSON, at the configured level.
+fn init_logs(server: &siphon::config::Server) {
+    use siphon::config::{LogFormat, LogLevel};
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match server.log_level {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Trace => LevelFilter::TRACE,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false);
+    match server.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn check(args: &[String]) -> ExitCode {

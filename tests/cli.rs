@@ -117,7 +117,7 @@ fn runs_and_stops_on_sigterm() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nshards = 1\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.2.1:{port}\"\n"
+            "[server]\nshards = 1\nlog_format = \"json\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.2.1:{port}\"\n"
         ),
     )
     .unwrap();
@@ -162,7 +162,27 @@ fn runs_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(err.contains("1 shards serving udp 127.0.2.1:"), "{err}");
-    assert!(err.contains("siphon: stopped:"), "{err}");
+    // Logs are JSON lines (log_format = "json").
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v["fields"]["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("1 shards serving udp 127.0.2.1:")),
+        "{err}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("stopped: 1 datagrams in, 1 out, 0 forwarded, 1 answered")),
+        "{err}"
+    );
+    assert!(lines.iter().all(|v| v["level"].is_string()), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

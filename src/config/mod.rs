@@ -34,6 +34,25 @@ pub struct Server {
     pub shards: usize,
     /// Sent in User-Agent / Server of locally generated messages.
     pub user_agent: String,
+    pub log_format: LogFormat,
+    pub log_level: LogLevel,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 /// Transports a listener or target can use.
@@ -239,6 +258,37 @@ impl Cx<'_> {
                 .server
                 .user_agent
                 .unwrap_or_else(|| format!("Siphon/{}", env!("CARGO_PKG_VERSION"))),
+            log_format: match &raw.server.log_format {
+                None => LogFormat::Text,
+                Some(f) => match f.get_ref().as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return self.err(
+                            Some(f.span()),
+                            "server.log_format",
+                            format!("{other:?}: expected \"text\" or \"json\""),
+                        )
+                    }
+                },
+            },
+            log_level: match &raw.server.log_level {
+                None => LogLevel::Info,
+                Some(l) => match l.get_ref().as_str() {
+                    "error" => LogLevel::Error,
+                    "warn" => LogLevel::Warn,
+                    "info" => LogLevel::Info,
+                    "debug" => LogLevel::Debug,
+                    "trace" => LogLevel::Trace,
+                    other => {
+                        return self.err(
+                            Some(l.span()),
+                            "server.log_level",
+                            format!("{other:?}: expected error, warn, info, debug or trace"),
+                        )
+                    }
+                },
+            },
         };
         if server.user_agent.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return self.err(

@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
 pub(super) struct RawServer {
     pub shards: Option<Spanned<i64>>,
     pub user_agent: Option<String>,
+    pub log_format: Option<Spanned<String>>,
+    pub log_level: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

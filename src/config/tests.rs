@@ -8,6 +8,8 @@ const FULL: &str = r#"
 [server]
 shards = 2
 user_agent = "Siphon-test"
+log_format = "json"
+log_level = "debug"
 
 [[listen]]
 transport = "udp"
@@ -53,7 +55,9 @@ fn a_full_config() {
         c.server,
         Server {
             shards: 2,
-            user_agent: "Siphon-test".into()
+            user_agent: "Siphon-test".into(),
+            log_format: LogFormat::Json,
+            log_level: LogLevel::Debug
         }
     );
     assert_eq!(c.listen.len(), 2);
@@ -112,6 +116,10 @@ fn defaults() {
     assert!(c.server.shards >= 1);
     assert!(c.server.user_agent.starts_with("Siphon/"));
     assert_eq!(
+        (c.server.log_format, c.server.log_level),
+        (LogFormat::Text, LogLevel::Info)
+    );
+    assert_eq!(
         c.proxy,
         Proxy {
             mode: Mode::Stateless,
@@ -133,6 +141,8 @@ fn errors_name_file_line_and_key() {
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:0\"\n", "test.toml:3: listen[0].addr: port 0 is not allowed"),
         ("[server]\nshards = 0\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: server.shards: 0 is out of range 1..=256"),
         ("[proxy]\nmax_forwards = 300\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.max_forwards: 300 is out of range 1..=255"),
+        ("[server]\nlog_format = \"xml\"\n", "test.toml:2: server.log_format: \"xml\": expected \"text\" or \"json\""),
+        ("[server]\nlog_level = \"loud\"\n", "test.toml:2: server.log_level: \"loud\": expected error"),
         ("[proxy]\nmode = \"fast\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.mode: \"fast\": expected"),
         ("[proxy]\nmode = \"stateful\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.mode: \"stateful\" is not available yet"),
         ("", "test.toml: listen: at least one [[listen]] is needed"),

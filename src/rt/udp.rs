@@ -70,8 +70,8 @@ fn set_buffers(s: &Socket, addr: SocketAddr, warn: bool) {
     ] {
         if let Ok(got) = got {
             if warn && got / 2 < SOCKET_BUFFER {
-                eprintln!(
-                    "siphon: warning: udp {addr}: {what} clamped to {} KiB (asked {} KiB); raise net.core.{}mem_max to absorb bursts",
+                tracing::warn!(
+                    "udp {addr}: {what} clamped to {} KiB (asked {} KiB); raise net.core.{}mem_max to absorb bursts",
                     (got / 2) >> 10,
                     SOCKET_BUFFER >> 10,
                     if what == "SO_RCVBUF" { "r" } else { "w" }
