@@ -7,7 +7,7 @@
 # 2 s tail). Writes loadtest/results/<stamp>/results.tsv and prints it.
 #
 #   bash loadtest/run.sh                     # RATES="1000 3000" DUR=20
-#   RATES="3000" DUR=10 PROXIES=siphon bash loadtest/run.sh
+#   RATES="3000" DUR=10 PROXIES=siphon SHARDS=1 bash loadtest/run.sh
 #
 # Call: INVITE/180/200/ACK/100 ms hold/BYE/200 (sipp/uac.xml, sipp/uas.xml),
 # stateless, no Record-Route: 6 datagrams relayed per call. Kamailio runs
@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES="${RATES:-1000 3000}"
 DUR="${DUR:-20}"
+SHARDS="${SHARDS:-2}"
 PROXIES="${PROXIES:-siphon kamailio}"
 SIPHON="${SIPHON:-target/release/siphon}"
 PROXY_IP=127.0.4.1 UAC_IP=127.0.4.2 UAS_IP=127.0.4.3
@@ -48,7 +49,7 @@ start_proxy() { # name -> sets proxy_pid
         siphon)
             cat > "$work/siphon.toml" <<TOML
 [server]
-shards = 2
+shards = $SHARDS
 [[listen]]
 transport = "udp"
 addr = "$PROXY_IP:5060"
