@@ -16,12 +16,14 @@ pub struct Me {
     /// address (IPv6 in brackets).
     pub host: String,
     pub port: u16,
+    /// `host:port`, for our Via's sent-by (built once).
+    sent_by: String,
 }
 
 impl Me {
     /// `host:port` for a Via sent-by.
-    pub fn sent_by(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+    pub fn sent_by(&self) -> &str {
+        &self.sent_by
     }
 }
 
@@ -41,11 +43,13 @@ impl Identity {
                     Some(a) => split_host_port(a, l.addr.port()),
                     None => (bracket(l.addr.ip()), l.addr.port()),
                 };
+                let sent_by = format!("{host}:{port}");
                 Me {
                     transport: l.transport,
                     addr: l.addr,
                     host,
                     port,
+                    sent_by,
                 }
             })
             .collect();

@@ -134,7 +134,7 @@ impl Core {
         // rare oversized one is built again for TCP.
         let limit = self.cfg.proxy.udp_max_size;
         loop {
-            let Some(out_me) = self.me.listener(transport, dest).cloned() else {
+            let Some(out_me) = self.me.listener(transport, dest) else {
                 self.scratch = branch;
                 return Outcome::Dropped(Drop::NoListener);
             };
@@ -181,7 +181,7 @@ impl Core {
             if self.cfg.proxy.record_route && !matches!(method, Method::Ack | Method::Cancel) {
                 // Double Record-Route when the request leaves by another
                 // listener (RFC 5658): the outbound side on top.
-                let in_me = self.me.by_local(flow.transport, flow.local).cloned();
+                let in_me = self.me.by_local(flow.transport, flow.local);
                 e.insert_record_route(
                     msg,
                     rr_value(&out_me.host, out_me.port, transport).as_bytes(),
