@@ -2,11 +2,11 @@
 //! parts: `z9hG4bKsl<loop>.<tx>`.
 //!
 //! - `tx` identifies the transaction as received: the top Via's branch (or,
-//!   for RFC 2543 peers, To tag, From tag, Call-ID, CSeq number and top Via
+//!   for RFC 2543 peers, To, From, Call-ID, CSeq number and top Via
 //!   sent-by). A retransmission, and the CANCEL or non-2xx ACK that shares
 //!   the INVITE's top Via branch, get the same branch downstream.
 //! - `loop` is a function of what routing depends on and not of any Via:
-//!   To tag, From tag, Call-ID, CSeq number, Request-URI, Route,
+//!   To and From (with their tags), Call-ID, CSeq number, Request-URI, Route,
 //!   Proxy-Require, Proxy-Authorization (§16.6 step 8). A request that comes
 //!   back with one of our Vias whose loop part equals the one we compute now
 //!   has looped (§16.3 step 4), even if other elements added Vias above
@@ -19,28 +19,50 @@ use crate::sip::{HeaderName, Message};
 /// Our stateless branches start with the magic cookie and this tag.
 pub const STATELESS_PREFIX: &str = "z9hG4bKsl";
 
-/// 64-bit FNV-1a: stable across runs and machines (a loop must be seen by
-/// every instance the same way), cheap on the short inputs hashed here.
+/// A 64-bit multiply-rotate hash over 8-byte words (the FxHash step),
+/// finished with a murmur3 mix: stable across runs and machines (a loop
+/// must be seen the same way by every instance), and 8x fewer steps than a
+/// byte-wise FNV on the ~150 bytes hashed per request. Not for adversarial
+/// collision resistance: a collision only makes two transactions share a
+/// downstream branch prefix, and the loop check also needs our sent-by.
 #[derive(Clone, Copy)]
-pub struct Fnv(u64);
+pub struct StableHash(u64);
 
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl Default for StableHash {
+    fn default() -> StableHash {
+        StableHash(0xcbf2_9ce4_8422_2325)
     }
 }
 
-impl Fnv {
+impl StableHash {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    #[inline]
+    fn step(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(StableHash::K);
+    }
+
     pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.step(u64::from_le_bytes(w));
         }
-        // A separator so that ("ab","c") and ("a","bc") differ.
-        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        // The length ends each piece, so ("ab","c") and ("a","bc") differ.
+        self.step(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
     }
 
     pub fn finish(self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -48,9 +70,11 @@ impl Fnv {
 /// returns the length of its `z9hG4bKsl<loop>` prefix (what
 /// [`is_loop`] compares).
 pub fn stateless_branch(msg: &Message, out: &mut String) -> usize {
-    let mut lp = Fnv::default();
-    lp.write(msg.to().ok().and_then(|t| t.tag()).unwrap_or_default());
-    lp.write(msg.from().ok().and_then(|f| f.tag()).unwrap_or_default());
+    // From and To as received (their tags included): proxies pass them on
+    // byte-exact, and this spares two name-addr parses per request.
+    let mut lp = StableHash::default();
+    lp.write(msg.header(HeaderName::To).unwrap_or_default());
+    lp.write(msg.header(HeaderName::From).unwrap_or_default());
     lp.write(msg.call_id());
     lp.write(&msg.cseq().map_or(0, |c| c.seq).to_le_bytes());
     lp.write(msg.request_uri_bytes().unwrap_or_default());
@@ -63,12 +87,12 @@ pub fn stateless_branch(msg: &Message, out: &mut String) -> usize {
             lp.write(v);
         }
     }
-    let mut tx = Fnv::default();
+    let mut tx = StableHash::default();
     match msg.top_via() {
         Ok(v) if v.is_rfc3261_branch() => tx.write(v.branch().unwrap_or_default()),
         other => {
-            tx.write(msg.to().ok().and_then(|t| t.tag()).unwrap_or_default());
-            tx.write(msg.from().ok().and_then(|f| f.tag()).unwrap_or_default());
+            tx.write(msg.header(HeaderName::To).unwrap_or_default());
+            tx.write(msg.header(HeaderName::From).unwrap_or_default());
             tx.write(msg.call_id());
             tx.write(&msg.cseq().map_or(0, |c| c.seq).to_le_bytes());
             if let Ok(v) = other {
@@ -141,5 +165,22 @@ mod tests {
             branch(&msg("INVITE", "sip:b@h", "2")),
             "the old branch is not an identifier"
         );
+    }
+
+    #[test]
+    fn the_hash_separates_pieces_and_is_pinned() {
+        let h = |parts: &[&[u8]]| {
+            let mut f = StableHash::default();
+            for p in parts {
+                f.write(p);
+            }
+            f.finish()
+        };
+        assert_ne!(h(&[b"ab", b"c"]), h(&[b"a", b"bc"]));
+        assert_ne!(h(&[b"", b"x"]), h(&[b"x", b""]));
+        assert_ne!(h(&[b"12345678"]), h(&[b"12345678", b""]));
+        // Pinned: instances of different versions must compute the same
+        // branch for loop detection to work across them.
+        assert_eq!(h(&[b"z9hG4bKabc", b"sip:b@h"]), 0x18a6_2b18_f5c5_e551);
     }
 }

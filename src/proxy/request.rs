@@ -6,7 +6,7 @@
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
 
-use super::branch::{is_loop, stateless_branch, Fnv};
+use super::branch::{is_loop, stateless_branch, StableHash};
 use super::{Core, Drop, Flow, Outcome, Transmit};
 use crate::config::Transport;
 use crate::sip::uri::{Host, Uri};
@@ -349,7 +349,7 @@ pub(super) fn bad_destination(ip: IpAddr) -> bool {
 /// A To tag that is the same for every retransmission of a request, as a
 /// stateless UAS must generate it (RFC 3261 §8.2.7).
 fn to_tag(req: &Message) -> String {
-    let mut h = Fnv::default();
+    let mut h = StableHash::default();
     h.write(req.call_id());
     h.write(req.from().ok().and_then(|f| f.tag()).unwrap_or_default());
     h.write(
