@@ -569,3 +569,44 @@ fn corpus_files_have_manifest_sizes() {
         assert_eq!(len.to_string(), row["archive_bytes"], "{}", row["file"]);
     }
 }
+
+/// The RFC 5118 archive files use bare LF line ends (the `wire/` copies are
+/// CRLF). Where the archive's Content-Length is right (the manifest lists
+/// no change but LF->CRLF), the LF file parses to the same message.
+#[test]
+fn rfc5118_archive_files_with_bare_lf_parse() {
+    let mut checked = 0;
+    for row in manifest("rfc5118") {
+        if row["wire_changes"] != "LF->CRLF" || !row["rfc_verdict"].starts_with("valid") {
+            continue;
+        }
+        let lf = std::fs::read(corpus("rfc5118").join(&row["file"])).unwrap();
+        let crlf = std::fs::read(corpus("rfc5118").join(&row["wire_file"])).unwrap();
+        assert!(
+            !lf.windows(2).any(|w| w == b"\r\n"),
+            "{}: bare LF only",
+            row["file"]
+        );
+        let (a, b) = (
+            parse_and_validate(&lf).unwrap(),
+            parse_and_validate(&crlf).unwrap(),
+        );
+        assert_eq!(
+            a.request_uri_bytes(),
+            b.request_uri_bytes(),
+            "{}",
+            row["file"]
+        );
+        assert_eq!(a.fields().len(), b.fields().len(), "{}", row["file"]);
+        assert_eq!(a.call_id(), b.call_id());
+        let vias = |m: &Message| {
+            m.vias()
+                .map(|v| v.unwrap().host.to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(vias(&a), vias(&b));
+        assert_eq!(a.body(), b.body());
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
