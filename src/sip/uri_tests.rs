@@ -637,6 +637,12 @@ fn round_trips(u: &Uri<'_>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
+    // Failures are kept next to this file (uri_tests.proptest-regressions)
+    // rather than in a top-level folder.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn generated_sip_uris_parse_to_their_components(g in gen_sip()) {
         let text = g.text();
