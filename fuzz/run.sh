@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run cargo-fuzz targets for FUZZ_SECONDS each (default 60), seeded from the
 # RFC 4475 / RFC 5118 corpora and the benchmark messages.
-#   bash fuzz/run.sh [TARGET...]      (default: parse uri edit)
+#   bash fuzz/run.sh [TARGET...]      (default: parse uri edit proxy)
 # Crashes land in fuzz/artifacts/TARGET/; keep each as a regression test in
 # tests/fuzz_regressions.rs before fixing it.
 set -euo pipefail
@@ -9,13 +9,13 @@ cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1 CARGO_CACHE_RUSTC_INFO=0
 secs="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse uri edit)
+[ ${#targets[@]} -gt 0 ] || targets=(parse uri edit proxy)
 
 seed() {
     local t=$1 dir=corpus/$1
     mkdir -p "$dir"
     case $t in
-        parse)
+        parse|proxy)
             cp ../tests/corpus/rfc4475/*.dat ../tests/corpus/rfc5118/wire/*.sip ../benches/messages/*.sip "$dir"/ ;;
         edit)
             local f n=0

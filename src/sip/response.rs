@@ -33,7 +33,16 @@ pub fn build(
         }
     }
     out.extend_from_slice(b"\r\n");
+    // Single-instance headers are copied once (the first): a request that
+    // repeated them (RFC 4475 §3.3.8) still gets a well-formed answer.
+    let mut copied: u8 = 0;
     for f in req.fields() {
+        if let Some(i) = f.name.single_index() {
+            if copied & (1 << i) != 0 {
+                continue;
+            }
+            copied |= 1 << i;
+        }
         let name = match f.name {
             HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => f.name,
             HeaderName::To => {
@@ -167,6 +176,25 @@ Content-Length: 0\r\n\r\n";
             parse(&out).unwrap().to().unwrap().tag(),
             Some(&b"theirs"[..])
         );
+    }
+
+    #[test]
+    fn repeated_single_instance_headers_are_copied_once() {
+        let s = String::from_utf8_lossy(REQ).replace(
+            "Call-ID: 12345@a.example.com\r\n",
+            "Call-ID: 12345@a.example.com\r\nCall-ID: other\r\nCSeq: 9 OPTIONS\r\nTo: <sip:x@y>\r\nf: <sip:z@y>\r\n",
+        );
+        let err = parse(s.as_bytes()).unwrap_err();
+        let mut out = Vec::new();
+        assert!(build_error(&err, b"t", &[], &mut out));
+        let r = parse(&out).unwrap();
+        assert_eq!(
+            (r.status(), r.call_id()),
+            (Some(400), &b"12345@a.example.com"[..])
+        );
+        assert_eq!(r.cseq().unwrap().seq, 9, "the first CSeq in the request");
+        assert_eq!(r.from().unwrap().tag(), Some(&b"abc"[..]));
+        assert_eq!(r.vias().count(), 3, "every Via is kept");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::proxy::{Core, Flow, Hosts, Outcome};
 use crate::sip::uri::Uri;
 use crate::sip::{
     frame_stream, response, Contact, Edits, Framing, HeaderName, Limits, Message, Status,
@@ -120,6 +121,106 @@ pub fn edit(data: &[u8]) {
         assert_eq!(f.body(), m.body());
         assert_eq!(f.call_id(), m.call_id());
     }
+}
+
+/// Raw bytes into the stateless proxy core, as a UDP datagram and as a TCP
+/// frame, with a config that has a route, Record-Route and two listeners.
+/// Nothing may panic, and whatever the core would send must parse.
+pub fn proxy(data: &[u8]) {
+    thread_local! {
+        static CORE: std::cell::RefCell<Core> = std::cell::RefCell::new(fuzz_core());
+    }
+    let udp = Flow {
+        transport: crate::config::Transport::Udp,
+        local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+        remote: std::net::SocketAddr::from(([127, 0, 0, 2], 40000)),
+    };
+    let tcp = Flow {
+        transport: crate::config::Transport::Tcp,
+        ..udp
+    };
+    CORE.with(|c| {
+        for flow in [udp, tcp] {
+            let out = c.borrow_mut().handle(Bytes::copy_from_slice(data), flow);
+            let (t, replied) = match out {
+                Outcome::Forwarded(t) => (t, false),
+                Outcome::Replied(t, _) => (t, true),
+                Outcome::Dropped(_) => continue,
+            };
+            let roomy = Limits {
+                max_headers: Limits::default().max_headers + 8,
+                ..Limits::default()
+            };
+            let framing = match t.transport {
+                crate::config::Transport::Udp => Framing::Datagram,
+                crate::config::Transport::Tcp => Framing::Stream,
+            };
+            match Message::parse(Bytes::from(t.data.clone()), framing, &roomy) {
+                Ok(_) => {}
+                // A reply copies what the request has (RFC 3261 §8.2.6):
+                // if the request lacked a mandatory header or carried a bad
+                // CSeq, so does the 400 (RFC 4475 §3.3.1 and §3.1.2.4 still
+                // ask for that 400).
+                Err(e) if replied && reply_fault_is_the_requests(data, &t.data, e.error()) => {}
+                Err(e) => panic!("the proxy sent something unparsable: {e:?}"),
+            }
+        }
+    });
+}
+
+/// True if `fault` (why a reply did not parse) is inherited from the
+/// request in `data`: it concerns a header the reply copies (RFC 3261
+/// §8.2.6), and the reply's value is the request's, byte for byte (or both
+/// lack it).
+fn reply_fault_is_the_requests(data: &[u8], reply: &[u8], fault: crate::sip::Error) -> bool {
+    use crate::sip::Error::{BadHeader, MissingHeader};
+    let (MissingHeader(h) | BadHeader(h)) = fault else {
+        return false;
+    };
+    if !matches!(
+        h,
+        HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+    ) {
+        return false;
+    }
+    let value = |bytes: &[u8]| -> Option<Vec<u8>> {
+        match Message::parse(
+            Bytes::copy_from_slice(bytes),
+            Framing::Datagram,
+            &Limits::default(),
+        ) {
+            Ok(m) => m.header(h).map(<[u8]>::to_vec),
+            Err(e) => e.message().and_then(|m| m.header(h)).map(<[u8]>::to_vec),
+        }
+    };
+    value(data) == value(reply)
+}
+
+fn fuzz_core() -> Core {
+    let text = r#"
+[[listen]]
+transport = "udp"
+addr = "127.0.0.1:5060"
+[[listen]]
+transport = "tcp"
+addr = "127.0.0.1:5060"
+[proxy]
+record_route = true
+[[route]]
+name = "r"
+match = { user_prefix = "+1" }
+destination = "d"
+[destination.d]
+targets = [{ uri = "sip:127.0.0.9:5080" }, { uri = "sip:gw.example.net;transport=tcp" }]
+"#;
+    let cfg = match crate::config::Config::parse(text, std::path::Path::new("fuzz.toml")) {
+        Ok(c) => c,
+        Err(e) => panic!("the fuzz config must load: {e}"),
+    };
+    Core::new(
+        std::sync::Arc::new(cfg),
+        std::sync::Arc::new(Hosts::parse("192.0.2.7 gw.example.net\n")),
+    )
 }
 
 fn touch(m: &Message) {
