@@ -16,6 +16,10 @@
 //! - `proxy/reply-to-repeated-cseq`: RFC 4475 multi01.dat; the 400 copied
 //!   every CSeq, Call-ID, From and To, so it repeated them too. A real fix:
 //!   single-instance headers are now copied once.
+//! - `proxy/udp-without-content-length-moved-to-tcp`: a real defect: a UDP
+//!   request without Content-Length (legal there) over `udp_max_size` was
+//!   forwarded over TCP still without it, so the next hop could not frame
+//!   it. Content-Length is now added for stream transports.
 
 use std::path::Path;
 

@@ -195,6 +195,9 @@ impl Core {
                     );
                 }
             }
+            if transport == Transport::Tcp {
+                e.ensure_content_length(msg);
+            }
             let mut data = Vec::with_capacity(msg.as_bytes().len() + 256);
             e.apply(msg, &mut data);
             self.edits = e;

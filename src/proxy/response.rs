@@ -53,6 +53,9 @@ impl Core {
         let mut e = std::mem::take(&mut self.edits);
         e.clear();
         let removed = e.remove_top_via(msg).is_ok();
+        if transport == Transport::Tcp {
+            e.ensure_content_length(msg);
+        }
         let mut data = Vec::with_capacity(msg.as_bytes().len());
         e.apply(msg, &mut data);
         self.edits = e;

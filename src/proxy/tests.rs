@@ -401,6 +401,21 @@ fn large_requests_move_to_tcp() {
     let (t, m) = forwarded(c.handle(big, udp_from(40000)));
     assert_eq!(t.transport, Transport::Tcp);
     assert_eq!(m.top_via().unwrap().transport, crate::sip::Transport::Tcp);
+    // A UDP request without Content-Length gets one when it moves to a
+    // stream (RFC 3261 §18.3); found by the proxy fuzz target.
+    let no_cl = String::from_utf8(
+        invite(
+            "sip:bob@127.0.0.3:5080",
+            &format!("X-Pad: {}\r\n", "x".repeat(1300)),
+        )
+        .to_vec(),
+    )
+    .unwrap()
+    .replace("Content-Length: 0\r\n", "");
+    let (t, _) = forwarded(c.handle(Bytes::from(no_cl), udp_from(40000)));
+    assert_eq!(t.transport, Transport::Tcp);
+    let m = Message::parse(Bytes::from(t.data), Framing::Stream, &Limits::default()).unwrap();
+    assert_eq!(m.content_length(), Some(0));
     let mut off = core("[proxy]\nudp_max_size = 0\n");
     let big = invite(
         "sip:bob@127.0.0.3:5080",
@@ -483,4 +498,18 @@ fn replies_over_tcp_go_back_to_the_peer() {
         (t.transport, t.dest),
         (Transport::Tcp, "127.0.0.2:40001".parse().unwrap())
     );
+}
+
+#[test]
+fn a_response_moving_to_tcp_gets_content_length() {
+    let mut c = core("");
+    let vias = "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKslx\r\nVia: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1\r\n";
+    // Without Content-Length (legal over UDP) it gets one for the stream.
+    let r = String::from_utf8(response(vias).to_vec())
+        .unwrap()
+        .replace("Content-Length: 0\r\n", "");
+    let (t, _) = forwarded(c.handle(Bytes::from(r), udp_from(0)));
+    assert_eq!(t.transport, Transport::Tcp);
+    let m = Message::parse(Bytes::from(t.data), Framing::Stream, &Limits::default()).unwrap();
+    assert_eq!(m.content_length(), Some(0));
 }

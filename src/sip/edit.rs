@@ -152,6 +152,16 @@ impl Edits {
         true
     }
 
+    /// Add `Content-Length` when the message has none, as a stream
+    /// transport requires (RFC 3261 §18.3, §20.14): a UDP message may omit
+    /// it, and must not lose its framing when forwarded over TCP.
+    pub fn ensure_content_length(&mut self, msg: &Message) {
+        if msg.content_length().is_none() {
+            let len = msg.body().len().to_string();
+            self.add_header(msg, "Content-Length", len.as_bytes());
+        }
+    }
+
     /// Write the edited message into `out` (cleared first).
     ///
     /// Edits are applied in position order. An edit anchored inside text
