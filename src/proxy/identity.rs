@@ -18,6 +18,8 @@ pub struct Me {
     pub port: u16,
     /// `host:port`, for our Via's sent-by (built once).
     sent_by: String,
+    /// `host` as an address when it is one (parsed once).
+    host_ip: Option<IpAddr>,
 }
 
 impl Me {
@@ -44,12 +46,18 @@ impl Identity {
                     None => (bracket(l.addr.ip()), l.addr.port()),
                 };
                 let sent_by = format!("{host}:{port}");
+                let host_ip = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .ok();
                 Me {
                     transport: l.transport,
                     addr: l.addr,
                     host,
                     port,
                     sent_by,
+                    host_ip,
                 }
             })
             .collect();
@@ -64,21 +72,31 @@ impl Identity {
     /// not) and `port` (absent = 5060) name one of our listeners, by bound
     /// address or by advertised name.
     pub fn is_me(&self, host: &[u8], port: Option<u16>) -> bool {
-        let port = port.unwrap_or(5060);
         let Ok(host) = std::str::from_utf8(host) else {
             return false;
         };
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let ip = bare.parse::<IpAddr>().ok();
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return self.is_me_ip(ip, port);
+        }
+        let port = port.unwrap_or(5060);
         self.listeners.iter().any(|me| {
-            let by_addr = ip.is_some_and(|ip| ip == me.addr.ip() && port == me.addr.port());
-            let by_name = port == me.port
+            port == me.port
                 && me
                     .host
                     .trim_start_matches('[')
                     .trim_end_matches(']')
-                    .eq_ignore_ascii_case(bare);
-            by_addr || by_name
+                    .eq_ignore_ascii_case(bare)
+        })
+    }
+
+    /// [`Identity::is_me`] for a host that is already an address (a parsed
+    /// URI's): no text round trip on the per-request path.
+    pub fn is_me_ip(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        let port = port.unwrap_or(5060);
+        self.listeners.iter().any(|me| {
+            (ip == me.addr.ip() && port == me.addr.port())
+                || (port == me.port && me.host_ip == Some(ip))
         })
     }
 
@@ -148,6 +166,18 @@ mod tests {
         assert!(me.is_me(b"127.0.0.2", Some(5062)));
         assert!(!me.is_me(b"edge.example.com", None));
         assert!(!me.is_me(b"other.example.com", Some(5062)));
+    }
+
+    #[test]
+    fn addresses_match_without_text() {
+        let me = id("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.2:5062\"\nadvertise = \"[2001:DB8:0::5]:5080\"\n");
+        assert!(me.is_me_ip("127.0.0.1".parse().unwrap(), None));
+        assert!(me.is_me_ip("::1".parse().unwrap(), Some(5070)));
+        // An advertised address matches as an address, whatever its spelling.
+        assert!(me.is_me_ip("2001:db8::5".parse().unwrap(), Some(5080)));
+        assert!(me.is_me(b"[2001:db8::5]", Some(5080)));
+        assert!(!me.is_me_ip("2001:db8::5".parse().unwrap(), Some(5060)));
+        assert!(!me.is_me_ip("127.0.0.3".parse().unwrap(), None));
     }
 
     #[test]

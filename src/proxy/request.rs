@@ -262,8 +262,8 @@ impl Core {
     fn uri_is_me(&self, u: &Uri<'_>) -> bool {
         match u.host {
             Host::Name(h) => self.me.is_me(h, u.port),
-            Host::V4(a) => self.me.is_me(a.to_string().as_bytes(), u.port),
-            Host::V6(_, a) => self.me.is_me(a.to_string().as_bytes(), u.port),
+            Host::V4(a) => self.me.is_me_ip(a.into(), u.port),
+            Host::V6(_, a) => self.me.is_me_ip(a.into(), u.port),
             Host::None => false,
         }
     }
