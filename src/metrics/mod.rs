@@ -81,10 +81,7 @@ fn serve(mut conn: TcpStream, shards: &[Arc<Counters>]) -> std::io::Result<()> {
     );
     match (method, path) {
         (b"GET", b"/metrics") => {
-            let per: Vec<Snapshot> = shards
-                .iter()
-                .map(|c| Snapshot::merge(std::iter::once(c.as_ref())))
-                .collect();
+            let per: Vec<Snapshot> = shards.iter().map(|c| Snapshot::of(c)).collect();
             respond(
                 &mut conn,
                 "200 OK",
@@ -183,7 +180,7 @@ mod tests {
         let c = Counters::default();
         Counters::add(&c.datagrams_in, 7);
         c.dropped(crate::proxy::Drop::Garbage);
-        let text = render(&[Snapshot::merge(std::iter::once(&c)), Snapshot::default()]);
+        let text = render(&[Snapshot::of(&c), Snapshot::default()]);
         assert!(text.contains("# TYPE siphon_udp_datagrams_received_total counter\n"));
         assert!(text.contains("siphon_udp_datagrams_received_total{shard=\"0\"} 7\n"));
         assert!(text.contains("siphon_dropped_total{shard=\"0\",reason=\"garbage\"} 1\n"));

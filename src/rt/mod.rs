@@ -174,10 +174,7 @@ impl Runtime {
 
     /// Counters per shard.
     pub fn per_shard(&self) -> Vec<Snapshot> {
-        self.counters
-            .iter()
-            .map(|c| Snapshot::merge(std::iter::once(c.as_ref())))
-            .collect()
+        self.counters.iter().map(|c| Snapshot::of(c)).collect()
     }
 }
 

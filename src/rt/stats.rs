@@ -89,6 +89,11 @@ impl Snapshot {
         s
     }
 
+    /// One shard's counters.
+    pub fn of(shard: &Counters) -> Snapshot {
+        Snapshot::merge(std::iter::once(shard))
+    }
+
     /// Drops for one reason.
     pub fn dropped(&self, reason: Drop) -> u64 {
         self.drops
