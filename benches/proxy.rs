@@ -39,6 +39,7 @@ fn relay(c: &mut Criterion) {
         transport: Transport::Udp,
         local: "192.0.2.1:5060".parse().unwrap(),
         remote: from,
+        conn: None,
     };
     g.throughput(Throughput::Bytes(INVITE.len() as u64));
     g.bench_function("stateless_invite", |b| {
@@ -56,6 +57,7 @@ fn relay(c: &mut Criterion) {
         let buf = Bytes::from_static(OK);
         let from_uas = Flow {
             remote: "203.0.113.20:5060".parse().unwrap(),
+            conn: None,
             ..flow
         };
         b.iter(|| match core.handle(black_box(buf.clone()), from_uas) {

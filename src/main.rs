@@ -32,10 +32,12 @@ USAGE:
     siphon --help | --version
 
 run:
-    Starts one shard per core (server.shards) serving the UDP listeners of
-    FILE as a stateless proxy. SIGTERM or SIGINT stops it (exit 0). Exit 1
-    on a config error, 2 on a usage error, 3 if it cannot start (port in
-    use, RLIMIT_MEMLOCK too low, a listener transport not served yet).
+    Starts one shard per core (server.shards) serving the UDP and TCP
+    listeners of FILE as a stateless proxy, and the metrics listener if
+    configured. SIGTERM or SIGINT stops it: it stops reading, lets queued
+    TCP writes drain for up to 2 s, and exits 0. Exit 1 on a config error,
+    2 on a usage error, 3 if it cannot start (port in use, RLIMIT_MEMLOCK
+    too low, metrics port in use).
 
 check:
     Reads FILE, validates every key, and prints `FILE: OK (...)` or the
@@ -48,7 +50,7 @@ parse:
     proxy would send to a bad request) or `FILE: drop <reason>` (a bad
     response or garbage). Exit status 0 if every file parsed, 1 otherwise.
 
-Not built yet: TCP listeners, the stateful mode (see README.md).
+Not built yet: the stateful mode, TLS, DNS (see README.md).
 ";
 
 fn main() -> ExitCode {
@@ -122,12 +124,15 @@ fn run(path: &std::path::Path) -> ExitCode {
     rt.shutdown();
     let s = rt.snapshot();
     tracing::info!(
-        "stopped: {} datagrams in, {} out, {} forwarded, {} answered, {} dropped",
+        "stopped: {} datagrams in, {} out, {} forwarded, {} answered, {} dropped; tcp: {} messages in, {} out, {} connections",
         s.datagrams_in,
         s.datagrams_out,
         s.forwarded,
         s.replied,
-        s.drops.iter().map(|(_, n)| n).sum::<u64>()
+        s.drops.iter().map(|(_, n)| n).sum::<u64>(),
+        s.tcp_in,
+        s.tcp_out,
+        s.tcp_accepted + s.tcp_connected
     );
     ExitCode::SUCCESS
 }

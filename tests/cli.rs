@@ -73,7 +73,17 @@ fn check_validates_configs() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("siphon.toml: OK (1 listeners, 0 routes, 0 destinations"),
+        out.contains("siphon.toml: OK (2 listeners, 0 routes, 0 destinations"),
+        "{out}"
+    );
+    let (code, out) = siphon(&[
+        "check",
+        "--config",
+        &format!("{}/config/edge-example.toml", env!("CARGO_MANIFEST_DIR")),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("edge-example.toml: OK (2 listeners, 3 routes, 3 destinations, 2 shards)"),
         "{out}"
     );
 

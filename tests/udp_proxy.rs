@@ -1,12 +1,10 @@
 //! The stateless proxy over real loopback UDP sockets: a Rust UAC and UAS
 //! (`siphon::testkit::Ua`) drive calls through a running `Runtime`.
 //!
-//! Runtimes are started one at a time: each sizes glommio's locked
-//! io_memory to the process's whole RLIMIT_MEMLOCK budget.
+//! Runtimes are started one at a time (see `common`).
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use siphon::config::Config;
@@ -15,30 +13,11 @@ use siphon::rt::Runtime;
 use siphon::sip::{HeaderName, Method};
 use siphon::testkit::Ua;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Proxy {
-    rt: Runtime,
-    addr: SocketAddr,
-    _guard: MutexGuard<'static, ()>,
-}
+mod common;
+use common::{settled, Proxy, ONE_AT_A_TIME};
 
 fn start(shards: usize, ip: &str, extra: &str) -> Proxy {
-    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    // A free port: bind, read, release (SO_REUSEPORT shards bind it next).
-    let port = std::net::UdpSocket::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let text = format!("[server]\nshards = {shards}\n[[listen]]\ntransport = \"udp\"\naddr = \"{ip}:{port}\"\n{extra}");
-    let cfg = Config::parse(&text, Path::new("test.toml")).unwrap();
-    let rt = Runtime::start(Arc::new(cfg), Arc::new(Hosts::default())).unwrap();
-    Proxy {
-        rt,
-        addr: format!("{ip}:{port}").parse().unwrap(),
-        _guard: guard,
-    }
+    common::start_on(shards, ip, &["udp"], extra)
 }
 
 fn ua(ip: &str) -> Ua {
@@ -103,19 +82,6 @@ fn a_call_through_the_proxy() {
         "6 messages relayed per call"
     );
     assert_eq!((s.datagrams_in, s.datagrams_out), (6, 6));
-}
-
-/// The counters once `done` holds, or after 2 s (then the caller's
-/// assertions report what they are).
-fn settled(rt: &Runtime, done: impl Fn(&siphon::rt::Snapshot) -> bool) -> siphon::rt::Snapshot {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let s = rt.snapshot();
-        if done(&s) || std::time::Instant::now() > deadline {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

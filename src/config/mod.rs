@@ -26,6 +26,7 @@ pub struct Config {
     /// Destination sets; routes refer to them by index.
     pub destinations: Vec<Destination>,
     pub metrics: Option<Metrics>,
+    pub tcp: Tcp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,28 @@ pub struct Listener {
 pub enum Mode {
     Stateless,
     Stateful,
+}
+
+/// Stream connections (inbound and outbound together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tcp {
+    /// At most this many open connections per process (split evenly over
+    /// the shards); an accept beyond it is closed at once and counted.
+    pub max_connections: usize,
+    /// A connection with no traffic either way for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// How long an outbound connect may take.
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Default for Tcp {
+    fn default() -> Tcp {
+        Tcp {
+            max_connections: 4096,
+            idle_timeout: std::time::Duration::from_secs(120),
+            connect_timeout: std::time::Duration::from_millis(2000),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,6 +477,29 @@ impl Cx<'_> {
             None => None,
         };
 
+        let d = Tcp::default();
+        let t = &raw.tcp;
+        let tcp = Tcp {
+            max_connections: match &t.max_connections {
+                Some(v) => self.int(v, "tcp.max_connections", 1..=1_000_000)?,
+                None => d.max_connections,
+            },
+            idle_timeout: match &t.idle_timeout {
+                Some(v) => {
+                    std::time::Duration::from_secs(self.int(v, "tcp.idle_timeout", 1..=86_400)?)
+                }
+                None => d.idle_timeout,
+            },
+            connect_timeout: match &t.connect_timeout_ms {
+                Some(v) => std::time::Duration::from_millis(self.int(
+                    v,
+                    "tcp.connect_timeout_ms",
+                    1..=60_000,
+                )?),
+                None => d.connect_timeout,
+            },
+        };
+
         Ok(Config {
             server,
             listen,
@@ -461,6 +507,7 @@ impl Cx<'_> {
             routes,
             destinations,
             metrics,
+            tcp,
         })
     }
 

@@ -21,6 +21,16 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub destination: BTreeMap<String, RawDestination>,
     pub metrics: Option<RawMetrics>,
+    #[serde(default)]
+    pub tcp: RawTcp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTcp {
+    pub max_connections: Option<Spanned<i64>>,
+    pub idle_timeout: Option<Spanned<i64>>,
+    pub connect_timeout_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,11 @@
 //!   for RFC 2543 peers, To, From, Call-ID, CSeq number and top Via
 //!   sent-by). A retransmission, and the CANCEL or non-2xx ACK that shares
 //!   the INVITE's top Via branch, get the same branch downstream.
+//! - `.c<conn>` follows when the request came in over a stream: the
+//!   connection it came in on (`ConnId`), so that the response goes back
+//!   on it from whichever shard receives the response. Retransmissions
+//!   over a stream come on the same connection, so the branch stays
+//!   stable.
 //! - `loop` is a function of what routing depends on and not of any Via:
 //!   To and From (with their tags), Call-ID, CSeq number, Request-URI, Route,
 //!   Proxy-Require, Proxy-Authorization (§16.6 step 8). A request that comes
@@ -14,6 +19,7 @@
 //!   can never match (RFC 5393 §4.2). A spiral changes the Request-URI or
 //!   Route, so it is not mistaken for a loop.
 
+use super::ConnId;
 use crate::sip::{HeaderName, Message};
 
 /// Our stateless branches start with the magic cookie and this tag.
@@ -69,7 +75,7 @@ impl StableHash {
 /// The branch for forwarding `msg` statelessly, written into `out`;
 /// returns the length of its `z9hG4bKsl<loop>` prefix (what
 /// [`is_loop`] compares).
-pub fn stateless_branch(msg: &Message, out: &mut String) -> usize {
+pub fn stateless_branch(msg: &Message, out: &mut String, conn: Option<ConnId>) -> usize {
     // From and To as received (their tags included): proxies pass them on
     // byte-exact, and this spares two name-addr parses per request.
     let mut lp = StableHash::default();
@@ -107,7 +113,22 @@ pub fn stateless_branch(msg: &Message, out: &mut String) -> usize {
     let _ = write!(out, "{:016x}", lp.finish());
     let loop_len = out.len();
     let _ = write!(out, ".{:016x}", tx.finish());
+    if let Some(c) = conn {
+        let _ = write!(out, ".c{:x}", c.0);
+    }
     loop_len
+}
+
+/// The connection carried by one of our stateless branches, if any.
+pub fn conn_of(branch: &[u8]) -> Option<ConnId> {
+    let rest = branch.strip_prefix(STATELESS_PREFIX.as_bytes())?;
+    // <loop:16>.<tx:16>.c<conn>
+    let conn = rest.get(33..)?.strip_prefix(b".c")?;
+    if conn.is_empty() || conn.len() > 16 {
+        return None;
+    }
+    let text = std::str::from_utf8(conn).ok()?;
+    u64::from_str_radix(text, 16).ok().map(ConnId)
 }
 
 /// True if `via_branch` carries the same loop part as `branch` (whose
@@ -129,7 +150,7 @@ mod tests {
 
     fn branch(m: &Message) -> String {
         let mut s = String::new();
-        let n = stateless_branch(m, &mut s);
+        let n = stateless_branch(m, &mut s, None);
         assert_eq!(n, STATELESS_PREFIX.len() + 16);
         s
     }
@@ -165,6 +186,25 @@ mod tests {
             branch(&msg("INVITE", "sip:b@h", "2")),
             "the old branch is not an identifier"
         );
+    }
+
+    #[test]
+    fn a_stream_connection_rides_in_the_branch() {
+        let m = msg("INVITE", "sip:b@h", "z9hG4bKabc");
+        let c = ConnId::new(3, 0x2a);
+        let mut s = String::new();
+        let n = stateless_branch(&m, &mut s, Some(c));
+        assert_eq!(conn_of(s.as_bytes()), Some(c));
+        assert_eq!(c.shard(), 3);
+        assert!(
+            is_loop(s.as_bytes(), &branch(&m), n),
+            "the loop part does not depend on the connection"
+        );
+        assert_eq!(conn_of(branch(&m).as_bytes()), None);
+        assert_eq!(conn_of(b"z9hG4bKother.c12"), None);
+        let mut long = branch(&m);
+        long.push_str(".c11112222333344445");
+        assert_eq!(conn_of(long.as_bytes()), None, "over 64 bits");
     }
 
     #[test]

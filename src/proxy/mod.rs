@@ -20,12 +20,33 @@ use crate::sip::{Edits, Framing, Limits, Message};
 pub use hosts::Hosts;
 pub use identity::Identity;
 
-/// Where a message came from: transport, our local address, the peer.
+/// A stream connection, named by the runtime: the shard that owns it in
+/// the top 16 bits, a per-shard sequence number below. Carried in the
+/// branch of our Via for requests that arrive over a stream, so that the
+/// response finds the connection (RFC 3261 §18.2.2: a response goes back
+/// on the connection its request came in on) on whichever shard it lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    pub fn new(shard: usize, seq: u64) -> ConnId {
+        ConnId(((shard as u64) << 48) | (seq & ((1 << 48) - 1)))
+    }
+
+    /// The shard that owns the connection.
+    pub fn shard(self) -> usize {
+        (self.0 >> 48) as usize
+    }
+}
+
+/// Where a message came from: transport, our local address, the peer, and
+/// for a stream the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Flow {
     pub transport: Transport,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    pub conn: Option<ConnId>,
 }
 
 /// One message to send. Over TCP the runtime uses the connection to
@@ -37,6 +58,9 @@ pub struct Transmit {
     /// The listener to send from.
     pub local: SocketAddr,
     pub dest: SocketAddr,
+    /// Over a stream: the connection to use when it is still open (a
+    /// response to a request that came in over TCP).
+    pub conn: Option<ConnId>,
     pub data: Vec<u8>,
 }
 
@@ -73,9 +97,12 @@ pub enum Drop {
     BadDestination,
     /// No listener for the transport the next hop needs.
     NoListener,
-    /// Decided, but the runtime could not send it (a transport it does
-    /// not serve yet, or a send error).
+    /// Decided, but the runtime could not send it (no socket for it, or
+    /// the connection to the destination could not be opened).
     Unsent,
+    /// A bounded queue was full: a connection's write queue or the
+    /// hand-off to another shard.
+    QueueFull,
 }
 
 impl Drop {
@@ -91,6 +118,7 @@ impl Drop {
             Drop::BadDestination => "bad_destination",
             Drop::NoListener => "no_listener",
             Drop::Unsent => "unsent",
+            Drop::QueueFull => "queue_full",
         }
     }
 }

@@ -119,7 +119,7 @@ impl Core {
         // §16.3 step 4: a Via of ours with the branch we would add means
         // the request has been here in exactly this state.
         let mut branch = std::mem::take(&mut self.scratch);
-        let loop_len = stateless_branch(msg, &mut branch);
+        let loop_len = stateless_branch(msg, &mut branch, flow.conn);
         let looped = msg.vias().flatten().any(|v| {
             v.branch().is_some_and(|b| is_loop(b, &branch, loop_len))
                 && self.me.is_me(v.host, v.port)
@@ -205,6 +205,7 @@ impl Core {
                 transport,
                 local: out_me.addr,
                 dest,
+                conn: None,
                 data,
             });
             if let Outcome::Forwarded(t) = &out {
@@ -382,6 +383,7 @@ fn reply_to(req: &Message, flow: Flow, data: Vec<u8>, code: u16) -> Outcome {
             transport: flow.transport,
             local: flow.local,
             dest,
+            conn: flow.conn,
             data,
         },
         code,

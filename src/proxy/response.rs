@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use super::branch::conn_of;
 use super::request::bad_destination;
 use super::{Core, Drop, Outcome, Transmit};
 use crate::config::Transport;
@@ -62,10 +63,16 @@ impl Core {
         if !removed {
             return Outcome::Dropped(Drop::BadResponse);
         }
+        // The connection the request came in on, if it did over a stream.
+        let conn = match transport {
+            Transport::Tcp => top.branch().and_then(conn_of),
+            Transport::Udp => None,
+        };
         Outcome::Forwarded(Transmit {
             transport,
             local,
             dest,
+            conn,
             data,
         })
     }

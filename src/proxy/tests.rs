@@ -25,6 +25,7 @@ fn udp_from(port: u16) -> Flow {
         transport: Transport::Udp,
         local: "127.0.0.1:5060".parse().unwrap(),
         remote: SocketAddr::from(([127, 0, 0, 2], port)),
+        conn: None,
     }
 }
 
@@ -355,6 +356,7 @@ fn loops_are_detected_spirals_are_not() {
         Bytes::from(looped),
         Flow {
             remote: "127.0.0.3:5080".parse().unwrap(),
+            conn: None,
             ..udp_from(0)
         },
     ));
@@ -374,6 +376,7 @@ fn loops_are_detected_spirals_are_not() {
         Bytes::from(spiral),
         Flow {
             remote: "127.0.0.3:5080".parse().unwrap(),
+            conn: None,
             ..udp_from(0)
         },
     ));
@@ -441,6 +444,7 @@ fn responses_pop_our_via_and_follow_the_next() {
         r,
         Flow {
             remote: "127.0.0.3:5080".parse().unwrap(),
+            conn: None,
             ..udp_from(0)
         },
     ));

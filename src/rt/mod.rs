@@ -1,32 +1,39 @@
 //! The runtime: the only module that names glommio. One executor per
 //! shard, pinned to a core; each shard owns its own SO_REUSEPORT socket per
-//! UDP listener and its own `proxy::Core`, so nothing is shared on the hot
-//! path but the read-only config and the counters (one set per shard,
-//! merged when read).
+//! UDP listener and per TCP listener, its TCP connections and its own
+//! `proxy::Core`, so nothing is shared on the hot path but the read-only
+//! config and the counters (one set per shard, merged when read). Shards
+//! talk only over the glommio channel mesh: a response that lands on a
+//! shard other than the one holding its TCP connection is handed over.
 //!
-//! Not built yet (see the README): TCP, recvmmsg/sendmmsg batching (the
-//! shards use glommio's recv_from/send_to), the timer wheel, the mesh.
 //! The metrics listener runs on its own thread (`crate::metrics`).
 
 mod limits;
+mod shard;
 mod stats;
+mod tcp;
 mod udp;
 
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, Transport};
 use crate::proxy::{Core, Hosts};
 
 pub use limits::{io_memory_per_shard, memlock_limit};
-pub use stats::{Counters, Snapshot};
+pub use stats::{Counters, Snapshot, SERIES};
 
 /// How long a shard waits on a quiet socket before it looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
+/// After a stop, how long queued TCP writes may take to flush.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Why the runtime could not start. Each says what to do about it.
 #[derive(Debug)]
@@ -39,8 +46,6 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    /// A listener transport the runtime does not serve yet.
-    Unsupported(&'static str),
     /// The executor thread could not be created.
     Executor(String),
 }
@@ -57,7 +62,6 @@ impl std::fmt::Display for StartError {
             StartError::Bind { transport, addr, source } => {
                 write!(f, "cannot listen on {} {addr}: {source}", transport.as_str())
             }
-            StartError::Unsupported(what) => write!(f, "{what}"),
             StartError::Executor(e) => write!(f, "cannot start a shard: {e}"),
         }
     }
@@ -80,12 +84,7 @@ impl Runtime {
     /// Returns once all sockets are bound (so a bind error is returned
     /// here, not logged later).
     pub fn start(cfg: Arc<Config>, hosts: Arc<Hosts>) -> Result<Runtime, StartError> {
-        if cfg.listen.iter().any(|l| l.transport == Transport::Tcp) {
-            // Refuse rather than silently serve only UDP.
-            return Err(StartError::Unsupported(
-                "TCP listeners are not served yet: remove the tcp [[listen]] entries (siphon check accepts them)",
-            ));
-        }
+        probe_listeners(&cfg)?;
         let shards = cfg.server.shards;
         let limit = memlock_limit();
         let io_memory = io_memory_per_shard(limit, shards).ok_or(StartError::Memlock {
@@ -94,31 +93,80 @@ impl Runtime {
         })?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let stop = Arc::new(AtomicBool::new(false));
+        let mesh = (shards > 1).then(|| MeshBuilder::full(shards, shard::MESH_QUEUE));
         let mut handles = Vec::with_capacity(shards);
         let mut counters = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
+        let tcp_cap = cfg.tcp.max_connections.div_ceil(shards);
         for id in 0..shards {
             let c = Arc::new(Counters::default());
             counters.push(c.clone());
-            let (cfg, hosts, stop, ready) =
-                (cfg.clone(), hosts.clone(), stop.clone(), ready_tx.clone());
+            let (cfg, hosts, stop, ready, mesh) = (
+                cfg.clone(),
+                hosts.clone(),
+                stop.clone(),
+                ready_tx.clone(),
+                mesh.clone(),
+            );
             let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores))
                 .name(&format!("siphon-shard-{id}"))
                 .io_memory(io_memory);
             let handle = builder
                 .spawn(move || async move {
-                    let core = Core::new(cfg.clone(), hosts);
-                    let sockets = match udp::bind_all(&cfg, id) {
-                        Ok(s) => {
+                    // Join the mesh first: every shard gets this far, so
+                    // nobody waits on a shard that failed to bind.
+                    let (senders, receivers, mesh_id) = match mesh {
+                        Some(m) => match m.join().await {
+                            Ok((s, r)) => {
+                                let id = s.peer_id();
+                                (Some(s), Some(r), id)
+                            }
+                            Err(e) => {
+                                let _ = ready.send(Err(StartError::Executor(format!(
+                                    "cannot join the shard mesh: {e}"
+                                ))));
+                                return;
+                            }
+                        },
+                        None => (None, None, 0),
+                    };
+                    let bound =
+                        udp::bind_all(&cfg, id).and_then(|u| tcp::bind_all(&cfg).map(|t| (u, t)));
+                    let (udp_sockets, listeners) = match bound {
+                        Ok(b) => {
                             let _ = ready.send(Ok(()));
-                            s
+                            b
                         }
                         Err(e) => {
                             let _ = ready.send(Err(e));
                             return;
                         }
                     };
-                    udp::serve(sockets, core, c, stop).await;
+                    let shard = Rc::new(shard::Shard {
+                        id: mesh_id,
+                        core: RefCell::new(Core::new(cfg.clone(), hosts)),
+                        cfg,
+                        udp: udp_sockets
+                            .into_iter()
+                            .map(|(a, s)| (a, Rc::new(s)))
+                            .collect(),
+                        tcp: RefCell::new(tcp::Table::new(tcp_cap)),
+                        writers: Cell::new(0),
+                        counters: c,
+                        stop,
+                        mesh: senders,
+                    });
+                    if let Some(r) = receivers {
+                        shard::serve_mesh(&shard, r);
+                    }
+                    for (local, l) in listeners {
+                        tcp::serve_listener(&shard, local, l);
+                    }
+                    udp::serve(&shard).await;
+                    while !shard.stopping() {
+                        glommio::timer::sleep(STOP_POLL).await;
+                    }
+                    drain(&shard).await;
                 })
                 .map_err(|e| StartError::Executor(e.to_string()))?;
             handles.push(handle);
@@ -175,6 +223,35 @@ impl Runtime {
     /// Counters per shard.
     pub fn per_shard(&self) -> Vec<Snapshot> {
         self.counters.iter().map(|c| Snapshot::of(c)).collect()
+    }
+}
+
+/// Bind each configured address once without SO_REUSEPORT and let it go:
+/// if another process holds the port (with or without SO_REUSEPORT), this
+/// fails with "address in use", where the shards' SO_REUSEPORT binds could
+/// silently share the port with another instance.
+fn probe_listeners(cfg: &Config) -> Result<(), StartError> {
+    for l in cfg.listen.iter().filter(|l| l.addr.port() != 0) {
+        let r = match l.transport {
+            Transport::Udp => std::net::UdpSocket::bind(l.addr).map(|_| ()),
+            Transport::Tcp => std::net::TcpListener::bind(l.addr).map(|_| ()),
+        };
+        r.map_err(|source| StartError::Bind {
+            transport: l.transport,
+            addr: l.addr,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// After a stop: stop reading every connection, then give the writers up to
+/// `DRAIN` to flush what is queued.
+async fn drain(shard: &Rc<shard::Shard>) {
+    shard.tcp.borrow().shut_reads();
+    let deadline = Instant::now() + DRAIN;
+    while (shard.tcp.borrow().len() > 0 || shard.writers.get() > 0) && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
     }
 }
 

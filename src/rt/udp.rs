@@ -3,21 +3,18 @@
 //! them) and driven by glommio. Every datagram goes through the shard's
 //! `proxy::Core`; the answer leaves from the listener the core chose.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use glommio::net::UdpSocket;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::shard::Shard;
 use super::stats::Counters;
 use super::{StartError, STOP_POLL};
 use crate::config::{Config, Transport};
-use crate::proxy::{Core, Drop, Flow, Outcome, Transmit};
+use crate::proxy::{Drop, Flow, Transmit};
 
 /// Socket buffers: 4 MiB holds ~4k INVITEs of burst. Linux caps it at
 /// net.core.rmem_max / wmem_max (4 MiB on the development machines).
@@ -81,27 +78,13 @@ fn set_buffers(s: &Socket, addr: SocketAddr, warn: bool) {
     }
 }
 
-/// Serve every socket of this shard until `stop` is set.
-pub(super) async fn serve(
-    sockets: Vec<(SocketAddr, UdpSocket)>,
-    core: Core,
-    counters: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) {
-    let sockets: Rc<HashMap<SocketAddr, Rc<UdpSocket>>> =
-        Rc::new(sockets.into_iter().map(|(a, s)| (a, Rc::new(s))).collect());
-    let core = Rc::new(RefCell::new(core));
+/// Serve every UDP socket of this shard until it stops.
+pub(super) async fn serve(shard: &Rc<Shard>) {
     let mut tasks = Vec::new();
-    for (&local, sock) in sockets.iter() {
-        let (sock, sockets, core, counters, stop) = (
-            sock.clone(),
-            sockets.clone(),
-            core.clone(),
-            counters.clone(),
-            stop.clone(),
-        );
+    for (&local, sock) in shard.udp.iter() {
+        let (sock, shard) = (sock.clone(), shard.clone());
         tasks.push(glommio::spawn_local(async move {
-            recv_loop(local, sock, sockets, core, counters, stop).await;
+            recv_loop(local, sock, shard).await;
         }));
     }
     for t in tasks {
@@ -109,16 +92,10 @@ pub(super) async fn serve(
     }
 }
 
-async fn recv_loop(
-    local: SocketAddr,
-    sock: Rc<UdpSocket>,
-    sockets: Rc<HashMap<SocketAddr, Rc<UdpSocket>>>,
-    core: Rc<RefCell<Core>>,
-    counters: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) {
+async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
+    let counters = &shard.counters;
     let mut buf = vec![0u8; 65_536];
-    while !stop.load(Ordering::Relaxed) {
+    while !shard.stopping() {
         let (n, remote) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) if is_timeout(&e) => continue,
@@ -130,33 +107,21 @@ async fn recv_loop(
         Counters::add(&counters.datagrams_in, 1);
         Counters::add(&counters.bytes_in, n as u64);
         let data = Bytes::copy_from_slice(&buf[..n]);
-        let outcome = core.borrow_mut().handle(
-            data,
-            Flow {
-                transport: Transport::Udp,
-                local,
-                remote,
-            },
-        );
-        match outcome {
-            Outcome::Forwarded(t) => {
-                Counters::add(&counters.forwarded, 1);
-                send(&sockets, t, &counters).await;
-            }
-            Outcome::Replied(t, _) => {
-                Counters::add(&counters.replied, 1);
-                send(&sockets, t, &counters).await;
-            }
-            Outcome::Dropped(reason) => counters.dropped(reason),
-        }
+        let flow = Flow {
+            transport: Transport::Udp,
+            local,
+            remote,
+            conn: None,
+        };
+        let outcome = shard.core.borrow_mut().handle(data, flow);
+        shard.dispatch(outcome).await;
     }
 }
 
-async fn send(sockets: &HashMap<SocketAddr, Rc<UdpSocket>>, t: Transmit, counters: &Counters) {
-    let Some(sock) = (t.transport == Transport::Udp)
-        .then(|| sockets.get(&t.local))
-        .flatten()
-    else {
+/// Send one datagram from the listener the core chose.
+pub(super) async fn send(shard: &Shard, t: Transmit) {
+    let counters = &shard.counters;
+    let Some(sock) = shard.udp.get(&t.local) else {
         counters.dropped(Drop::Unsent);
         return;
     };

@@ -134,6 +134,7 @@ pub fn proxy(data: &[u8]) {
         transport: crate::config::Transport::Udp,
         local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
         remote: std::net::SocketAddr::from(([127, 0, 0, 2], 40000)),
+        conn: None,
     };
     let tcp = Flow {
         transport: crate::config::Transport::Tcp,

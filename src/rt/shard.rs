@@ -1,0 +1,98 @@
+//! What one shard owns: its proxy core, its sockets, its TCP connection
+//! table, its counters and its end of the mesh. Everything here lives on
+//! one executor thread (`Rc`, `RefCell`); the only things shared with other
+//! threads are the read-only config, the counters (written here only) and
+//! the mesh channels.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::net::UdpSocket;
+
+use super::stats::Counters;
+use super::tcp;
+use super::udp;
+use crate::config::{Config, Transport};
+use crate::proxy::{Core, Drop, Outcome, Transmit};
+
+/// Capacity of each shard-to-shard channel of the mesh.
+pub(super) const MESH_QUEUE: usize = 4096;
+
+pub(super) struct Shard {
+    /// This shard's place in the mesh; named in the `ConnId`s it hands out.
+    pub id: usize,
+    pub cfg: Arc<Config>,
+    pub core: RefCell<Core>,
+    /// One socket per UDP listener, by its configured address.
+    pub udp: HashMap<SocketAddr, Rc<UdpSocket>>,
+    pub tcp: RefCell<tcp::Table>,
+    /// Write tasks still flushing (for the drain at shutdown).
+    pub writers: Cell<usize>,
+    pub counters: Arc<Counters>,
+    pub stop: Arc<AtomicBool>,
+    /// Senders to every other shard, when there are others.
+    pub mesh: Option<Senders<Transmit>>,
+}
+
+impl Shard {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Carry out what the core decided.
+    pub async fn dispatch(self: &Rc<Self>, outcome: Outcome) {
+        match outcome {
+            Outcome::Forwarded(t) => {
+                Counters::add(&self.counters.forwarded, 1);
+                self.send(t).await;
+            }
+            Outcome::Replied(t, _) => {
+                Counters::add(&self.counters.replied, 1);
+                self.send(t).await;
+            }
+            Outcome::Dropped(reason) => self.counters.dropped(reason),
+        }
+    }
+
+    pub async fn send(self: &Rc<Self>, t: Transmit) {
+        match t.transport {
+            Transport::Udp => udp::send(self, t).await,
+            Transport::Tcp => tcp::send(self, t),
+        }
+    }
+
+    /// Pass a message to the shard that owns its connection. Bounded: a
+    /// full channel drops the message and counts it.
+    pub fn hand_off(&self, owner: usize, t: Transmit) {
+        let Some(mesh) = &self.mesh else {
+            self.counters.dropped(Drop::Unsent);
+            return;
+        };
+        if owner >= mesh.nr_consumers() {
+            self.counters.dropped(Drop::Unsent);
+            return;
+        }
+        match mesh.try_send_to(owner, t) {
+            Ok(()) => Counters::add(&self.counters.mesh_out, 1),
+            Err(_) => self.counters.dropped(Drop::QueueFull),
+        }
+    }
+}
+
+/// Serve what other shards hand to this one, until they all hang up.
+pub(super) fn serve_mesh(shard: &Rc<Shard>, mut receivers: Receivers<Transmit>) {
+    for (_, rx) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(t) = rx.recv().await {
+                shard.send(t).await;
+            }
+        })
+        .detach();
+    }
+}

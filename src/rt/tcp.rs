@@ -1,0 +1,348 @@
+//! TCP on a shard (RFC 3261 §18): an SO_REUSEPORT listener per TCP
+//! listener, and a connection table keyed by `ConnId` and by peer address.
+//!
+//! - Each connection has a reader (stream framing from `sip::frame_stream`,
+//!   every message through the shard's core) and a writer fed by a bounded
+//!   queue, so a slow peer cannot make the shard wait or grow memory.
+//! - A response goes back on the connection its request came in on
+//!   (§18.2.2): the connection rides in our Via branch, and a response that
+//!   lands on another shard (over UDP, SO_REUSEPORT picks the shard) is
+//!   handed over the mesh to the owner. If that connection has closed, a
+//!   new one is opened to the address in the Via, as §18.2.2 says.
+//! - A request to a destination reuses any connection to that address on
+//!   this shard, inbound or outbound (RFC 5923 in spirit), else opens one.
+//! - A CRLFCRLF ping is answered with CRLF (RFC 5626 §3.5.1).
+//! - Connections with no traffic for `tcp.idle_timeout` are closed; at
+//!   `tcp.max_connections` (per process, split over the shards) an accept
+//!   is closed at once and counted.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::{TcpListener, TcpStream};
+
+use super::shard::Shard;
+use super::stats::Counters;
+use super::StartError;
+use crate::config::{Config, Transport};
+use crate::proxy::{ConnId, Drop, Flow, Outcome, Transmit};
+use crate::sip::{frame_stream, Limits, Status};
+
+/// Messages queued for one connection's writer before sends are dropped.
+const WRITE_QUEUE: usize = 256;
+/// Read size; a message may span several reads.
+const READ_CHUNK: usize = 16 << 10;
+
+/// One open (or opening) connection.
+pub(super) struct Conn {
+    pub id: ConnId,
+    pub remote: SocketAddr,
+    /// The listener this connection belongs to (our side in `Flow`).
+    pub local: SocketAddr,
+    tx: LocalSender<Vec<u8>>,
+    /// Last traffic either way.
+    last: Cell<Instant>,
+    /// The socket, once connected: the drain shuts its read side.
+    fd: Cell<Option<RawFd>>,
+}
+
+impl Conn {
+    fn push(&self, data: Vec<u8>, counters: &Counters) {
+        match self.tx.try_send(data) {
+            Ok(()) => self.last.set(Instant::now()),
+            Err(glommio::GlommioError::WouldBlock(_)) => counters.dropped(Drop::QueueFull),
+            Err(_) => counters.dropped(Drop::Unsent),
+        }
+    }
+}
+
+/// This shard's connections.
+pub(super) struct Table {
+    by_id: HashMap<ConnId, Rc<Conn>>,
+    by_remote: HashMap<SocketAddr, ConnId>,
+    seq: u64,
+    cap: usize,
+}
+
+impl Table {
+    pub fn new(cap: usize) -> Table {
+        Table {
+            by_id: HashMap::new(),
+            by_remote: HashMap::new(),
+            seq: 0,
+            cap,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Add a connection; `None` at the cap.
+    fn insert(
+        &mut self,
+        shard: usize,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Option<(Rc<Conn>, LocalReceiver<Vec<u8>>)> {
+        if self.by_id.len() >= self.cap {
+            return None;
+        }
+        self.seq += 1;
+        let id = ConnId::new(shard, self.seq);
+        let (tx, rx) = local_channel::new_bounded(WRITE_QUEUE);
+        let conn = Rc::new(Conn {
+            id,
+            remote,
+            local,
+            tx,
+            last: Cell::new(Instant::now()),
+            fd: Cell::new(None),
+        });
+        self.by_id.insert(id, conn.clone());
+        self.by_remote.insert(remote, id);
+        Some((conn, rx))
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        if let Some(c) = self.by_id.remove(&id) {
+            if self.by_remote.get(&c.remote) == Some(&id) {
+                self.by_remote.remove(&c.remote);
+            }
+        }
+    }
+
+    fn to(&self, remote: SocketAddr) -> Option<&Rc<Conn>> {
+        self.by_remote
+            .get(&remote)
+            .and_then(|id| self.by_id.get(id))
+    }
+
+    /// Stop reading every connection (shutdown(SHUT_RD)): each reader sees
+    /// the end of its stream, and the writers flush what is queued.
+    pub fn shut_reads(&self) {
+        for c in self.by_id.values() {
+            if let Some(fd) = c.fd.get() {
+                let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Read);
+            }
+        }
+    }
+}
+
+/// Bind this shard's listener for every TCP listener.
+pub(super) fn bind_all(cfg: &Config) -> Result<Vec<(SocketAddr, TcpListener)>, StartError> {
+    cfg.listen
+        .iter()
+        .filter(|l| l.transport == Transport::Tcp)
+        .map(|l| {
+            TcpListener::bind(l.addr)
+                .map(|s| (l.addr, s))
+                .map_err(|e| StartError::Bind {
+                    transport: Transport::Tcp,
+                    addr: l.addr,
+                    source: std::io::Error::other(e.to_string()),
+                })
+        })
+        .collect()
+}
+
+/// Accept on one listener for as long as the shard runs.
+pub(super) fn serve_listener(shard: &Rc<Shard>, local: SocketAddr, listener: TcpListener) {
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors and the like: count, breathe, go on.
+                    Counters::add(&shard.counters.recv_errors, 1);
+                    tracing::debug!("tcp {local}: accept: {e}");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            if shard.stopping() {
+                continue;
+            }
+            let Ok(remote) = stream.peer_addr() else {
+                continue;
+            };
+            let inserted = shard.tcp.borrow_mut().insert(shard.id, remote, local);
+            let Some((conn, rx)) = inserted else {
+                Counters::add(&shard.counters.tcp_rejected, 1);
+                continue;
+            };
+            Counters::add(&shard.counters.tcp_accepted, 1);
+            let shard = shard.clone();
+            glommio::spawn_local(async move { run(&shard, conn, stream, rx).await }).detach();
+        }
+    })
+    .detach();
+}
+
+/// Send `t` over TCP: on the connection it names (handing it to the owning
+/// shard if need be), else on a connection to its destination, else on a
+/// new one.
+pub(super) fn send(shard: &Rc<Shard>, t: Transmit) {
+    if let Some(id) = t.conn {
+        if id.shard() != shard.id {
+            return shard.hand_off(id.shard(), t);
+        }
+        let conn = shard.tcp.borrow().by_id.get(&id).cloned();
+        if let Some(conn) = conn {
+            return conn.push(t.data, &shard.counters);
+        }
+    }
+    let conn = shard.tcp.borrow().to(t.dest).cloned();
+    if let Some(conn) = conn {
+        return conn.push(t.data, &shard.counters);
+    }
+    match open(shard, t.local, t.dest) {
+        Some(conn) => conn.push(t.data, &shard.counters),
+        None => shard.counters.dropped(Drop::Unsent),
+    }
+}
+
+/// Start an outbound connection. Messages sent before it is up wait in its
+/// queue; if the connect fails they are dropped (counted as a connect
+/// error).
+fn open(shard: &Rc<Shard>, local: SocketAddr, dest: SocketAddr) -> Option<Rc<Conn>> {
+    if shard.stopping() {
+        return None;
+    }
+    let (conn, rx) = shard.tcp.borrow_mut().insert(shard.id, dest, local)?;
+    let (s, c) = (shard.clone(), conn.clone());
+    glommio::spawn_local(async move {
+        match TcpStream::connect_timeout(dest, s.cfg.tcp.connect_timeout).await {
+            Ok(stream) => {
+                Counters::add(&s.counters.tcp_connected, 1);
+                run(&s, c, stream, rx).await;
+            }
+            Err(e) => {
+                Counters::add(&s.counters.tcp_connect_errors, 1);
+                tracing::debug!("tcp connect {dest}: {e}");
+                s.tcp.borrow_mut().remove(c.id);
+            }
+        }
+    })
+    .detach();
+    Some(conn)
+}
+
+/// Why a connection ended.
+enum End {
+    Closed,
+    Idle,
+    Framing,
+}
+
+/// Serve one connected stream until it ends, then take it out of the table.
+async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalReceiver<Vec<u8>>) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(shard.cfg.tcp.idle_timeout));
+    conn.fd.set(Some(stream.as_raw_fd()));
+    conn.last.set(Instant::now());
+    let (r, w) = futures_lite::io::split(stream);
+    shard.writers.set(shard.writers.get() + 1);
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        write_loop(&s, w, rx).await;
+        s.writers.set(s.writers.get() - 1);
+    })
+    .detach();
+    let end = read_loop(shard, &conn, r).await;
+    let c = &shard.counters;
+    match end {
+        End::Idle => Counters::add(&c.tcp_idle_closed, 1),
+        End::Framing => Counters::add(&c.tcp_framing_errors, 1),
+        End::Closed => {}
+    }
+    Counters::add(&c.tcp_closed, 1);
+    conn.fd.set(None);
+    shard.tcp.borrow_mut().remove(conn.id);
+}
+
+async fn write_loop(shard: &Shard, mut w: WriteHalf<TcpStream>, rx: LocalReceiver<Vec<u8>>) {
+    while let Some(data) = rx.recv().await {
+        if w.write_all(&data).await.is_err() {
+            Counters::add(&shard.counters.send_errors, 1);
+            return;
+        }
+        // A bare CRLF pong is not a message.
+        if data != b"\r\n" {
+            Counters::add(&shard.counters.tcp_out, 1);
+        }
+    }
+    let _ = w.close().await;
+}
+
+async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream>) -> End {
+    let limits = Limits::default();
+    let idle = shard.cfg.tcp.idle_timeout;
+    let flow = Flow {
+        transport: Transport::Tcp,
+        local: conn.local,
+        remote: conn.remote,
+        conn: Some(conn.id),
+    };
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut acc = BytesMut::new();
+    // CR/LF bytes seen since the last message: two CRLFs are a ping.
+    let mut crlf = 0usize;
+    loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) => return End::Closed,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                // The write side counts as traffic too.
+                if conn.last.get().elapsed() >= idle {
+                    return End::Idle;
+                }
+                continue;
+            }
+            Err(_) => return End::Closed,
+        };
+        conn.last.set(Instant::now());
+        acc.extend_from_slice(&chunk[..n]);
+        loop {
+            match frame_stream(&acc, &limits) {
+                Ok(Status::Keepalive(k)) => {
+                    crlf += k;
+                    acc.advance(k);
+                    if crlf >= 4 {
+                        crlf = 0;
+                        conn.push(b"\r\n".to_vec(), &shard.counters);
+                        Counters::add(&shard.counters.tcp_pongs, 1);
+                    }
+                }
+                Ok(Status::Complete(len)) => {
+                    crlf = 0;
+                    Counters::add(&shard.counters.tcp_in, 1);
+                    let msg = acc.split_to(len).freeze();
+                    let outcome = shard.core.borrow_mut().handle(msg, flow);
+                    shard.dispatch(outcome).await;
+                }
+                Ok(Status::Partial) => break,
+                Err(_) => {
+                    // The stream cannot be resynchronised: answer what can
+                    // be answered (a 400 with the reason) and close.
+                    let outcome = shard.core.borrow_mut().handle(acc.split().freeze(), flow);
+                    if let Outcome::Replied(..) = outcome {
+                        shard.dispatch(outcome).await;
+                    }
+                    return End::Framing;
+                }
+            }
+        }
+        if shard.stopping() {
+            return End::Closed;
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! What the loopback test files share: starting a runtime on a free port
+//! (one at a time) and waiting for counters to settle.
+//!
+//! Runtimes are started one at a time: each sizes glommio's locked
+//! io_memory to the process's whole RLIMIT_MEMLOCK budget.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use siphon::config::Config;
+use siphon::proxy::Hosts;
+use siphon::rt::{Runtime, Snapshot};
+
+pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub struct Proxy {
+    pub rt: Runtime,
+    /// The listening address (UDP, and TCP on the same port when asked).
+    pub addr: SocketAddr,
+    _guard: MutexGuard<'static, ()>,
+}
+
+pub fn lock() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A port free for both UDP and TCP on `ip`: bind, read, release (the
+/// shards bind it next with SO_REUSEPORT).
+pub fn free_port(ip: &str) -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind((ip, 0)).unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Start a proxy on `ip` with `shards` shards, listening on the given
+/// transports on one free port; `extra` is appended to the config.
+pub fn start_on(shards: usize, ip: &str, transports: &[&str], extra: &str) -> Proxy {
+    let guard = lock();
+    let port = free_port(ip);
+    let mut text = format!("[server]\nshards = {shards}\n");
+    for t in transports {
+        text += &format!("[[listen]]\ntransport = \"{t}\"\naddr = \"{ip}:{port}\"\n");
+    }
+    text += extra;
+    let cfg = Config::parse(&text, Path::new("test.toml")).unwrap();
+    let rt = Runtime::start(Arc::new(cfg), Arc::new(Hosts::default())).unwrap();
+    Proxy {
+        rt,
+        addr: format!("{ip}:{port}").parse().unwrap(),
+        _guard: guard,
+    }
+}
+
+/// The counters once `done` holds, or after 3 s (then the caller's
+/// assertions report what they are).
+pub fn settled(rt: &Runtime, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let s = rt.snapshot();
+        if done(&s) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
