@@ -152,6 +152,7 @@ impl Runtime {
                             .collect(),
                         tcp: RefCell::new(tcp::Table::new(tcp_cap)),
                         writers: Cell::new(0),
+                        outbox: RefCell::new(Vec::with_capacity(udp::BATCH)),
                         counters: c,
                         stop,
                         mesh: senders,

@@ -33,6 +33,9 @@ pub(super) struct Shard {
     pub tcp: RefCell<tcp::Table>,
     /// Write tasks still flushing (for the drain at shutdown).
     pub writers: Cell<usize>,
+    /// Datagrams decided but not yet sent: sent together by `flush`
+    /// (sendmmsg), once per receive batch.
+    pub outbox: RefCell<Vec<Transmit>>,
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
     /// Senders to every other shard, when there are others.
@@ -44,26 +47,32 @@ impl Shard {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Carry out what the core decided.
-    pub async fn dispatch(self: &Rc<Self>, outcome: Outcome) {
+    /// Carry out what the core decided: TCP writes are queued on their
+    /// connection, datagrams wait in the outbox for the next `flush`.
+    pub fn dispatch(self: &Rc<Self>, outcome: Outcome) {
         match outcome {
             Outcome::Forwarded(t) => {
                 Counters::add(&self.counters.forwarded, 1);
-                self.send(t).await;
+                self.send(t);
             }
             Outcome::Replied(t, _) => {
                 Counters::add(&self.counters.replied, 1);
-                self.send(t).await;
+                self.send(t);
             }
             Outcome::Dropped(reason) => self.counters.dropped(reason),
         }
     }
 
-    pub async fn send(self: &Rc<Self>, t: Transmit) {
+    pub fn send(self: &Rc<Self>, t: Transmit) {
         match t.transport {
-            Transport::Udp => udp::send(self, t).await,
+            Transport::Udp => self.outbox.borrow_mut().push(t),
             Transport::Tcp => tcp::send(self, t),
         }
+    }
+
+    /// Send the datagrams in the outbox.
+    pub async fn flush(&self) {
+        udp::flush(self).await;
     }
 
     /// Pass a message to the shard that owns its connection. Bounded: a
@@ -90,7 +99,8 @@ pub(super) fn serve_mesh(shard: &Rc<Shard>, mut receivers: Receivers<Transmit>) 
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(t) = rx.recv().await {
-                shard.send(t).await;
+                shard.send(t);
+                shard.flush().await;
             }
         })
         .detach();

@@ -327,16 +327,20 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream
                     Counters::add(&shard.counters.tcp_in, 1);
                     let msg = acc.split_to(len).freeze();
                     let outcome = shard.core.borrow_mut().handle(msg, flow);
-                    shard.dispatch(outcome).await;
+                    shard.dispatch(outcome);
                 }
-                Ok(Status::Partial) => break,
+                Ok(Status::Partial) => {
+                    shard.flush().await;
+                    break;
+                }
                 Err(_) => {
                     // The stream cannot be resynchronised: answer what can
                     // be answered (a 400 with the reason) and close.
                     let outcome = shard.core.borrow_mut().handle(acc.split().freeze(), flow);
                     if let Outcome::Replied(..) = outcome {
-                        shard.dispatch(outcome).await;
+                        shard.dispatch(outcome);
                     }
+                    shard.flush().await;
                     return End::Framing;
                 }
             }

@@ -1,13 +1,21 @@
 //! UDP on a shard: one SO_REUSEPORT socket per UDP listener, built with
 //! socket2 (explicit buffer sizes, with a warning when the kernel clamps
-//! them) and driven by glommio. Every datagram goes through the shard's
-//! `proxy::Core`; the answer leaves from the listener the core chose.
+//! them). glommio waits for the first datagram; recvmmsg drains up to
+//! `BATCH` at once and sendmmsg sends the answers of a batch together
+//! (DESIGN.md: ~16 % less CPU than one glommio call per datagram). Every
+//! datagram goes through the shard's `proxy::Core`; the answer leaves from
+//! the listener the core chose.
 
+use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use bytes::Bytes;
 use glommio::net::UdpSocket;
+use nix::sys::socket::{
+    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::shard::Shard;
@@ -78,6 +86,11 @@ fn set_buffers(s: &Socket, addr: SocketAddr, warn: bool) {
     }
 }
 
+/// Datagrams per recvmmsg/sendmmsg call.
+pub(super) const BATCH: usize = 64;
+/// Each receive buffer holds the largest UDP payload.
+const DATAGRAM_MAX: usize = 65_536;
+
 /// Serve every UDP socket of this shard until it stops.
 pub(super) async fn serve(shard: &Rc<Shard>) {
     let mut tasks = Vec::new();
@@ -92,39 +105,174 @@ pub(super) async fn serve(shard: &Rc<Shard>) {
     }
 }
 
-async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
-    let counters = &shard.counters;
-    let mut buf = vec![0u8; 65_536];
-    while !shard.stopping() {
-        let (n, remote) = match sock.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) if is_timeout(&e) => continue,
-            Err(_) => {
-                Counters::add(&counters.recv_errors, 1);
-                continue;
-            }
-        };
-        Counters::add(&counters.datagrams_in, 1);
-        Counters::add(&counters.bytes_in, n as u64);
-        let data = Bytes::copy_from_slice(&buf[..n]);
-        let flow = Flow {
-            transport: Transport::Udp,
-            local,
-            remote,
-            conn: None,
-        };
-        let outcome = shard.core.borrow_mut().handle(data, flow);
-        shard.dispatch(outcome).await;
+/// Buffers and headers for one recvmmsg call, reused across calls.
+struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    headers: MultiHeaders<SockaddrStorage>,
+    /// Length and source of each datagram of the last call.
+    got: Vec<(usize, Option<SocketAddr>)>,
+}
+
+impl RecvBatch {
+    fn new() -> RecvBatch {
+        RecvBatch {
+            bufs: (0..BATCH).map(|_| vec![0u8; DATAGRAM_MAX]).collect(),
+            headers: MultiHeaders::preallocate(BATCH, None),
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Take what is queued on the socket, up to `BATCH` datagrams, without
+    /// waiting.
+    fn recv(&mut self, fd: RawFd) -> nix::Result<usize> {
+        self.got.clear();
+        let slices: Vec<[IoSliceMut<'_>; 1]> =
+            self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let res = recvmmsg(
+            fd,
+            &mut self.headers,
+            slices.iter(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )?;
+        for m in res {
+            self.got.push((m.bytes, m.address.and_then(to_std)));
+        }
+        Ok(self.got.len())
     }
 }
 
-/// Send one datagram from the listener the core chose.
-pub(super) async fn send(shard: &Shard, t: Transmit) {
+fn to_std(a: SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// Wait for a datagram with glommio (a 1-byte MSG_PEEK, so nothing is
+/// consumed), then drain the socket with recvmmsg in batches of `BATCH`,
+/// handle each datagram and send the batch's answers with sendmmsg.
+async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
     let counters = &shard.counters;
-    let Some(sock) = shard.udp.get(&t.local) else {
-        counters.dropped(Drop::Unsent);
+    let fd = sock.as_raw_fd();
+    let mut batch = RecvBatch::new();
+    let mut peek = [0u8; 1];
+    while !shard.stopping() {
+        match sock.peek_from(&mut peek).await {
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => continue,
+            Err(_) => {
+                // A peek error (ICMP port unreachable reported on the
+                // socket, say) is consumed by the recvmmsg below.
+                Counters::add(&counters.recv_errors, 1);
+            }
+        }
+        loop {
+            let n = match batch.recv(fd) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => {
+                    Counters::add(&counters.recv_errors, 1);
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            Counters::add(&counters.udp_batches, 1);
+            for i in 0..n {
+                let (len, remote) = batch.got[i];
+                let Some(remote) = remote else {
+                    Counters::add(&counters.recv_errors, 1);
+                    continue;
+                };
+                Counters::add(&counters.datagrams_in, 1);
+                Counters::add(&counters.bytes_in, len as u64);
+                let data = Bytes::copy_from_slice(&batch.bufs[i][..len]);
+                let flow = Flow {
+                    transport: Transport::Udp,
+                    local,
+                    remote,
+                    conn: None,
+                };
+                let outcome = shard.core.borrow_mut().handle(data, flow);
+                shard.dispatch(outcome);
+            }
+            shard.flush().await;
+            if n < BATCH {
+                break;
+            }
+        }
+    }
+}
+
+/// Send every datagram in the shard's outbox: sendmmsg per socket in
+/// batches; what the kernel will not take now (a full send buffer) or
+/// refuses goes through glommio's send_to, which waits and reports.
+pub(super) async fn flush(shard: &Shard) {
+    let out = std::mem::take(&mut *shard.outbox.borrow_mut());
+    if out.is_empty() {
         return;
-    };
+    }
+    let counters = &shard.counters;
+    let mut rest: &[Transmit] = &out;
+    while let Some(first) = rest.first() {
+        // A run of datagrams from the same socket.
+        let run = rest
+            .iter()
+            .take(BATCH)
+            .take_while(|t| t.local == first.local)
+            .count();
+        let (now, later) = rest.split_at(run);
+        rest = later;
+        let Some(sock) = shard.udp.get(&first.local) else {
+            for _ in now {
+                counters.dropped(Drop::Unsent);
+            }
+            continue;
+        };
+        let sent = sendmmsg_some(sock.as_raw_fd(), now);
+        for t in &now[..sent] {
+            Counters::add(&counters.datagrams_out, 1);
+            Counters::add(&counters.bytes_out, t.data.len() as u64);
+        }
+        for t in &now[sent..] {
+            send_one(sock, t, counters).await;
+        }
+    }
+    // Keep the allocation for the next batch.
+    let mut out = out;
+    out.clear();
+    let mut outbox = shard.outbox.borrow_mut();
+    if outbox.is_empty() {
+        *outbox = out;
+    }
+}
+
+/// sendmmsg without waiting; how many of `batch` the kernel took.
+fn sendmmsg_some(fd: RawFd, batch: &[Transmit]) -> usize {
+    let addrs: Vec<Option<SockaddrStorage>> = batch
+        .iter()
+        .map(|t| Some(SockaddrStorage::from(t.dest)))
+        .collect();
+    let slices: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|t| [IoSlice::new(&t.data)]).collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
+    let no_cmsgs: [ControlMessage<'_>; 0] = [];
+    match sendmmsg(
+        fd,
+        &mut headers,
+        &slices,
+        &addrs,
+        no_cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(res) => res.count(),
+        Err(_) => 0,
+    }
+}
+
+async fn send_one(sock: &UdpSocket, t: &Transmit, counters: &Counters) {
     match sock.send_to(&t.data, t.dest).await {
         Ok(n) => {
             Counters::add(&counters.datagrams_out, 1);
@@ -137,4 +285,47 @@ pub(super) async fn send(shard: &Shard, t: Transmit) {
 fn is_timeout(e: &glommio::GlommioError<()>) -> bool {
     matches!(e, glommio::GlommioError::TimedOut(_))
         || matches!(e, glommio::GlommioError::IoError(io) if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket as StdUdp;
+
+    #[test]
+    fn recvmmsg_drains_a_batch_and_sendmmsg_sends_one() {
+        let rx = StdUdp::bind("127.0.0.1:0").unwrap();
+        let tx = StdUdp::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let batch: Vec<Transmit> = (0..10)
+            .map(|i| Transmit {
+                transport: Transport::Udp,
+                local: tx.local_addr().unwrap(),
+                dest: to,
+                conn: None,
+                data: format!("datagram {i}").into_bytes(),
+            })
+            .collect();
+        assert_eq!(sendmmsg_some(tx.as_raw_fd(), &batch), 10);
+        let mut b = RecvBatch::new();
+        // Loopback delivery is synchronous: all ten are queued already.
+        assert_eq!(b.recv(rx.as_raw_fd()), Ok(10));
+        for (i, &(len, from)) in b.got.iter().enumerate() {
+            assert_eq!(from, Some(tx.local_addr().unwrap()));
+            assert_eq!(&b.bufs[i][..len], format!("datagram {i}").as_bytes());
+        }
+        assert_eq!(b.recv(rx.as_raw_fd()), Err(nix::errno::Errno::EAGAIN));
+    }
+
+    #[test]
+    fn ipv6_sources_are_reported() {
+        let Ok(rx) = StdUdp::bind("[::1]:0") else {
+            return; // no IPv6 loopback on this machine
+        };
+        let tx = StdUdp::bind("[::1]:0").unwrap();
+        tx.send_to(b"x", rx.local_addr().unwrap()).unwrap();
+        let mut b = RecvBatch::new();
+        assert_eq!(b.recv(rx.as_raw_fd()), Ok(1));
+        assert_eq!(b.got[0], (1, Some(tx.local_addr().unwrap())));
+    }
 }
