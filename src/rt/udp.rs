@@ -52,14 +52,7 @@ pub(super) fn bind_all(
         }
         set_buffers(&s, l.addr, shard == 0);
         s.bind(&l.addr.into()).map_err(err)?;
-        let sock = UdpSocket::from(s);
-        sock.set_read_timeout(Some(STOP_POLL))
-            .map_err(|e| StartError::Bind {
-                transport: Transport::Udp,
-                addr: l.addr,
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        out.push((l.addr, sock));
+        out.push((l.addr, UdpSocket::from(s)));
     }
     Ok(out)
 }
@@ -151,33 +144,52 @@ fn to_std(a: SockaddrStorage) -> Option<SocketAddr> {
 
 /// Wait for a datagram with glommio (a 1-byte MSG_PEEK, so nothing is
 /// consumed), then drain the socket with recvmmsg in batches of `BATCH`,
-/// handle each datagram and send the batch's answers with sendmmsg.
+/// handle each datagram and send the batch's answers with sendmmsg; park
+/// again when a drain comes back short. The peek has no timeout of its own
+/// (a linked timeout per receive costs two more io_uring operations): one
+/// long-lived watcher future per loop notices a stop.
+///
+/// Measured and not kept: sleeping 200 µs or 1 ms after a short batch
+/// before draining again (to take one wake-up per ~14 datagrams instead of
+/// one per datagram) did not lower the CPU per call at 3000 cps (43 µs
+/// either way; 52 µs at 200 µs): the sends, which on loopback also pay the
+/// receiver's softirq and wake-up, dominate.
 async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
     let counters = &shard.counters;
     let fd = sock.as_raw_fd();
     let mut batch = RecvBatch::new();
     let mut peek = [0u8; 1];
+    let watcher = shard.clone();
+    let mut stopped = Box::pin(async move {
+        while !watcher.stopping() {
+            glommio::timer::sleep(STOP_POLL).await;
+        }
+    });
     while !shard.stopping() {
-        match sock.peek_from(&mut peek).await {
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => continue,
-            Err(_) => {
-                // A peek error (ICMP port unreachable reported on the
-                // socket, say) is consumed by the recvmmsg below.
-                Counters::add(&counters.recv_errors, 1);
-            }
+        let woke =
+            futures_lite::future::or(async { Some(sock.peek_from(&mut peek).await) }, async {
+                (&mut stopped).await;
+                None
+            })
+            .await;
+        match woke {
+            None => break,
+            Some(Ok(_)) => {}
+            // A peek error (ICMP port unreachable reported on the socket,
+            // say) is consumed by the recvmmsg below.
+            Some(Err(_)) => Counters::add(&counters.recv_errors, 1),
         }
         loop {
             let n = match batch.recv(fd) {
                 Ok(n) => n,
-                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(nix::errno::Errno::EAGAIN) => 0,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => {
                     Counters::add(&counters.recv_errors, 1);
-                    break;
+                    0
                 }
             };
-            if n == 0 {
+            if n == 0 || shard.stopping() {
                 break;
             }
             Counters::add(&counters.udp_batches, 1);
@@ -280,11 +292,6 @@ async fn send_one(sock: &UdpSocket, t: &Transmit, counters: &Counters) {
         }
         Err(_) => Counters::add(&counters.send_errors, 1),
     }
-}
-
-fn is_timeout(e: &glommio::GlommioError<()>) -> bool {
-    matches!(e, glommio::GlommioError::TimedOut(_))
-        || matches!(e, glommio::GlommioError::IoError(io) if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock))
 }
 
 #[cfg(test)]
