@@ -129,6 +129,24 @@ fn defaults() {
         }
     );
     assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());
+    assert_eq!(c.tcp, Tcp::default());
+    assert_eq!(
+        (c.tcp.max_connections, c.tcp.idle_timeout.as_secs()),
+        (4096, 120)
+    );
+}
+
+#[test]
+fn tcp_keys() {
+    let c = parse("[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n[tcp]\nmax_connections = 10\nidle_timeout = 30\nconnect_timeout_ms = 250\n").unwrap();
+    assert_eq!(
+        c.tcp,
+        Tcp {
+            max_connections: 10,
+            idle_timeout: std::time::Duration::from_secs(30),
+            connect_timeout: std::time::Duration::from_millis(250),
+        }
+    );
 }
 
 /// Each bad config is rejected with an error naming the line and the key.
@@ -153,6 +171,9 @@ fn errors_name_file_line_and_key() {
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\nadvertise = \"a b\"\n", "test.toml:4: listen[0].advertise: \"a b\" is not a host or host:port"),
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[route]]\nname = \"x\"\nmatch = { method = \"IN VITE\" }\ndestination = \"a\"\n[destination.a]\ntargets = [{ uri = \"sip:h\" }]\n", "test.toml:6: route[0].match.method: \"IN VITE\" is not a method name"),
         ("[[listen]\n", "test.toml:1: "),
+        ("[tcp]\nidle_timeout = 0\n[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: tcp.idle_timeout: 0 is out of range 1..=86400"),
+        ("[tcp]\nmax_connections = -1\n[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: tcp.max_connections: -1 is out of range"),
+        ("[tcp]\nlinger = 1\n[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: unknown field `linger`"),
     ];
     for (text, want) in cases {
         let e = parse(text).unwrap_err().to_string();
