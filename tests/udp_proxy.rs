@@ -147,6 +147,10 @@ fn max_forwards_zero_and_malformed_requests_are_answered() {
         s.replied == 2 && s.dropped(siphon::proxy::Drop::Garbage) == 1
     });
     assert_eq!(s.replied, 2);
+    assert_eq!(
+        s.parse_errors, 1,
+        "the 483 is not a parse error, the 400 is"
+    );
     assert_eq!(s.dropped(siphon::proxy::Drop::Garbage), 1);
 }
 

@@ -71,6 +71,9 @@ pub enum Outcome {
     Forwarded(Transmit),
     /// A response we generated (the status code is for counters and logs).
     Replied(Transmit, u16),
+    /// A request whose bytes did not parse, answered with the parser's
+    /// reason (400, 505, 413, …): a parse error, counted as such.
+    Rejected(Transmit, u16),
     /// Nothing sent; counted under this reason.
     Dropped(Drop),
 }

@@ -235,7 +235,10 @@ impl Core {
         if !response::build_error(e, tag.as_bytes(), server, &mut data) {
             return Outcome::Dropped(Drop::Garbage);
         }
-        reply_to(req, flow, data, e.error().status())
+        match reply_to(req, flow, data, e.error().status()) {
+            Outcome::Replied(t, code) => Outcome::Rejected(t, code),
+            other => other,
+        }
     }
 
     /// Answer `req` with `code reason` (RFC 3261 §8.2.6). ACKs get nothing.

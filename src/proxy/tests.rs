@@ -56,7 +56,7 @@ fn forwarded(o: Outcome) -> (Transmit, Message) {
 
 fn replied(o: Outcome) -> (Transmit, Message, u16) {
     match o {
-        Outcome::Replied(t, code) => {
+        Outcome::Replied(t, code) | Outcome::Rejected(t, code) => {
             let m = parse(&t.data);
             assert_eq!(m.status(), Some(code));
             (t, m, code)

@@ -59,6 +59,11 @@ impl Shard {
                 Counters::add(&self.counters.replied, 1);
                 self.send(t);
             }
+            Outcome::Rejected(t, _) => {
+                Counters::add(&self.counters.replied, 1);
+                Counters::add(&self.counters.parse_errors, 1);
+                self.send(t);
+            }
             Outcome::Dropped(reason) => self.counters.dropped(reason),
         }
     }

@@ -337,7 +337,7 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream
                     // The stream cannot be resynchronised: answer what can
                     // be answered (a 400 with the reason) and close.
                     let outcome = shard.core.borrow_mut().handle(acc.split().freeze(), flow);
-                    if let Outcome::Replied(..) = outcome {
+                    if let Outcome::Replied(..) | Outcome::Rejected(..) = outcome {
                         shard.dispatch(outcome);
                     }
                     shard.flush().await;

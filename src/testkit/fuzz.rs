@@ -145,7 +145,7 @@ pub fn proxy(data: &[u8]) {
             let out = c.borrow_mut().handle(Bytes::copy_from_slice(data), flow);
             let (t, replied) = match out {
                 Outcome::Forwarded(t) => (t, false),
-                Outcome::Replied(t, _) => (t, true),
+                Outcome::Replied(t, _) | Outcome::Rejected(t, _) => (t, true),
                 Outcome::Dropped(_) => continue,
             };
             let roomy = Limits {
