@@ -1,0 +1,636 @@
+//! The UAC and the run: one thread drives every call (or OPTIONS) from a
+//! set of source sockets; the UAS (for `calls`) runs on a second thread.
+//!
+//! Calls live in a ring of fixed slots indexed by call number (the
+//! in-flight cap: rate x (timeout + hold + 1 s)); the Call-ID carries the
+//! number, so an answer finds its call without hashing. Timers are FIFO
+//! queues, each holding entries of one fixed delay, so they stay ordered
+//! without a heap: hold (ACK to BYE), one per retransmission interval
+//! (500 ms doubling), and the timeouts, which follow start order and are
+//! found by walking the ring from its oldest call.
+//!
+//! Latency is INVITE (or OPTIONS) to its 2xx: from the wall-clock time the
+//! first transmission went to the kernel to the kernel's receive timestamp
+//! of the answer, so it does not include how late this thread wakes up.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags};
+use siphon::sip::{Framing, Limits, Message, Method};
+
+use crate::args::{Mode, RunConfig};
+use crate::msgs::{parse_call_id, Requests, SERVICE};
+use crate::net::{bind, realtime_ns, Got, RecvBatch, SendQueue, BATCH, NO_TAG};
+use crate::pace::Pacer;
+use crate::report::Report;
+use crate::uas::{Uas, UasStats};
+
+/// RFC 3261 T1 (ms).
+const T1_MS: u64 = 500;
+/// Retransmission intervals: T1 << level.
+const LEVELS: usize = 8;
+/// Non-INVITE requests stop doubling at T2 = 4 s (level 3).
+const T2_LEVEL: usize = 3;
+/// Ring slots at most (about 64 bytes each).
+const MAX_SLOTS: u64 = 2 << 20;
+/// Spare BYE buffers kept for reuse.
+const POOL_MAX: usize = 1 << 16;
+/// Receive batches per socket per loop, so sending is never starved.
+const MAX_BATCHES: usize = 16;
+/// Longest sleep of an idle loop.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+const FREE: u64 = u64::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    /// INVITE or OPTIONS sent, no answer yet (retransmitting).
+    Calling,
+    /// A provisional answer to INVITE: no more retransmissions.
+    Proceeding,
+    /// 2xx answered with ACK; BYE after the hold.
+    Holding,
+    /// BYE sent (retransmitting).
+    Byeing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The INVITE or OPTIONS.
+    Initial,
+    Bye,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    n: u64,
+    due: u64,
+    kind: Kind,
+}
+
+struct Slot {
+    n: u64,
+    state: State,
+    sock: u16,
+    /// When the call started (ns since the run's epoch).
+    start: u64,
+    /// Wall-clock ns when the INVITE (OPTIONS) first went out; 0 before.
+    sent: i64,
+    /// The BYE, written when the 2xx arrives (a pooled buffer).
+    bye: Vec<u8>,
+}
+
+impl Slot {
+    fn free() -> Slot {
+        Slot {
+            n: FREE,
+            state: State::Free,
+            sock: 0,
+            start: 0,
+            sent: 0,
+            bye: Vec::new(),
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Completed,
+    Failed,
+    Timeout,
+}
+
+/// Counters of the UAC.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UacTotals {
+    pub attempted: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub timeouts: u64,
+    pub retransmissions: u64,
+    pub unexpected: u64,
+    pub send_errors: u64,
+    /// From the first start to the last start plus one interval, ns.
+    pub window_ns: u64,
+    pub start_lag_max_ns: u64,
+}
+
+/// The in-flight cap for a run: calls that can be unfinished at once.
+pub fn ring_size(rate: u32, timeout: Duration, hold: Duration) -> u64 {
+    let ms = timeout.as_millis() as u64 + hold.as_millis() as u64 + 1000;
+    (rate as u64 * ms / 1000).clamp(1024, MAX_SLOTS)
+}
+
+pub struct Uac {
+    mode: Mode,
+    proxy: SocketAddr,
+    socks: Vec<UdpSocket>,
+    reqs: Vec<Requests>,
+    queues: Vec<SendQueue>,
+    run_id: u32,
+    pacer: Pacer,
+    hold_ns: u64,
+    timeout_ns: u64,
+    slots: Vec<Slot>,
+    cap: u64,
+    /// Calls started so far (the next call number).
+    next: u64,
+    /// No call older than this is unfinished.
+    oldest: u64,
+    live: u64,
+    holds: VecDeque<Timer>,
+    retx: [VecDeque<Timer>; LEVELS],
+    pool: Vec<Vec<u8>>,
+    limits: Limits,
+    epoch: Instant,
+    pub hist: Histogram<u64>,
+    pub totals: UacTotals,
+}
+
+impl Uac {
+    /// Bind `cfg.sockets` sockets on the UAC address.
+    pub fn new(cfg: &RunConfig, run_id: u32) -> std::io::Result<Uac> {
+        let mut socks = Vec::with_capacity(cfg.sockets);
+        let mut reqs = Vec::with_capacity(cfg.sockets);
+        let service = match cfg.mode {
+            Mode::Calls => Some(SERVICE),
+            Mode::Options => None,
+        };
+        for _ in 0..cfg.sockets {
+            let s = bind(SocketAddr::new(cfg.uac, 0), true)?;
+            reqs.push(Requests::new(s.local_addr()?, cfg.proxy, service, run_id));
+            socks.push(s);
+        }
+        let cap = ring_size(cfg.rate, cfg.timeout, cfg.hold);
+        let total = Pacer::total_for(cfg.rate, cfg.duration.as_millis() as u64);
+        Ok(Uac {
+            mode: cfg.mode,
+            proxy: cfg.proxy,
+            queues: (0..cfg.sockets).map(|_| SendQueue::new()).collect(),
+            socks,
+            reqs,
+            run_id,
+            pacer: Pacer::new(cfg.rate, total),
+            hold_ns: cfg.hold.as_nanos() as u64,
+            timeout_ns: cfg.timeout.as_nanos() as u64,
+            slots: (0..cap).map(|_| Slot::free()).collect(),
+            cap,
+            next: 0,
+            oldest: 0,
+            live: 0,
+            holds: VecDeque::new(),
+            retx: std::array::from_fn(|_| VecDeque::new()),
+            pool: Vec::new(),
+            limits: Limits::default(),
+            epoch: Instant::now(),
+            hist: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("static histogram bounds are valid"),
+            totals: UacTotals::default(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Start every call on schedule, then wait for the last ones to end;
+    /// returns when none is in flight or by `deadline` at the latest.
+    pub fn run(&mut self, deadline: Instant) {
+        self.epoch = Instant::now();
+        let deadline_ns = deadline.saturating_duration_since(self.epoch).as_nanos() as u64;
+        // Behind schedule, catch up by at most 5 ms of starts per loop.
+        let max_starts = (self.pacer.rate() as u64 / 200).max(64);
+        let socks = std::mem::take(&mut self.socks);
+        let mut fds: Vec<PollFd<'_>> = socks
+            .iter()
+            .map(|s| PollFd::new(s, PollFlags::POLLIN))
+            .collect();
+        let mut batch = RecvBatch::new(true);
+        let mut wait_ms: i32 = 0;
+        loop {
+            let ready = poll(&mut fds, wait_ms).unwrap_or(0);
+            let mut busy = false;
+            if ready > 0 {
+                for (i, s) in socks.iter().enumerate() {
+                    let readable = fds[i].revents().is_some_and(|r| !r.is_empty());
+                    if readable {
+                        busy |= self.drain(s, &mut batch);
+                    }
+                }
+            }
+            let now = self.now();
+            self.expire(now);
+            let due = self.pacer.due_by(now).min(self.next + max_starts);
+            while self.next < due {
+                let k = self.next;
+                let lag = now.saturating_sub(self.pacer.at(k));
+                self.totals.start_lag_max_ns = self.totals.start_lag_max_ns.max(lag);
+                self.start(now);
+                if self.next == self.pacer.total() {
+                    self.totals.window_ns = self.pacer.window_ns().max(now + self.pacer.at(1));
+                }
+            }
+            self.flush(&socks);
+            if self.next == self.pacer.total() && self.live == 0 {
+                break;
+            }
+            if now >= deadline_ns {
+                self.fail_all();
+                break;
+            }
+            // Wait for an answer or the next start or timer.
+            wait_ms = 0;
+            if !busy {
+                let now = self.now();
+                let wake = self
+                    .next_event()
+                    .min(now + MAX_WAIT.as_nanos() as u64)
+                    .min(deadline_ns);
+                let d = wake.saturating_sub(now);
+                if d >= 1_000_000 {
+                    wait_ms = (d / 1_000_000) as i32;
+                } else if d > 0 {
+                    std::thread::sleep(Duration::from_nanos(d));
+                }
+            }
+        }
+        drop(fds);
+        self.socks = socks;
+    }
+
+    /// Receive what socket `s` holds (bounded); true if more may wait.
+    fn drain(&mut self, s: &UdpSocket, batch: &mut RecvBatch) -> bool {
+        for _ in 0..MAX_BATCHES {
+            let n = match batch.recv(s.as_raw_fd(), false) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => return false,
+                Err(_) => {
+                    self.totals.unexpected += 1;
+                    return false;
+                }
+            };
+            let now = self.now();
+            for k in 0..n {
+                let (g, data) = batch.get(k);
+                self.on_datagram(g, data, now);
+            }
+            if n < BATCH {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The earliest of the next start and every timer (ns since epoch).
+    fn next_event(&self) -> u64 {
+        let mut t = u64::MAX;
+        if self.next < self.pacer.total() {
+            t = self.pacer.at(self.next);
+        }
+        if let Some(h) = self.holds.front() {
+            t = t.min(h.due);
+        }
+        for q in &self.retx {
+            if let Some(r) = q.front() {
+                t = t.min(r.due);
+            }
+        }
+        if self.live > 0 {
+            let s = &self.slots[(self.oldest % self.cap) as usize];
+            if s.n == self.oldest {
+                t = t.min(s.start + self.timeout_ns);
+            }
+        }
+        t
+    }
+
+    fn slot_of(&self, n: u64) -> Option<usize> {
+        let i = (n % self.cap) as usize;
+        (self.slots[i].n == n && self.slots[i].state != State::Free).then_some(i)
+    }
+
+    /// Start call number `self.next`.
+    fn start(&mut self, now: u64) {
+        let n = self.next;
+        self.next += 1;
+        let i = (n % self.cap) as usize;
+        if self.slots[i].state != State::Free {
+            // Only when the ring is smaller than rate x timeout (MAX_SLOTS):
+            // the call it holds is at least that old.
+            self.end(i, End::Timeout);
+        }
+        let sock = (n % self.socks_len() as u64) as usize;
+        let s = &mut self.slots[i];
+        s.n = n;
+        s.state = State::Calling;
+        s.sock = sock as u16;
+        s.start = now;
+        s.sent = 0;
+        self.send_initial(sock, n, n);
+        self.retx[0].push_back(Timer {
+            n,
+            due: now + T1_MS * 1_000_000,
+            kind: Kind::Initial,
+        });
+        self.live += 1;
+        self.totals.attempted += 1;
+    }
+
+    fn socks_len(&self) -> usize {
+        self.reqs.len()
+    }
+
+    /// Queue the INVITE or OPTIONS of call `n`; `tag` asks for its send time.
+    fn send_initial(&mut self, sock: usize, n: u64, tag: u64) {
+        let q = &mut self.queues[sock];
+        match self.mode {
+            Mode::Calls => self.reqs[sock].invite(q.buf(), n),
+            Mode::Options => self.reqs[sock].options(q.buf(), n),
+        }
+        q.push(self.proxy, tag);
+    }
+
+    /// Hold timers, retransmissions and timeouts due by `now`.
+    fn expire(&mut self, now: u64) {
+        while let Some(t) = self.holds.front().copied().filter(|t| t.due <= now) {
+            self.holds.pop_front();
+            let Some(i) = self.slot_of(t.n) else { continue };
+            if self.slots[i].state != State::Holding {
+                continue;
+            }
+            let s = &mut self.slots[i];
+            s.state = State::Byeing;
+            self.queues[s.sock as usize].push_bytes(&s.bye, self.proxy, NO_TAG);
+            self.retx[0].push_back(Timer {
+                n: t.n,
+                due: now + T1_MS * 1_000_000,
+                kind: Kind::Bye,
+            });
+        }
+        for level in 0..LEVELS {
+            while let Some(t) = self.retx[level].front().copied().filter(|t| t.due <= now) {
+                self.retx[level].pop_front();
+                let Some(i) = self.slot_of(t.n) else { continue };
+                let s = &self.slots[i];
+                let sock = s.sock as usize;
+                match (t.kind, s.state) {
+                    (Kind::Initial, State::Calling) => self.send_initial(sock, t.n, NO_TAG),
+                    (Kind::Bye, State::Byeing) => {
+                        self.queues[sock].push_bytes(&s.bye, self.proxy, NO_TAG)
+                    }
+                    _ => continue,
+                }
+                self.totals.retransmissions += 1;
+                // Timer A doubles without bound (until the timeout); timer
+                // E stops at T2 (RFC 3261 §17.1.1.2, §17.1.2.2).
+                let cap = if t.kind == Kind::Initial && self.mode == Mode::Calls {
+                    LEVELS - 1
+                } else {
+                    T2_LEVEL
+                };
+                let next = (level + 1).min(cap);
+                self.retx[next].push_back(Timer {
+                    n: t.n,
+                    due: now + (T1_MS << next) * 1_000_000,
+                    kind: t.kind,
+                });
+            }
+        }
+        // Timeouts: calls start in order, so walk from the oldest.
+        while self.oldest < self.next {
+            let i = (self.oldest % self.cap) as usize;
+            let s = &self.slots[i];
+            if s.n == self.oldest && s.state != State::Free {
+                if s.start + self.timeout_ns > now {
+                    break;
+                }
+                self.end(i, End::Timeout);
+            }
+            self.oldest += 1;
+        }
+    }
+
+    /// Fail every call still in flight (the run's deadline passed).
+    fn fail_all(&mut self) {
+        for n in self.oldest..self.next {
+            if let Some(i) = self.slot_of(n) {
+                self.end(i, End::Timeout);
+            }
+        }
+        self.oldest = self.next;
+    }
+
+    fn end(&mut self, i: usize, how: End) {
+        let s = &mut self.slots[i];
+        s.state = State::Free;
+        s.n = FREE;
+        let mut bye = std::mem::take(&mut s.bye);
+        if bye.capacity() > 0 && self.pool.len() < POOL_MAX {
+            bye.clear();
+            self.pool.push(bye);
+        }
+        self.live -= 1;
+        match how {
+            End::Completed => self.totals.completed += 1,
+            End::Failed => self.totals.failed += 1,
+            End::Timeout => {
+                self.totals.failed += 1;
+                self.totals.timeouts += 1;
+            }
+        }
+    }
+
+    fn flush(&mut self, socks: &[UdpSocket]) {
+        for (i, s) in socks.iter().enumerate() {
+            if self.queues[i].is_empty() {
+                continue;
+            }
+            let (slots, cap) = (&mut self.slots, self.cap);
+            let f = self.queues[i].flush(s, |n, t| {
+                let slot = &mut slots[(n % cap) as usize];
+                if slot.n == n && slot.sent == 0 {
+                    slot.sent = t;
+                }
+            });
+            self.totals.send_errors += f.errors;
+        }
+    }
+
+    /// One datagram on a UAC socket.
+    fn on_datagram(&mut self, g: Got, data: &[u8], now: u64) {
+        let msg = match (
+            g.truncated,
+            Message::parse(
+                Bytes::copy_from_slice(data),
+                Framing::Datagram,
+                &self.limits,
+            ),
+        ) {
+            (false, Ok(m)) if !m.is_request() => m,
+            _ => {
+                self.totals.unexpected += 1;
+                return;
+            }
+        };
+        let (Some(n), Some(status), Some(cseq)) = (
+            parse_call_id(msg.call_id(), self.run_id),
+            msg.status(),
+            msg.cseq(),
+        ) else {
+            self.totals.unexpected += 1;
+            return;
+        };
+        let Some(i) = self.slot_of(n) else {
+            // A call already finished (or never ours): a late answer.
+            self.totals.unexpected += 1;
+            return;
+        };
+        let state = self.slots[i].state;
+        let initial = match self.mode {
+            Mode::Calls => Method::Invite,
+            Mode::Options => Method::Options,
+        };
+        match (cseq.method, state) {
+            (m, State::Calling | State::Proceeding) if m == initial => {
+                if status < 200 {
+                    if m == Method::Invite {
+                        self.slots[i].state = State::Proceeding;
+                    }
+                    return;
+                }
+                let sent = self.slots[i].sent;
+                if (200..300).contains(&status) && sent > 0 {
+                    let us = ((g.ts - sent).max(0) as u64).div_ceil(1000).max(1);
+                    self.hist.saturating_record(us);
+                }
+                if m == Method::Options {
+                    let how = if status < 300 {
+                        End::Completed
+                    } else {
+                        End::Failed
+                    };
+                    self.end(i, how);
+                    return;
+                }
+                let s = self.slots[i].sock as usize;
+                self.reqs[s].ack(self.queues[s].buf(), n, &msg);
+                self.queues[s].push(self.proxy, NO_TAG);
+                if status >= 300 {
+                    self.end(i, End::Failed);
+                    return;
+                }
+                let mut bye = self.pool.pop().unwrap_or_default();
+                self.reqs[s].bye(&mut bye, n, &msg);
+                let slot = &mut self.slots[i];
+                slot.bye = bye;
+                slot.state = State::Holding;
+                self.holds.push_back(Timer {
+                    n,
+                    due: now + self.hold_ns,
+                    kind: Kind::Bye,
+                });
+            }
+            (Method::Invite, State::Holding | State::Byeing) => {
+                // The answer to a retransmitted INVITE, or a 2xx sent
+                // again: a 2xx gets its ACK again (§13.2.2.4).
+                if (200..300).contains(&status) {
+                    let s = self.slots[i].sock as usize;
+                    self.reqs[s].ack(self.queues[s].buf(), n, &msg);
+                    self.queues[s].push(self.proxy, NO_TAG);
+                } else if status >= 300 {
+                    self.totals.unexpected += 1;
+                }
+            }
+            (Method::Bye, State::Byeing) => {
+                if status >= 200 {
+                    let how = if status < 300 {
+                        End::Completed
+                    } else {
+                        End::Failed
+                    };
+                    self.end(i, how);
+                }
+            }
+            _ => self.totals.unexpected += 1,
+        }
+    }
+}
+
+/// Run a `calls` or `options` load as `cfg` says and report.
+pub fn run(cfg: &RunConfig) -> std::io::Result<Report> {
+    let cpu0 = crate::cpu::process_cpu_ns();
+    let run_id = std::process::id().rotate_left(16) ^ (realtime_ns() as u32);
+    let mut uac = Uac::new(cfg, run_id)?;
+    let cap = uac.cap as usize;
+    // Every call ends by its timeout; the deadline only backs that up.
+    let deadline = Instant::now() + cfg.duration + cfg.timeout + cfg.hold + Duration::from_secs(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let uas = match (cfg.mode, cfg.uas) {
+        (Mode::Calls, Some(addr)) => {
+            let uas = Uas::bind(addr, cap)?;
+            let stop = stop.clone();
+            let limit = deadline + Duration::from_secs(1);
+            Some(
+                std::thread::Builder::new()
+                    .name("loadgen-uas".into())
+                    .spawn(move || uas.run(&stop, limit))?,
+            )
+        }
+        _ => None,
+    };
+    uac.run(deadline);
+    stop.store(true, Ordering::Relaxed);
+    let uas_stats: Option<UasStats> = match uas {
+        Some(h) => Some(
+            h.join()
+                .map_err(|_| std::io::Error::other("the UAS thread panicked"))?,
+        ),
+        None => None,
+    };
+    let cpu1 = crate::cpu::process_cpu_ns();
+    let t = uac.totals;
+    let window_s = t.window_ns as f64 / 1e9;
+    let calls = if t.completed > 0 {
+        t.completed
+    } else {
+        t.attempted
+    };
+    let pct = |q: f64| (!uac.hist.is_empty()).then(|| uac.hist.value_at_quantile(q));
+    Ok(Report {
+        label: cfg.label.clone(),
+        mode: cfg.mode.as_str().to_owned(),
+        offered_cps: cfg.rate,
+        achieved_cps: if window_s > 0.0 {
+            t.completed as f64 / window_s
+        } else {
+            0.0
+        },
+        duration_s: window_s,
+        attempted: t.attempted,
+        completed: t.completed,
+        failed: t.failed,
+        timeouts: t.timeouts,
+        retransmissions: t.retransmissions,
+        unexpected: t.unexpected + uas_stats.map_or(0, |u| u.unexpected),
+        send_errors: t.send_errors + uas_stats.map_or(0, |u| u.send_errors),
+        p50_us: pct(0.50),
+        p90_us: pct(0.90),
+        p99_us: pct(0.99),
+        max_us: (!uac.hist.is_empty()).then(|| uac.hist.max()),
+        gen_cpu_us_per_call: match (cpu0, cpu1) {
+            (Some(a), Some(b)) if calls > 0 => Some((b - a) as f64 / 1e3 / calls as f64),
+            _ => None,
+        },
+        start_lag_max_us: t.start_lag_max_ns / 1000,
+        uas: uas_stats,
+    })
+}
