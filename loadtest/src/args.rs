@@ -11,9 +11,10 @@ siphon-loadgen: SIP load for Siphon's stateless proxy (loopback only)
 
 USAGE:
   siphon-loadgen calls   --proxy IP:PORT --uac IP --uas IP:PORT --rate CPS --duration S
-                         [--sockets N] [--hold-ms MS] [--timeout-ms MS] [--tsv FILE] [--label TEXT]
+                         [--sockets N] [--hold-ms MS] [--timeout-ms MS] [--tick-us US]
+                         [--tsv FILE] [--label TEXT]
   siphon-loadgen options --proxy IP:PORT --uac IP --rate RPS --duration S
-                         [--sockets N] [--timeout-ms MS] [--tsv FILE] [--label TEXT]
+                         [--sockets N] [--timeout-ms MS] [--tick-us US] [--tsv FILE] [--label TEXT]
   siphon-loadgen plot    --input results.tsv --output plot.svg [--title TEXT]
 
 calls     A UAC and a UAS in one process (one thread each). The UAC starts
@@ -41,6 +42,10 @@ OPTIONS:
                      the load over the proxy's SO_REUSEPORT shards
   --hold-ms MS       ACK to BYE [100]
   --timeout-ms MS    a call (or OPTIONS) not finished by then fails [10000]
+  --tick-us US       the loop's wake-up period: everything due leaves
+                     together each tick. Shorter: smoother traffic, more
+                     generator CPU; it also changes the proxy's CPU per
+                     call (bursts wake it less). [2 call starts, 100..500]
   --tsv FILE         append one result row (header first if the file is new)
   --label TEXT       first column of the TSV row, e.g. the proxy's name [-]
 
@@ -82,6 +87,8 @@ pub struct RunConfig {
     pub sockets: usize,
     pub hold: Duration,
     pub timeout: Duration,
+    /// The tick; None: chosen from the rate (see `uac::tick_ns`).
+    pub tick: Option<Duration>,
     pub tsv: Option<PathBuf>,
     pub label: String,
 }
@@ -103,6 +110,7 @@ pub const MAX_DURATION_S: f64 = 3600.0;
 pub const MAX_SOCKETS: usize = 64;
 pub const MAX_HOLD_MS: u64 = 60_000;
 pub const MAX_TIMEOUT_MS: u64 = 120_000;
+pub const TICK_US: std::ops::RangeInclusive<u64> = 20..=10_000;
 
 /// Parse the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -125,6 +133,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "sockets",
             "hold-ms",
             "timeout-ms",
+            "tick-us",
             "tsv",
             "label",
         ],
@@ -135,6 +144,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "duration",
             "sockets",
             "timeout-ms",
+            "tick-us",
             "tsv",
             "label",
         ],
@@ -192,6 +202,20 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if !(100..=MAX_TIMEOUT_MS).contains(&timeout) {
         return Err(format!("--timeout-ms must be 100..={MAX_TIMEOUT_MS}"));
     }
+    let tick = match get("tick-us") {
+        Some(v) => {
+            let us: u64 = number("tick-us", v)?;
+            if !TICK_US.contains(&us) {
+                return Err(format!(
+                    "--tick-us must be {}..={}",
+                    TICK_US.start(),
+                    TICK_US.end()
+                ));
+            }
+            Some(Duration::from_micros(us))
+        }
+        None => None,
+    };
     let label = get("label").unwrap_or("-").to_owned();
     if label.is_empty() || label.contains(['\t', '\n', '\r']) {
         return Err("--label must be non-empty, without tabs or line breaks".into());
@@ -206,6 +230,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         sockets,
         hold: Duration::from_millis(hold),
         timeout: Duration::from_millis(timeout),
+        tick,
         tsv: get("tsv").map(PathBuf::from),
         label,
     }))
@@ -284,19 +309,20 @@ mod tests {
             (c.sockets, c.hold, c.timeout),
             (8, Duration::from_millis(100), Duration::from_secs(10))
         );
-        assert_eq!((c.tsv, c.label.as_str()), (None, "-"));
+        assert_eq!((c.tsv, c.label.as_str(), c.tick), (None, "-", None));
     }
 
     #[test]
     fn options_takes_no_uas_and_fractional_durations() {
         let Command::Run(c) = parse(&args(
-            "options --proxy 127.0.5.1:5060 --uac 127.0.5.2 --rate 10 --duration 0.5 --sockets 2 --tsv r.tsv --label siphon",
+            "options --proxy 127.0.5.1:5060 --uac 127.0.5.2 --rate 10 --duration 0.5 --sockets 2 --tsv r.tsv --label siphon --tick-us 250",
         ))
         .unwrap() else {
             panic!()
         };
         assert_eq!((c.mode, c.uas, c.sockets), (Mode::Options, None, 2));
         assert_eq!(c.duration, Duration::from_millis(500));
+        assert_eq!(c.tick, Some(Duration::from_micros(250)));
         assert_eq!(
             (c.tsv, c.label.as_str()),
             (Some(PathBuf::from("r.tsv")), "siphon")

@@ -197,8 +197,9 @@ impl SendQueue {
     }
 
     /// Send everything queued with sendmmsg, `BATCH` at a time; `sent`
-    /// gets each tagged datagram's tag and the wall-clock time (ns) just
-    /// before its batch went to the kernel. A datagram the kernel refuses
+    /// gets each tagged datagram's tag and the wall-clock time (ns) it
+    /// reached the receiving socket, interpolated over its batch's call
+    /// (loopback delivers during the send). A datagram the kernel refuses
     /// is counted as an error and dropped (retransmissions cover requests).
     pub fn flush(&mut self, sock: &UdpSocket, mut sent: impl FnMut(u64, i64)) -> Flushed {
         let fd = sock.as_raw_fd();
@@ -216,7 +217,7 @@ impl SendQueue {
                 };
                 s[0] = IoSlice::new(&self.data[start..self.ends[i + k].0]);
             }
-            let t = realtime_ns();
+            let before = realtime_ns();
             let r = sendmmsg(
                 fd,
                 &mut self.headers,
@@ -249,9 +250,13 @@ impl SendQueue {
                     continue;
                 }
             };
-            for &(_, tag) in &self.ends[i..i + took] {
+            // The kernel hands each datagram to its receiver before the
+            // next: datagram j of k is in the peer's queue about
+            // (j + 1) / k of the way through the call.
+            let spent = realtime_ns() - before;
+            for (j, &(_, tag)) in self.ends[i..i + took].iter().enumerate() {
                 if tag != NO_TAG {
-                    sent(tag, t);
+                    sent(tag, before + spent * (j as i64 + 1) / took as i64);
                 }
             }
             out.sent += took as u64;
@@ -296,7 +301,13 @@ mod tests {
             tags.iter().map(|t| t.0).collect::<Vec<_>>(),
             (0..BATCH as u64 + 5).step_by(2).collect::<Vec<_>>()
         );
-        assert!(tags.iter().all(|&(_, t)| t >= before));
+        let after = realtime_ns();
+        assert!(
+            tags.iter().all(|&(_, t)| t > before && t <= after),
+            "{tags:?}"
+        );
+        // Interpolated over the batch: later datagrams, later times.
+        assert!(tags.windows(2).all(|w| w[0].1 <= w[1].1), "{tags:?}");
 
         let mut b = RecvBatch::new(true);
         assert_eq!(b.recv(rx.as_raw_fd(), false), Ok(BATCH));

@@ -55,6 +55,8 @@ pub struct Report {
     pub gen_cpu_us_per_call: Option<f64>,
     /// The furthest a call start fell behind its schedule, µs.
     pub start_lag_max_us: u64,
+    /// Mean time an INVITE waited in the UAS (taken out of the latency).
+    pub uas_wait_mean_us: Option<u64>,
     pub uas: Option<UasStats>,
 }
 
@@ -97,6 +99,9 @@ impl Report {
             writeln!(out, "{k:<22} {v}")?;
         }
         writeln!(out, "{:<22} {}", "send_errors", self.send_errors)?;
+        if let Some(w) = self.uas_wait_mean_us {
+            writeln!(out, "{:<22} {w}", "uas_wait_mean_us")?;
+        }
         if let Some(u) = &self.uas {
             for (k, v) in [
                 ("uas_invites", u.invites),

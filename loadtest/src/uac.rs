@@ -1,5 +1,12 @@
-//! The UAC and the run: one thread drives every call (or OPTIONS) from a
-//! set of source sockets; the UAS (for `calls`) runs on a second thread.
+//! The generator's loop: the UAC's source sockets and (for `calls`) the
+//! UAS's socket, served by one thread in ticks. Each tick drains every
+//! socket without waiting, answers, fires due timers, starts the calls
+//! now due, and sends what all that queued with one sendmmsg per socket;
+//! then it sleeps until the next start or timer, but at least a tick
+//! (100 to 500 µs: about two call starts) after the last wake-up. So the
+//! wake-ups follow time, not messages, and their cost is shared by every
+//! message of a tick. The tick trades smoothness for CPU: bursts make the
+//! proxy queue (latency) and wake less often (its CPU per call).
 //!
 //! Calls live in a ring of fixed slots indexed by call number (the
 //! in-flight cap: rate x (timeout + hold + 1 s)); the Call-ID carries the
@@ -9,21 +16,20 @@
 //! (500 ms doubling), and the timeouts, which follow start order and are
 //! found by walking the ring from its oldest call.
 //!
-//! Latency is INVITE (or OPTIONS) to its 2xx: from the wall-clock time the
-//! first transmission went to the kernel to the kernel's receive timestamp
-//! of the answer, so it does not include how late this thread wakes up.
+//! Latency is INVITE (or OPTIONS) to its 2xx, from when the first
+//! transmission reached the proxy's socket to the kernel's receive
+//! timestamp of the answer, less the time the INVITE waited in the UAS
+//! (its receive timestamp to when the UAS's 200 reached the proxy): what
+//! is left is the proxy's two traversals, not this loop's ticks.
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags};
 use siphon::sip::{Framing, Limits, Message, Method};
 
 use crate::args::{Mode, RunConfig};
@@ -31,7 +37,7 @@ use crate::msgs::{parse_call_id, Requests, SERVICE};
 use crate::net::{bind, realtime_ns, Got, RecvBatch, SendQueue, BATCH, NO_TAG};
 use crate::pace::Pacer;
 use crate::report::Report;
-use crate::uas::{Uas, UasStats};
+use crate::uas::Uas;
 
 /// RFC 3261 T1 (ms).
 const T1_MS: u64 = 500;
@@ -45,8 +51,15 @@ const MAX_SLOTS: u64 = 2 << 20;
 const POOL_MAX: usize = 1 << 16;
 /// Receive batches per socket per loop, so sending is never starved.
 const MAX_BATCHES: usize = 16;
-/// Longest sleep of an idle loop.
-const MAX_WAIT: Duration = Duration::from_millis(50);
+/// Shortest and longest tick (time between wake-ups).
+const TICK_MIN_NS: u64 = 100_000;
+const TICK_MAX_NS: u64 = 500_000;
+/// Call starts per tick the tick length aims at: each start brings about
+/// six datagrams per tick (INVITE, ACK, BYE, 180, 200, 200), so bursts
+/// stay near a dozen datagrams up to 20k calls/s.
+const STARTS_PER_TICK: u64 = 2;
+/// Longest sleep when nothing is due (the UAS must still answer).
+const IDLE_MAX_NS: u64 = 5_000_000;
 const FREE: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +95,13 @@ struct Slot {
     sock: u16,
     /// When the call started (ns since the run's epoch).
     start: u64,
-    /// Wall-clock ns when the INVITE (OPTIONS) first went out; 0 before.
+    /// Wall-clock ns when the INVITE (OPTIONS) first reached the proxy's
+    /// socket; 0 before.
     sent: i64,
+    /// When the INVITE reached the UAS, and when its 200 reached the
+    /// proxy; 0 when unknown.
+    uas_rx: i64,
+    uas_tx: i64,
     /// The BYE, written when the 2xx arrives (a pooled buffer).
     bye: Vec<u8>,
 }
@@ -96,6 +114,8 @@ impl Slot {
             sock: 0,
             start: 0,
             sent: 0,
+            uas_rx: 0,
+            uas_tx: 0,
             bye: Vec::new(),
         }
     }
@@ -122,6 +142,14 @@ pub struct UacTotals {
     /// From the first start to the last start plus one interval, ns.
     pub window_ns: u64,
     pub start_lag_max_ns: u64,
+    /// Time INVITEs spent in the UAS, taken out of the latencies.
+    pub uas_wait_ns_sum: u64,
+    pub uas_wait_count: u64,
+}
+
+/// The tick for a rate: about `STARTS_PER_TICK` starts, within bounds.
+pub fn tick_ns(rate: u32) -> u64 {
+    (STARTS_PER_TICK * 1_000_000_000 / rate.max(1) as u64).clamp(TICK_MIN_NS, TICK_MAX_NS)
 }
 
 /// The in-flight cap for a run: calls that can be unfinished at once.
@@ -134,10 +162,12 @@ pub struct Uac {
     mode: Mode,
     proxy: SocketAddr,
     socks: Vec<UdpSocket>,
+    uas: Option<Uas>,
     reqs: Vec<Requests>,
     queues: Vec<SendQueue>,
     run_id: u32,
     pacer: Pacer,
+    tick_ns: u64,
     hold_ns: u64,
     timeout_ns: u64,
     slots: Vec<Slot>,
@@ -157,7 +187,7 @@ pub struct Uac {
 }
 
 impl Uac {
-    /// Bind `cfg.sockets` sockets on the UAC address.
+    /// Bind `cfg.sockets` sockets on the UAC address, and the UAS (calls).
     pub fn new(cfg: &RunConfig, run_id: u32) -> std::io::Result<Uac> {
         let mut socks = Vec::with_capacity(cfg.sockets);
         let mut reqs = Vec::with_capacity(cfg.sockets);
@@ -171,15 +201,23 @@ impl Uac {
             socks.push(s);
         }
         let cap = ring_size(cfg.rate, cfg.timeout, cfg.hold);
+        let uas = match (cfg.mode, cfg.uas) {
+            (Mode::Calls, Some(addr)) => Some(Uas::bind(addr, cap as usize, run_id)?),
+            _ => None,
+        };
         let total = Pacer::total_for(cfg.rate, cfg.duration.as_millis() as u64);
         Ok(Uac {
             mode: cfg.mode,
             proxy: cfg.proxy,
             queues: (0..cfg.sockets).map(|_| SendQueue::new()).collect(),
             socks,
+            uas,
             reqs,
             run_id,
             pacer: Pacer::new(cfg.rate, total),
+            tick_ns: cfg
+                .tick
+                .map_or_else(|| tick_ns(cfg.rate), |t| t.as_nanos() as u64),
             hold_ns: cfg.hold.as_nanos() as u64,
             timeout_ns: cfg.timeout.as_nanos() as u64,
             slots: (0..cap).map(|_| Slot::free()).collect(),
@@ -207,37 +245,34 @@ impl Uac {
     pub fn run(&mut self, deadline: Instant) {
         self.epoch = Instant::now();
         let deadline_ns = deadline.saturating_duration_since(self.epoch).as_nanos() as u64;
-        // Behind schedule, catch up by at most 5 ms of starts per loop.
+        let tick = self.tick_ns;
+        // Behind schedule, catch up by at most 5 ms of starts per tick.
         let max_starts = (self.pacer.rate() as u64 / 200).max(64);
         let socks = std::mem::take(&mut self.socks);
-        let mut fds: Vec<PollFd<'_>> = socks
-            .iter()
-            .map(|s| PollFd::new(s, PollFlags::POLLIN))
-            .collect();
+        let mut uas = self.uas.take();
         let mut batch = RecvBatch::new(true);
-        let mut wait_ms: i32 = 0;
         loop {
-            let ready = poll(&mut fds, wait_ms).unwrap_or(0);
+            let woke = self.now();
             let mut busy = false;
-            if ready > 0 {
-                for (i, s) in socks.iter().enumerate() {
-                    let readable = fds[i].revents().is_some_and(|r| !r.is_empty());
-                    if readable {
-                        busy |= self.drain(s, &mut batch);
-                    }
-                }
+            if let Some(u) = uas.as_mut() {
+                busy |= self.drain_uas(u, &mut batch);
+            }
+            for s in &socks {
+                busy |= self.drain(s, &mut batch);
             }
             let now = self.now();
             self.expire(now);
             let due = self.pacer.due_by(now).min(self.next + max_starts);
             while self.next < due {
-                let k = self.next;
-                let lag = now.saturating_sub(self.pacer.at(k));
+                let lag = now.saturating_sub(self.pacer.at(self.next));
                 self.totals.start_lag_max_ns = self.totals.start_lag_max_ns.max(lag);
                 self.start(now);
                 if self.next == self.pacer.total() {
                     self.totals.window_ns = self.pacer.window_ns().max(now + self.pacer.at(1));
                 }
+            }
+            if let Some(u) = uas.as_mut() {
+                self.flush_uas(u);
             }
             self.flush(&socks);
             if self.next == self.pacer.total() && self.live == 0 {
@@ -247,24 +282,74 @@ impl Uac {
                 self.fail_all();
                 break;
             }
-            // Wait for an answer or the next start or timer.
-            wait_ms = 0;
             if !busy {
+                // Sleep to the next start or timer, a tick after the last
+                // wake-up at the soonest.
                 let now = self.now();
                 let wake = self
                     .next_event()
-                    .min(now + MAX_WAIT.as_nanos() as u64)
+                    .max(woke + tick)
+                    .min(now + IDLE_MAX_NS)
                     .min(deadline_ns);
-                let d = wake.saturating_sub(now);
-                if d >= 1_000_000 {
-                    wait_ms = (d / 1_000_000) as i32;
-                } else if d > 0 {
-                    std::thread::sleep(Duration::from_nanos(d));
+                if wake > now {
+                    std::thread::sleep(Duration::from_nanos(wake - now));
                 }
             }
         }
-        drop(fds);
         self.socks = socks;
+        self.uas = uas;
+    }
+
+    /// The UAS's counters (calls).
+    pub fn uas_stats(&self) -> Option<crate::uas::UasStats> {
+        self.uas.as_ref().map(|u| u.stats)
+    }
+
+    /// Answer what the UAS socket holds (bounded); true if more may wait.
+    fn drain_uas(&mut self, uas: &mut Uas, batch: &mut RecvBatch) -> bool {
+        let fd = uas.sock.as_raw_fd();
+        for _ in 0..MAX_BATCHES {
+            let n = match batch.recv(fd, false) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => return false,
+                Err(_) => {
+                    uas.stats.unexpected += 1;
+                    return false;
+                }
+            };
+            for k in 0..n {
+                let (g, data) = batch.get(k);
+                let Some(from) = g.from.filter(|_| !g.truncated) else {
+                    uas.stats.unexpected += 1;
+                    continue;
+                };
+                if let Some(i) = uas.handle(data, from).and_then(|n| self.slot_of(n)) {
+                    let s = &mut self.slots[i];
+                    if s.uas_rx == 0 {
+                        s.uas_rx = g.ts;
+                    }
+                }
+            }
+            if n < BATCH {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Send the UAS's answers, noting when each call's 200 left.
+    fn flush_uas(&mut self, uas: &mut Uas) {
+        if uas.queue.is_empty() {
+            return;
+        }
+        let (slots, cap) = (&mut self.slots, self.cap);
+        let f = uas.queue.flush(&uas.sock, |n, t| {
+            let slot = &mut slots[(n % cap) as usize];
+            if slot.n == n && slot.uas_tx == 0 {
+                slot.uas_tx = t;
+            }
+        });
+        uas.stats.send_errors += f.errors;
     }
 
     /// Receive what socket `s` holds (bounded); true if more may wait.
@@ -335,6 +420,8 @@ impl Uac {
         s.sock = sock as u16;
         s.start = now;
         s.sent = 0;
+        s.uas_rx = 0;
+        s.uas_tx = 0;
         self.send_initial(sock, n, n);
         self.retx[0].push_back(Timer {
             n,
@@ -507,10 +594,18 @@ impl Uac {
                     }
                     return;
                 }
-                let sent = self.slots[i].sent;
-                if (200..300).contains(&status) && sent > 0 {
-                    let us = ((g.ts - sent).max(0) as u64).div_ceil(1000).max(1);
-                    self.hist.saturating_record(us);
+                let sl = &self.slots[i];
+                if (200..300).contains(&status) && sl.sent > 0 {
+                    // Less the INVITE's time in the UAS, when known.
+                    let in_uas = if sl.uas_rx > 0 && sl.uas_tx > sl.uas_rx {
+                        self.totals.uas_wait_ns_sum += (sl.uas_tx - sl.uas_rx) as u64;
+                        self.totals.uas_wait_count += 1;
+                        sl.uas_tx - sl.uas_rx
+                    } else {
+                        0
+                    };
+                    let ns = (g.ts - sl.sent - in_uas).max(0) as u64;
+                    self.hist.saturating_record(ns.div_ceil(1000).max(1));
                 }
                 if m == Method::Options {
                     let how = if status < 300 {
@@ -570,33 +665,11 @@ pub fn run(cfg: &RunConfig) -> std::io::Result<Report> {
     let cpu0 = crate::cpu::process_cpu_ns();
     let run_id = std::process::id().rotate_left(16) ^ (realtime_ns() as u32);
     let mut uac = Uac::new(cfg, run_id)?;
-    let cap = uac.cap as usize;
     // Every call ends by its timeout; the deadline only backs that up.
     let deadline = Instant::now() + cfg.duration + cfg.timeout + cfg.hold + Duration::from_secs(2);
-    let stop = Arc::new(AtomicBool::new(false));
-    let uas = match (cfg.mode, cfg.uas) {
-        (Mode::Calls, Some(addr)) => {
-            let uas = Uas::bind(addr, cap)?;
-            let stop = stop.clone();
-            let limit = deadline + Duration::from_secs(1);
-            Some(
-                std::thread::Builder::new()
-                    .name("loadgen-uas".into())
-                    .spawn(move || uas.run(&stop, limit))?,
-            )
-        }
-        _ => None,
-    };
     uac.run(deadline);
-    stop.store(true, Ordering::Relaxed);
-    let uas_stats: Option<UasStats> = match uas {
-        Some(h) => Some(
-            h.join()
-                .map_err(|_| std::io::Error::other("the UAS thread panicked"))?,
-        ),
-        None => None,
-    };
     let cpu1 = crate::cpu::process_cpu_ns();
+    let uas_stats = uac.uas_stats();
     let t = uac.totals;
     let window_s = t.window_ns as f64 / 1e9;
     let calls = if t.completed > 0 {
@@ -631,6 +704,34 @@ pub fn run(cfg: &RunConfig) -> std::io::Result<Report> {
             _ => None,
         },
         start_lag_max_us: t.start_lag_max_ns / 1000,
+        uas_wait_mean_us: (t.uas_wait_count > 0)
+            .then(|| t.uas_wait_ns_sum / t.uas_wait_count / 1000),
         uas: uas_stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_hold_about_two_starts_within_bounds() {
+        assert_eq!(tick_ns(2000), 500_000);
+        assert_eq!(tick_ns(5000), 400_000);
+        assert_eq!(tick_ns(10_000), 200_000);
+        assert_eq!(tick_ns(20_000), 100_000);
+        assert_eq!(tick_ns(100_000), 100_000);
+        assert_eq!(tick_ns(1), 500_000);
+    }
+
+    #[test]
+    fn the_ring_covers_rate_times_timeout_and_hold() {
+        let r = ring_size(3000, Duration::from_secs(10), Duration::from_millis(100));
+        assert_eq!(r, 3000 * 11_100 / 1000);
+        assert_eq!(ring_size(1, Duration::from_secs(1), Duration::ZERO), 1024);
+        assert_eq!(
+            ring_size(1_000_000, Duration::from_secs(120), Duration::ZERO),
+            MAX_SLOTS
+        );
+    }
 }

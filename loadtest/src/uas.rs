@@ -4,23 +4,18 @@
 //! hash of the Call-ID) and counted as a retransmission, not a new call,
 //! through two fixed direct-mapped tables of Call-ID hashes.
 //!
-//! Answers go back to where the request came from (the proxy's listener,
-//! which is also its Via sent-by here).
+//! It runs in the generator's loop (`uac`), which drains its socket every
+//! tick. Answers go back to where the request came from (the proxy's
+//! listener, which is also its Via sent-by here).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nix::errno::Errno;
 use siphon::sip::{response, Framing, HeaderName, Limits, Message, Method};
 
-use crate::msgs::sdp;
-use crate::net::{bind, RecvBatch, SendQueue, NO_TAG};
+use crate::msgs::{parse_call_id, sdp};
+use crate::net::{bind, SendQueue, NO_TAG};
 
-/// How long a receive waits before the stop flag is looked at again.
-const POLL: Duration = Duration::from_millis(20);
 /// Record-Route values copied into a response.
 const MAX_RR: usize = 8;
 const CL0: &[u8] = b"Content-Length: 0\r\n\r\n";
@@ -40,24 +35,31 @@ pub struct UasStats {
     pub send_errors: u64,
 }
 
+/// A new INVITE of one of this run's calls: its number, so the loop can
+/// note when it arrived (`Got::ts`) and, through the 200's tag, when the
+/// 200 left.
+pub type NewInvite = u64;
+
 pub struct Uas {
-    sock: UdpSocket,
+    pub sock: UdpSocket,
     contact: Vec<u8>,
     sdp: Vec<u8>,
     limits: Limits,
+    /// The run whose Call-IDs carry call numbers (see `msgs`).
+    run: u32,
     /// Call-ID hashes of INVITEs and BYEs seen, direct-mapped.
     invites: Vec<u64>,
     byes: Vec<u64>,
     scratch: Vec<u8>,
+    pub queue: SendQueue,
     pub stats: UasStats,
 }
 
 impl Uas {
     /// Listen on `addr`; `table` slots (rounded up to a power of two)
     /// remember recent calls for telling retransmissions apart.
-    pub fn bind(addr: SocketAddr, table: usize) -> std::io::Result<Uas> {
-        let sock = bind(addr, false)?;
-        sock.set_read_timeout(Some(POLL))?;
+    pub fn bind(addr: SocketAddr, table: usize, run: u32) -> std::io::Result<Uas> {
+        let sock = bind(addr, true)?;
         let local = sock.local_addr()?;
         let size = table.clamp(1024, 1 << 24).next_power_of_two();
         Ok(Uas {
@@ -65,49 +67,19 @@ impl Uas {
             contact: format!("<sip:uas@{local}>").into_bytes(),
             sdp: sdp(&local.ip().to_string()),
             limits: Limits::default(),
+            run,
             invites: vec![0; size],
             byes: vec![0; size],
             scratch: Vec::with_capacity(2048),
+            queue: SendQueue::new(),
             stats: UasStats::default(),
         })
     }
 
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.sock.local_addr()
-    }
-
-    /// Answer until `stop` is set or `deadline` passes.
-    pub fn run(mut self, stop: &AtomicBool, deadline: Instant) -> UasStats {
-        let fd = self.sock.as_raw_fd();
-        let mut batch = RecvBatch::new(false);
-        let mut q = SendQueue::new();
-        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-            let n = match batch.recv(fd, true) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => 0,
-                Err(_) => {
-                    self.stats.unexpected += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                    0
-                }
-            };
-            for i in 0..n {
-                let (g, data) = batch.get(i);
-                match (g.from, g.truncated) {
-                    (Some(from), false) => self.handle(data, from, &mut q),
-                    _ => self.stats.unexpected += 1,
-                }
-            }
-            if !q.is_empty() {
-                let f = q.flush(&self.sock, |_, _| {});
-                self.stats.send_errors += f.errors;
-            }
-        }
-        self.stats
-    }
-
-    /// One datagram: count it and queue the answers.
-    pub fn handle(&mut self, data: &[u8], from: SocketAddr, q: &mut SendQueue) {
+    /// One datagram from `from`: count it and queue the answers. The 200
+    /// to an INVITE of this run is tagged with the call number; a new such
+    /// INVITE returns it.
+    pub fn handle(&mut self, data: &[u8], from: SocketAddr) -> Option<NewInvite> {
         let req = match Message::parse(
             Bytes::copy_from_slice(data),
             Framing::Datagram,
@@ -116,37 +88,44 @@ impl Uas {
             Ok(m) if m.is_request() => m,
             _ => {
                 self.stats.unexpected += 1;
-                return;
+                return None;
             }
         };
         let h = fnv1a(req.call_id()) | 1;
         let seen = |table: &mut Vec<u64>| {
             let i = (h as usize) & (table.len() - 1);
-            let old = std::mem::replace(&mut table[i], h);
-            old == h
+            std::mem::replace(&mut table[i], h) == h
         };
         match req.method() {
             Some(Method::Invite) => {
-                if seen(&mut self.invites) {
-                    self.stats.invite_retrans += 1;
-                } else {
+                let new = !seen(&mut self.invites);
+                if new {
                     self.stats.invites += 1;
+                } else {
+                    self.stats.invite_retrans += 1;
                 }
-                self.answer(&req, h, 180, "Ringing", false, from, q);
-                self.answer(&req, h, 200, "OK", true, from, q);
+                let n = parse_call_id(req.call_id(), self.run);
+                self.answer(&req, h, 180, "Ringing", false, from, NO_TAG);
+                self.answer(&req, h, 200, "OK", true, from, n.unwrap_or(NO_TAG));
+                n.filter(|_| new)
             }
-            Some(Method::Ack) => self.stats.acks += 1,
+            Some(Method::Ack) => {
+                self.stats.acks += 1;
+                None
+            }
             Some(Method::Bye) => {
                 if seen(&mut self.byes) {
                     self.stats.bye_retrans += 1;
                 } else {
                     self.stats.byes += 1;
                 }
-                self.answer(&req, h, 200, "OK", false, from, q);
+                self.answer(&req, h, 200, "OK", false, from, NO_TAG);
+                None
             }
             _ => {
                 self.stats.unexpected += 1;
-                self.answer(&req, h, 501, "Not Implemented", false, from, q);
+                self.answer(&req, h, 501, "Not Implemented", false, from, NO_TAG);
+                None
             }
         }
     }
@@ -163,9 +142,9 @@ impl Uas {
         reason: &str,
         body: bool,
         to: SocketAddr,
-        q: &mut SendQueue,
+        tag: u64,
     ) {
-        let tag = hex16(h);
+        let to_tag = hex16(h);
         let mut extra: [(&str, &[u8]); MAX_RR + 2] = [("", b""); MAX_RR + 2];
         extra[0] = ("Contact", &self.contact);
         let mut k = 1;
@@ -177,7 +156,7 @@ impl Uas {
             extra[k] = ("Content-Type", b"application/sdp");
             k += 1;
         }
-        response::build(req, code, &reason, &tag, &extra[..k], &mut self.scratch);
+        response::build(req, code, &reason, &to_tag, &extra[..k], &mut self.scratch);
         if body && self.scratch.ends_with(CL0) {
             self.scratch.truncate(self.scratch.len() - CL0.len());
             let _ = std::io::Write::write_fmt(
@@ -186,7 +165,7 @@ impl Uas {
             );
             self.scratch.extend_from_slice(&self.sdp);
         }
-        q.push_bytes(&self.scratch, to, NO_TAG);
+        self.queue.push_bytes(&self.scratch, to, tag);
     }
 }
 
@@ -201,4 +180,104 @@ pub fn fnv1a(b: &[u8]) -> u64 {
 fn hex16(h: u64) -> [u8; 16] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     std::array::from_fn(|i| HEX[(h >> (60 - 4 * i)) as usize & 15])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msgs::Requests;
+    use crate::net::RecvBatch;
+    use std::os::fd::AsRawFd;
+
+    fn parse(b: &[u8]) -> Message {
+        Message::parse(
+            Bytes::copy_from_slice(b),
+            Framing::Datagram,
+            &Limits::default(),
+        )
+        .unwrap()
+    }
+
+    /// The UAS's answers to `req` as they arrive at `peer`.
+    fn answers(uas: &mut Uas, peer: &UdpSocket, req: &[u8]) -> (Option<u64>, Vec<Message>) {
+        let from = peer.local_addr().unwrap();
+        let new = uas.handle(req, from);
+        uas.queue.flush(&uas.sock, |_, _| {});
+        let mut b = RecvBatch::new(false);
+        let n = b.recv(peer.as_raw_fd(), false).unwrap_or(0);
+        (new, (0..n).map(|i| parse(b.get(i).1)).collect())
+    }
+
+    #[test]
+    fn answers_invite_twice_the_same_and_counts_one_call() {
+        let mut uas = Uas::bind("127.0.0.1:0".parse().unwrap(), 1024, 0x77).unwrap();
+        let peer = bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let r = Requests::new(
+            peer.local_addr().unwrap(),
+            uas.sock.local_addr().unwrap(),
+            Some("service"),
+            0x77,
+        );
+        let mut inv = Vec::new();
+        r.invite(&mut inv, 42);
+        let with_rr = String::from_utf8(inv).unwrap().replacen(
+            "Call-ID",
+            "Record-Route: <sip:p.example;lr>\r\nCall-ID",
+            1,
+        );
+
+        let (new, got) = answers(&mut uas, &peer, with_rr.as_bytes());
+        assert_eq!(new, Some(42));
+        assert_eq!(
+            got.iter().map(|m| m.status()).collect::<Vec<_>>(),
+            [Some(180), Some(200)]
+        );
+        let ok = &got[1];
+        let tag = ok.to().unwrap().tag().unwrap().to_vec();
+        assert_eq!(got[0].to().unwrap().tag(), Some(&tag[..]));
+        assert_eq!(
+            ok.header(HeaderName::RecordRoute),
+            Some(&b"<sip:p.example;lr>"[..])
+        );
+        assert_eq!(ok.header(HeaderName::Contact), Some(&uas.contact[..]));
+        assert_eq!(
+            ok.header(HeaderName::ContentType),
+            Some(&b"application/sdp"[..])
+        );
+        assert!(
+            ok.body().starts_with(b"v=0\r\n")
+                && ok.content_length() == Some(ok.body().len() as u32)
+        );
+
+        // The retransmission: the same answers, no new call.
+        let (new, again) = answers(&mut uas, &peer, with_rr.as_bytes());
+        assert_eq!(new, None);
+        assert_eq!(again[1].to().unwrap().tag(), Some(&tag[..]));
+        assert_eq!((uas.stats.invites, uas.stats.invite_retrans), (1, 1));
+
+        let mut bye = Vec::new();
+        r.bye(&mut bye, 42, ok);
+        for _ in 0..2 {
+            let (_, got) = answers(&mut uas, &peer, &bye);
+            assert_eq!(got.len(), 1);
+            assert_eq!(
+                (got[0].status(), got[0].cseq().unwrap().method),
+                (Some(200), Method::Bye)
+            );
+        }
+        let mut ack = Vec::new();
+        r.ack(&mut ack, 42, ok);
+        assert_eq!(answers(&mut uas, &peer, &ack).1.len(), 0);
+        assert_eq!(
+            (uas.stats.byes, uas.stats.bye_retrans, uas.stats.acks),
+            (1, 1, 1)
+        );
+
+        // A response or garbage is unexpected and not answered.
+        assert_eq!(
+            answers(&mut uas, &peer, b"SIP/2.0 200 OK\r\n\r\n").1.len(),
+            0
+        );
+        assert_eq!(uas.stats.unexpected, 1);
+    }
 }

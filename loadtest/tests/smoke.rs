@@ -40,6 +40,7 @@ fn calls_and_options_through_a_stateless_proxy() {
         sockets: 4,
         hold: Duration::from_millis(20),
         timeout: Duration::from_secs(3),
+        tick: None,
         tsv: None,
         label: "smoke".into(),
     };
