@@ -13,6 +13,7 @@ mod shard;
 mod stats;
 mod tcp;
 mod udp;
+pub mod wheel;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -151,6 +152,9 @@ impl Runtime {
                             .map(|(a, s)| (a, Rc::new(s)))
                             .collect(),
                         tcp: RefCell::new(tcp::Table::new(tcp_cap)),
+                        // One idle timer per connection, and room to spare.
+                        timers: RefCell::new(wheel::Wheel::with_capacity(tcp_cap + 1024)),
+                        epoch: wheel::Epoch::new(Instant::now()),
                         writers: Cell::new(0),
                         outbox: RefCell::new(Vec::with_capacity(udp::BATCH)),
                         counters: c,
@@ -160,6 +164,7 @@ impl Runtime {
                     if let Some(r) = receivers {
                         shard::serve_mesh(&shard, r);
                     }
+                    shard::run_timers(&shard);
                     for (local, l) in listeners {
                         tcp::serve_listener(&shard, local, l);
                     }

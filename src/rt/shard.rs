@@ -17,11 +17,21 @@ use glommio::net::UdpSocket;
 use super::stats::Counters;
 use super::tcp;
 use super::udp;
+use super::wheel::{Epoch, Wheel};
 use crate::config::{Config, Transport};
 use crate::proxy::{Core, Drop, Outcome, Transmit};
 
 /// Capacity of each shard-to-shard channel of the mesh.
 pub(super) const MESH_QUEUE: usize = 4096;
+/// How often the shard's timer wheel is advanced.
+pub(super) const TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What a shard's timers are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// Look at a TCP connection's last traffic; close it if idle.
+    TcpIdle(crate::proxy::ConnId),
+}
 
 pub(super) struct Shard {
     /// This shard's place in the mesh; named in the `ConnId`s it hands out.
@@ -31,6 +41,9 @@ pub(super) struct Shard {
     /// One socket per UDP listener, by its configured address.
     pub udp: HashMap<SocketAddr, Rc<UdpSocket>>,
     pub tcp: RefCell<tcp::Table>,
+    /// The shard's timers, advanced every `TICK` by `run_timers`.
+    pub timers: RefCell<Wheel<Timer>>,
+    pub epoch: Epoch,
     /// Write tasks still flushing (for the drain at shutdown).
     pub writers: Cell<usize>,
     /// Datagrams decided but not yet sent: sent together by `flush`
@@ -96,6 +109,26 @@ impl Shard {
             Err(_) => self.counters.dropped(Drop::QueueFull),
         }
     }
+}
+
+/// Advance the shard's timer wheel every `TICK` and act on what fires, for
+/// as long as the shard runs.
+pub(super) fn run_timers(shard: &Rc<Shard>) {
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        let mut fired = Vec::new();
+        loop {
+            glommio::timer::sleep(TICK).await;
+            let now = shard.epoch.tick(std::time::Instant::now());
+            shard.timers.borrow_mut().advance(now, &mut fired);
+            for t in fired.drain(..) {
+                match t {
+                    Timer::TcpIdle(id) => tcp::idle_check(&shard, id, now),
+                }
+            }
+        }
+    })
+    .detach();
 }
 
 /// Serve what other shards hand to this one, until they all hang up.

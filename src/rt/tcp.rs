@@ -12,7 +12,10 @@
 //! - A request to a destination reuses any connection to that address on
 //!   this shard, inbound or outbound (RFC 5923 in spirit), else opens one.
 //! - A CRLFCRLF ping is answered with CRLF (RFC 5626 §3.5.1).
-//! - Connections with no traffic for `tcp.idle_timeout` are closed; at
+//! - Connections with no traffic for `tcp.idle_timeout` are closed: one
+//!   timer per connection on the shard's wheel, re-armed from the last
+//!   traffic when it fires (no per-read timeouts, no re-arming per
+//!   message). At
 //!   `tcp.max_connections` (per process, split over the shards) an accept
 //!   is closed at once and counted.
 
@@ -23,13 +26,16 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{shutdown, Shutdown};
+
 use bytes::{Buf, BytesMut};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 
-use super::shard::Shard;
+use super::shard::{Shard, Timer};
 use super::stats::Counters;
+use super::wheel::{ticks, TimerKey};
 use super::StartError;
 use crate::config::{Config, Transport};
 use crate::proxy::{ConnId, Drop, Flow, Outcome, Transmit};
@@ -51,6 +57,10 @@ pub(super) struct Conn {
     last: Cell<Instant>,
     /// The socket, once connected: the drain shuts its read side.
     fd: Cell<Option<RawFd>>,
+    /// Its idle timer on the shard's wheel.
+    idle_timer: Cell<Option<TimerKey>>,
+    /// Closed by the idle timer.
+    idled: Cell<bool>,
 }
 
 impl Conn {
@@ -105,6 +115,8 @@ impl Table {
             tx,
             last: Cell::new(Instant::now()),
             fd: Cell::new(None),
+            idle_timer: Cell::new(None),
+            idled: Cell::new(false),
         });
         self.by_id.insert(id, conn.clone());
         self.by_remote.insert(remote, id);
@@ -130,7 +142,7 @@ impl Table {
     pub fn shut_reads(&self) {
         for c in self.by_id.values() {
             if let Some(fd) = c.fd.get() {
-                let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Read);
+                let _ = shutdown(fd, Shutdown::Read);
             }
         }
     }
@@ -236,6 +248,36 @@ fn open(shard: &Rc<Shard>, local: SocketAddr, dest: SocketAddr) -> Option<Rc<Con
     Some(conn)
 }
 
+/// The idle timer of connection `id` fired at tick `now`: close it if it
+/// has been quiet for `tcp.idle_timeout`, else arm the timer again for
+/// then.
+pub(super) fn idle_check(shard: &Rc<Shard>, id: ConnId, now: u64) {
+    let Some(conn) = shard.tcp.borrow().by_id.get(&id).cloned() else {
+        return;
+    };
+    conn.idle_timer.set(None);
+    let due = shard
+        .epoch
+        .tick(conn.last.get())
+        .saturating_add(ticks(shard.cfg.tcp.idle_timeout));
+    match conn.fd.get() {
+        Some(fd) if due <= now => {
+            // The reader sees the end of the stream and takes the
+            // connection out of the table.
+            conn.idled.set(true);
+            let _ = shutdown(fd, Shutdown::Both);
+        }
+        _ => arm_idle(shard, &conn, due),
+    }
+}
+
+fn arm_idle(shard: &Shard, conn: &Conn, deadline: u64) {
+    let timer = Timer::TcpIdle(conn.id);
+    if let Ok(key) = shard.timers.borrow_mut().insert(deadline, timer) {
+        conn.idle_timer.set(Some(key));
+    }
+}
+
 /// Why a connection ended.
 enum End {
     Closed,
@@ -246,9 +288,11 @@ enum End {
 /// Serve one connected stream until it ends, then take it out of the table.
 async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalReceiver<Vec<u8>>) {
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(shard.cfg.tcp.idle_timeout));
     conn.fd.set(Some(stream.as_raw_fd()));
-    conn.last.set(Instant::now());
+    let now = Instant::now();
+    conn.last.set(now);
+    let due = shard.epoch.deadline_after(now, shard.cfg.tcp.idle_timeout);
+    arm_idle(shard, &conn, due);
     let (r, w) = futures_lite::io::split(stream);
     shard.writers.set(shard.writers.get() + 1);
     let s = shard.clone();
@@ -257,7 +301,13 @@ async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalRece
         s.writers.set(s.writers.get() - 1);
     })
     .detach();
-    let end = read_loop(shard, &conn, r).await;
+    let mut end = read_loop(shard, &conn, r).await;
+    if conn.idled.get() {
+        end = End::Idle;
+    }
+    if let Some(key) = conn.idle_timer.take() {
+        shard.timers.borrow_mut().cancel(key);
+    }
     let c = &shard.counters;
     match end {
         End::Idle => Counters::add(&c.tcp_idle_closed, 1),
@@ -285,7 +335,6 @@ async fn write_loop(shard: &Shard, mut w: WriteHalf<TcpStream>, rx: LocalReceive
 
 async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream>) -> End {
     let limits = Limits::default();
-    let idle = shard.cfg.tcp.idle_timeout;
     let flow = Flow {
         transport: Transport::Tcp,
         local: conn.local,
@@ -300,13 +349,6 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream
         let n = match r.read(&mut chunk).await {
             Ok(0) => return End::Closed,
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                // The write side counts as traffic too.
-                if conn.last.get().elapsed() >= idle {
-                    return End::Idle;
-                }
-                continue;
-            }
             Err(_) => return End::Closed,
         };
         conn.last.set(Instant::now());
