@@ -1,7 +1,7 @@
 //! The runtime: the only module that names glommio. One executor per
 //! shard, pinned to a core; each shard owns its own SO_REUSEPORT socket per
-//! UDP listener and per TCP listener, its TCP connections and its own
-//! `proxy::Core`, so nothing is shared on the hot path but the read-only
+//! UDP listener and per TCP listener, its TCP connections, its timer wheel
+//! and its own `proxy::Core`, so nothing is shared on the hot path but the read-only
 //! config and the counters (one set per shard, merged when read). Shards
 //! talk only over the glommio channel mesh: a response that lands on a
 //! shard other than the one holding its TCP connection is handed over.
