@@ -269,3 +269,41 @@ fn shutdown_closes_connections() {
     assert!(t.elapsed() < Duration::from_secs(3));
     assert!(matches!(c.read(), Ok(Received::Closed)));
 }
+
+/// IPv6 loopback end to end: a UDP caller and a TCP callee on ::1, the
+/// proxy's Via and Record-Route with a bracketed IPv6 reference (RFC 5118).
+#[test]
+fn ipv6_udp_caller_tcp_callee() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let p = start_on(2, "::1", &["udp", "tcp"], "[proxy]\nrecord_route = true\n");
+    let uac = Ua::bind("::1", T).unwrap();
+    let uas = TcpUas::bind("::1", 0, T).unwrap();
+    let ruri = format!("sip:bob@{};transport=tcp", uas.addr);
+    assert!(ruri.starts_with("sip:bob@[::1]:"));
+    uac.send(
+        p.addr,
+        &uac.request("INVITE", &ruri, "v6-1", "z9hG4bKv61", 1, ""),
+    )
+    .unwrap();
+    let mut down = uas.accept().unwrap();
+    let inv = down.expect();
+    let top = inv.top_via().unwrap();
+    assert_eq!(
+        (top.host, top.port),
+        (&b"[::1]"[..], Some(p.addr.port())),
+        "our Via names the IPv6 listener"
+    );
+    let rr = inv.header(HeaderName::RecordRoute).unwrap();
+    assert!(
+        rr.starts_with(b"<sip:[::1]:"),
+        "{}",
+        String::from_utf8_lossy(rr)
+    );
+    down.send(&down.response(&inv, 200, "OK")).unwrap();
+    let (ok, from) = uac.expect();
+    assert_eq!((ok.status(), from), (Some(200), p.addr));
+    assert_eq!(ok.vias().count(), 1);
+}

@@ -144,9 +144,8 @@ impl TcpUa {
             socket2::Type::STREAM,
             Some(socket2::Protocol::TCP),
         )?;
-        let local: SocketAddr = format!("{ip}:0")
-            .parse()
-            .map_err(|_| std::io::Error::other("bad ip"))?;
+        let ip: std::net::IpAddr = ip.parse().map_err(|_| std::io::Error::other("bad ip"))?;
+        let local = SocketAddr::new(ip, 0);
         sock.bind(&local.into())?;
         sock.connect_timeout(&to.into(), timeout)?;
         TcpUa::from_stream(sock.into(), timeout)

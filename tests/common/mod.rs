@@ -45,16 +45,17 @@ pub fn free_port(ip: &str) -> u16 {
 pub fn start_on(shards: usize, ip: &str, transports: &[&str], extra: &str) -> Proxy {
     let guard = lock();
     let port = free_port(ip);
+    let addr = SocketAddr::new(ip.parse().unwrap(), port);
     let mut text = format!("[server]\nshards = {shards}\n");
     for t in transports {
-        text += &format!("[[listen]]\ntransport = \"{t}\"\naddr = \"{ip}:{port}\"\n");
+        text += &format!("[[listen]]\ntransport = \"{t}\"\naddr = \"{addr}\"\n");
     }
     text += extra;
     let cfg = Config::parse(&text, Path::new("test.toml")).unwrap();
     let rt = Runtime::start(Arc::new(cfg), Arc::new(Hosts::default())).unwrap();
     Proxy {
         rt,
-        addr: format!("{ip}:{port}").parse().unwrap(),
+        addr,
         _guard: guard,
     }
 }
