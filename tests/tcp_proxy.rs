@@ -182,6 +182,16 @@ fn crlf_ping_gets_a_pong_and_a_bad_stream_a_400_then_close() {
         matches!(c.read(), Ok(Received::Keepalive(2))),
         "CRLFCRLF answered with one CRLF (RFC 5626 §3.5.1)"
     );
+    // Two pings in one segment: two pongs.
+    c.send(b"\r\n\r\n\r\n\r\n").unwrap();
+    let mut pong = 0;
+    while pong < 4 {
+        match c.read() {
+            Ok(Received::Keepalive(n)) => pong += n,
+            other => panic!("expected pongs, got {other:?}"),
+        }
+    }
+    assert_eq!(pong, 4);
     // OPTIONS to the proxy itself is answered on the connection.
     let options = c.request(
         "OPTIONS",
@@ -201,7 +211,7 @@ fn crlf_ping_gets_a_pong_and_a_bad_stream_a_400_then_close() {
     assert_eq!(r.status(), Some(400));
     assert!(matches!(c.read(), Ok(Received::Closed)));
     let s = settled(&p.rt, |s| s.tcp_closed == 1);
-    assert_eq!((s.tcp_pongs, s.tcp_framing_errors, s.tcp_closed), (1, 1, 1));
+    assert_eq!((s.tcp_pongs, s.tcp_framing_errors, s.tcp_closed), (3, 1, 1));
 }
 
 #[test]

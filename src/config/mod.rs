@@ -103,7 +103,7 @@ impl Default for Tcp {
     fn default() -> Tcp {
         Tcp {
             max_connections: 4096,
-            idle_timeout: std::time::Duration::from_secs(120),
+            idle_timeout: std::time::Duration::from_secs(180),
             connect_timeout: std::time::Duration::from_millis(2000),
         }
     }

@@ -132,7 +132,7 @@ fn defaults() {
     assert_eq!(c.tcp, Tcp::default());
     assert_eq!(
         (c.tcp.max_connections, c.tcp.idle_timeout.as_secs()),
-        (4096, 120)
+        (4096, 180)
     );
 }
 

@@ -30,7 +30,7 @@ impl Core {
             _ => return Outcome::Dropped(Drop::NoListener),
         };
         // §18.2.2: maddr (unreliable transports), else received, else the
-        // sent-by host; the port from rport, else sent-by, else 5060.
+        // sent-by host; the port from rport (UDP), else sent-by, else 5060.
         let host = match (transport, next.maddr()) {
             (Transport::Udp, Some(m)) => m,
             _ => next.received().unwrap_or(next.host),
@@ -40,8 +40,11 @@ impl Core {
         let Some(ip) = host.parse().ok().or_else(|| self.hosts.lookup(host, true)) else {
             return Outcome::Dropped(Drop::Unresolvable);
         };
-        let port = match next.rport() {
-            Some(Some(p)) => p,
+        // rport is for unreliable transports (RFC 3581 §4); over a stream
+        // the response takes the connection (named by our branch) and,
+        // if that has closed, the sent-by port (§18.2.2).
+        let port = match (transport, next.rport()) {
+            (Transport::Udp, Some(Some(p))) => p,
             _ => next.port.unwrap_or(5060),
         };
         let dest = SocketAddr::new(ip, port);

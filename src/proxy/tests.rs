@@ -458,6 +458,17 @@ fn responses_pop_our_via_and_follow_the_next() {
         (t.transport, t.dest),
         (Transport::Tcp, "127.0.0.2:5070".parse().unwrap())
     );
+    // Over TCP, rport is not used (RFC 3581 is for unreliable transports):
+    // the connection named in our branch, else received + sent-by port.
+    let r = response("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKsl0000000000000000.0000000000000000.c3000000000002a\r\nVia: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1;rport=40001;received=127.0.0.9\r\n");
+    let (t, _) = forwarded(c.handle(r, udp_from(0)));
+    assert_eq!(
+        (t.dest, t.conn),
+        (
+            "127.0.0.9:5070".parse().unwrap(),
+            Some(crate::proxy::ConnId(0x3000000000002a))
+        )
+    );
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub use stats::{Counters, Snapshot, SERIES};
 
 /// How long a shard waits on a quiet socket before it looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
+/// How long start-up waits for every shard to bind its sockets.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a stop, how long queued TCP writes may take to flush.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -185,17 +187,25 @@ impl Runtime {
             listening: Vec::new(),
         };
         for _ in 0..shards {
-            match ready_rx.recv() {
+            // Bounded: a shard whose executor failed to start (pinning to a
+            // CPU outside our cpuset, say) leaves the others waiting in the
+            // mesh; do not wait with them.
+            match ready_rx.recv_timeout(START_TIMEOUT) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
+                    // Every shard got past the mesh: they all stop.
                     rt.shutdown();
                     return Err(e);
                 }
                 Err(_) => {
-                    rt.shutdown();
-                    return Err(StartError::Executor(
-                        "a shard exited during start-up".into(),
-                    ));
+                    // Some may be stuck joining the mesh: stop the others
+                    // and leave the threads (the process is about to exit).
+                    rt.stop();
+                    rt.shards.clear();
+                    return Err(StartError::Executor(format!(
+                        "a shard did not start within {} s",
+                        START_TIMEOUT.as_secs()
+                    )));
                 }
             }
         }

@@ -43,6 +43,9 @@ use crate::sip::{frame_stream, Limits, Status};
 
 /// Messages queued for one connection's writer before sends are dropped.
 const WRITE_QUEUE: usize = 256;
+/// Bytes queued for one connection's writer before sends are dropped: a
+/// peer that does not read cannot make the shard hold more than this.
+const WRITE_QUEUE_BYTES: usize = 256 << 10;
 /// Read size; a message may span several reads.
 const READ_CHUNK: usize = 16 << 10;
 
@@ -53,6 +56,8 @@ pub(super) struct Conn {
     /// The listener this connection belongs to (our side in `Flow`).
     pub local: SocketAddr,
     tx: LocalSender<Vec<u8>>,
+    /// Bytes in `tx` not yet taken by the writer.
+    queued: Rc<Cell<usize>>,
     /// Last traffic either way.
     last: Cell<Instant>,
     /// The socket, once connected: the drain shuts its read side.
@@ -65,8 +70,16 @@ pub(super) struct Conn {
 
 impl Conn {
     fn push(&self, data: Vec<u8>, counters: &Counters) {
+        let len = data.len();
+        if self.queued.get() + len > WRITE_QUEUE_BYTES {
+            counters.dropped(Drop::QueueFull);
+            return;
+        }
         match self.tx.try_send(data) {
-            Ok(()) => self.last.set(Instant::now()),
+            Ok(()) => {
+                self.queued.set(self.queued.get() + len);
+                self.last.set(Instant::now());
+            }
             Err(glommio::GlommioError::WouldBlock(_)) => counters.dropped(Drop::QueueFull),
             Err(_) => counters.dropped(Drop::Unsent),
         }
@@ -86,7 +99,7 @@ impl Table {
         Table {
             by_id: HashMap::new(),
             by_remote: HashMap::new(),
-            seq: 0,
+            seq: boot_seq(),
             cap,
         }
     }
@@ -113,6 +126,7 @@ impl Table {
             remote,
             local,
             tx,
+            queued: Rc::new(Cell::new(0)),
             last: Cell::new(Instant::now()),
             fd: Cell::new(None),
             idle_timer: Cell::new(None),
@@ -146,6 +160,20 @@ impl Table {
             }
         }
     }
+}
+
+/// Where this process starts numbering connections: different on every
+/// start (clock and pid), so a response to a request forwarded before a
+/// restart does not name a connection of the new process.
+fn boot_seq() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut h = crate::proxy::branch::StableHash::default();
+    h.write(&nanos.to_le_bytes());
+    h.write(&std::process::id().to_le_bytes());
+    // Leave room below 2^48 so the sequence does not wrap into the shard.
+    h.finish() & ((1 << 40) - 1)
 }
 
 /// Bind this shard's listener for every TCP listener.
@@ -208,7 +236,9 @@ pub(super) fn send(shard: &Rc<Shard>, t: Transmit) {
             return shard.hand_off(id.shard(), t);
         }
         let conn = shard.tcp.borrow().by_id.get(&id).cloned();
-        if let Some(conn) = conn {
+        // The peer must be the one the Via names: a stale or forged id
+        // does not get another peer's connection.
+        if let Some(conn) = conn.filter(|c| c.remote.ip() == t.dest.ip()) {
             return conn.push(t.data, &shard.counters);
         }
     }
@@ -296,8 +326,9 @@ async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalRece
     let (r, w) = futures_lite::io::split(stream);
     shard.writers.set(shard.writers.get() + 1);
     let s = shard.clone();
+    let (queued, fd) = (conn.queued.clone(), stream_fd(&conn));
     glommio::spawn_local(async move {
-        write_loop(&s, w, rx).await;
+        write_loop(&s, w, rx, &queued, fd).await;
         s.writers.set(s.writers.get() - 1);
     })
     .detach();
@@ -319,10 +350,27 @@ async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalRece
     shard.tcp.borrow_mut().remove(conn.id);
 }
 
-async fn write_loop(shard: &Shard, mut w: WriteHalf<TcpStream>, rx: LocalReceiver<Vec<u8>>) {
+fn stream_fd(conn: &Conn) -> Option<RawFd> {
+    conn.fd.get()
+}
+
+/// Write what is queued until the connection's sender is gone. A write
+/// error shuts the socket down so the reader ends the connection too.
+async fn write_loop(
+    shard: &Shard,
+    mut w: WriteHalf<TcpStream>,
+    rx: LocalReceiver<Vec<u8>>,
+    queued: &Cell<usize>,
+    fd: Option<RawFd>,
+) {
     while let Some(data) = rx.recv().await {
+        queued.set(queued.get().saturating_sub(data.len()));
         if w.write_all(&data).await.is_err() {
             Counters::add(&shard.counters.send_errors, 1);
+            if let Some(fd) = fd {
+                // Safe against reuse: our write half keeps the fd open.
+                let _ = shutdown(fd, Shutdown::Both);
+            }
             return;
         }
         // A bare CRLF pong is not a message.
@@ -358,8 +406,9 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream
                 Ok(Status::Keepalive(k)) => {
                     crlf += k;
                     acc.advance(k);
-                    if crlf >= 4 {
-                        crlf = 0;
+                    // One pong per CRLFCRLF ping, however they were read.
+                    while crlf >= 4 {
+                        crlf -= 4;
                         conn.push(b"\r\n".to_vec(), &shard.counters);
                         Counters::add(&shard.counters.tcp_pongs, 1);
                     }
@@ -390,5 +439,7 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream
         if shard.stopping() {
             return End::Closed;
         }
+        // A peer that keeps the socket full must not starve the shard.
+        glommio::yield_if_needed().await;
     }
 }

@@ -212,6 +212,9 @@ async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
                 shard.dispatch(outcome);
             }
             shard.flush().await;
+            // Sustained load must not starve the shard's other tasks
+            // (TCP, the mesh, timers).
+            glommio::yield_if_needed().await;
             if n < BATCH {
                 break;
             }
