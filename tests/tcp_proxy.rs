@@ -3,13 +3,8 @@
 //! `Runtime`. Runtimes are started one at a time (see `common`).
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use siphon::config::Config;
-use siphon::proxy::Hosts;
-use siphon::rt::Runtime;
 use siphon::sip::{HeaderName, Message, Method};
 use siphon::testkit::{Received, TcpUa, TcpUas, Ua};
 
@@ -243,20 +238,8 @@ fn idle_connections_close_and_the_cap_holds() {
 
 #[test]
 fn a_tcp_port_in_use_is_a_clear_error() {
-    let _guard = common::lock();
     let holder = std::net::TcpListener::bind("127.0.4.61:0").unwrap();
-    let addr = holder.local_addr().unwrap();
-    let text =
-        format!("[server]\nshards = 1\n[[listen]]\ntransport = \"tcp\"\naddr = \"{addr}\"\n");
-    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
-    let err = Runtime::start(Arc::new(cfg), Arc::new(Hosts::default()))
-        .err()
-        .expect("must fail");
-    assert!(
-        err.to_string()
-            .starts_with(&format!("cannot listen on tcp {addr}: ")),
-        "{err}"
-    );
+    common::assert_port_in_use("tcp", holder.local_addr().unwrap());
 }
 
 /// A stop lets queued writes out and closes every connection.

@@ -3,18 +3,13 @@
 //!
 //! Runtimes are started one at a time (see `common`).
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use siphon::config::Config;
-use siphon::proxy::Hosts;
-use siphon::rt::Runtime;
 use siphon::sip::{HeaderName, Method};
 use siphon::testkit::Ua;
 
 mod common;
-use common::{settled, Proxy, ONE_AT_A_TIME};
+use common::{settled, Proxy};
 
 fn start(shards: usize, ip: &str, extra: &str) -> Proxy {
     common::start_on(shards, ip, &["udp"], extra)
@@ -220,21 +215,9 @@ fn two_shards_share_the_load_and_every_response_reaches_its_caller() {
 
 #[test]
 fn a_port_in_use_is_a_clear_error() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // A socket without SO_REUSEPORT holds the port.
     let holder = std::net::UdpSocket::bind("127.0.1.51:0").unwrap();
-    let addr = holder.local_addr().unwrap();
-    let text =
-        format!("[server]\nshards = 1\n[[listen]]\ntransport = \"udp\"\naddr = \"{addr}\"\n");
-    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
-    let err = Runtime::start(Arc::new(cfg), Arc::new(Hosts::default()))
-        .err()
-        .expect("must fail");
-    assert!(
-        err.to_string()
-            .starts_with(&format!("cannot listen on udp {addr}: ")),
-        "{err}"
-    );
+    common::assert_port_in_use("udp", holder.local_addr().unwrap());
 }
 
 #[test]

@@ -326,7 +326,7 @@ async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalRece
     let (r, w) = futures_lite::io::split(stream);
     shard.writers.set(shard.writers.get() + 1);
     let s = shard.clone();
-    let (queued, fd) = (conn.queued.clone(), stream_fd(&conn));
+    let (queued, fd) = (conn.queued.clone(), conn.fd.get());
     glommio::spawn_local(async move {
         write_loop(&s, w, rx, &queued, fd).await;
         s.writers.set(s.writers.get() - 1);
@@ -348,10 +348,6 @@ async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalRece
     Counters::add(&c.tcp_closed, 1);
     conn.fd.set(None);
     shard.tcp.borrow_mut().remove(conn.id);
-}
-
-fn stream_fd(conn: &Conn) -> Option<RawFd> {
-    conn.fd.get()
 }
 
 /// Write what is queued until the connection's sender is gone. A write

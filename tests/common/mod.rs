@@ -15,7 +15,7 @@ use siphon::config::Config;
 use siphon::proxy::Hosts;
 use siphon::rt::{Runtime, Snapshot};
 
-pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 pub struct Proxy {
     pub rt: Runtime,
@@ -58,6 +58,24 @@ pub fn start_on(shards: usize, ip: &str, transports: &[&str], extra: &str) -> Pr
         addr,
         _guard: guard,
     }
+}
+
+/// Start a runtime on `addr` held by another socket: it must fail with
+/// `cannot listen on TRANSPORT ADDR: …`.
+pub fn assert_port_in_use(transport: &str, addr: SocketAddr) {
+    let _guard = lock();
+    let text = format!(
+        "[server]\nshards = 1\n[[listen]]\ntransport = \"{transport}\"\naddr = \"{addr}\"\n"
+    );
+    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+    let err = Runtime::start(Arc::new(cfg), Arc::new(Hosts::default()))
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot listen on {transport} {addr}: ")),
+        "{err}"
+    );
 }
 
 /// The counters once `done` holds, or after 3 s (then the caller's
