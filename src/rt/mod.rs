@@ -159,6 +159,10 @@ impl Runtime {
                         epoch: wheel::Epoch::new(Instant::now()),
                         writers: Cell::new(0),
                         outbox: RefCell::new(Vec::with_capacity(udp::BATCH)),
+                        send_headers: RefCell::new(nix::sys::socket::MultiHeaders::preallocate(
+                            udp::BATCH,
+                            None,
+                        )),
                         counters: c,
                         stop,
                         mesh: senders,

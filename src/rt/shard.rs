@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::net::UdpSocket;
+use nix::sys::socket::{MultiHeaders, SockaddrStorage};
 
 use super::stats::Counters;
 use super::tcp;
@@ -49,6 +50,8 @@ pub(super) struct Shard {
     /// Datagrams decided but not yet sent: sent together by `flush`
     /// (sendmmsg), once per receive batch.
     pub outbox: RefCell<Vec<Transmit>>,
+    /// sendmmsg headers, reused by every flush.
+    pub send_headers: RefCell<MultiHeaders<SockaddrStorage>>,
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
     /// Senders to every other shard, when there are others.

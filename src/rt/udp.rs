@@ -247,7 +247,7 @@ pub(super) async fn flush(shard: &Shard) {
             }
             continue;
         };
-        let sent = sendmmsg_some(sock.as_raw_fd(), now);
+        let sent = sendmmsg_some(sock.as_raw_fd(), &mut shard.send_headers.borrow_mut(), now);
         for t in &now[..sent] {
             Counters::add(&counters.datagrams_out, 1);
             Counters::add(&counters.bytes_out, t.data.len() as u64);
@@ -266,19 +266,27 @@ pub(super) async fn flush(shard: &Shard) {
 }
 
 /// sendmmsg without waiting; how many of `batch` the kernel took.
-fn sendmmsg_some(fd: RawFd, batch: &[Transmit]) -> usize {
-    let addrs: Vec<Option<SockaddrStorage>> = batch
-        .iter()
-        .map(|t| Some(SockaddrStorage::from(t.dest)))
-        .collect();
-    let slices: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|t| [IoSlice::new(&t.data)]).collect();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
+/// `headers` holds `BATCH` message headers, reused from call to call; the
+/// slices and addresses live on the stack, so a flush allocates nothing.
+fn sendmmsg_some(
+    fd: RawFd,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    batch: &[Transmit],
+) -> usize {
+    let batch = &batch[..batch.len().min(BATCH)];
+    let mut addrs = [None; BATCH];
+    let mut slices = [[IoSlice::new(&[])]; BATCH];
+    for (i, t) in batch.iter().enumerate() {
+        addrs[i] = Some(SockaddrStorage::from(t.dest));
+        slices[i] = [IoSlice::new(&t.data)];
+    }
+    let n = batch.len();
     let no_cmsgs: [ControlMessage<'_>; 0] = [];
     match sendmmsg(
         fd,
-        &mut headers,
-        &slices,
-        &addrs,
+        headers,
+        &slices[..n],
+        &addrs[..n],
         no_cmsgs,
         MsgFlags::MSG_DONTWAIT,
     ) {
@@ -316,7 +324,8 @@ mod tests {
                 data: format!("datagram {i}").into_bytes(),
             })
             .collect();
-        assert_eq!(sendmmsg_some(tx.as_raw_fd(), &batch), 10);
+        let mut headers = MultiHeaders::preallocate(BATCH, None);
+        assert_eq!(sendmmsg_some(tx.as_raw_fd(), &mut headers, &batch), 10);
         let mut b = RecvBatch::new();
         // Loopback delivery is synchronous: all ten are queued already.
         assert_eq!(b.recv(rx.as_raw_fd()), Ok(10));
