@@ -11,3 +11,4 @@ pub mod proxy;
 pub mod rt;
 pub mod sip;
 pub mod testkit;
+pub mod transaction;
