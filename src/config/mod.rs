@@ -118,6 +118,39 @@ pub struct Proxy {
     /// A request larger than this bound for a UDP next hop goes over TCP
     /// when a TCP listener exists (RFC 3261 §18.1.1); 0 turns that off.
     pub udp_max_size: usize,
+    /// The transaction layer (stateful mode).
+    pub transaction: TransactionCfg,
+}
+
+/// Stateful mode: timers and bounds of the transaction layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionCfg {
+    /// RFC 3261 §17.1.1.1 T1, T2, T4 in ms (defaults 500, 4000, 5000).
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    /// Timer C (RFC 3261 §16.6 step 11): an INVITE branch that has had a
+    /// provisional response and no final for this long is cancelled.
+    pub timer_c_ms: u64,
+    /// A branch that has had no response at all for this long counts as a
+    /// 408 and the next target is tried (Kamailio's fr_timer).
+    pub branch_timeout_ms: u64,
+    /// Transactions (response contexts) per process, split over the
+    /// shards; when full, new requests get 503 with Retry-After.
+    pub max_transactions: usize,
+}
+
+impl Default for TransactionCfg {
+    fn default() -> TransactionCfg {
+        TransactionCfg {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            timer_c_ms: 180_000,
+            branch_timeout_ms: 5000,
+            max_transactions: 1_000_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +176,23 @@ pub struct Match {
 pub struct Destination {
     pub name: String,
     pub targets: Vec<Target>,
+    /// Stateful mode: one target at a time, or all at once.
+    pub fork: Fork,
+    /// Stateful mode: final responses after which the next target is tried
+    /// (a timeout or transport error always counts as 408).
+    pub failover_codes: Vec<u16>,
+    /// Stateful mode: at most this many targets per request (serial).
+    pub max_attempts: usize,
+}
+
+/// How a stateful proxy uses the targets of a destination set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fork {
+    /// One target at a time, starting at the round-robin position; the
+    /// next one after a failover code, a timeout or a transport error.
+    Serial,
+    /// Every target at once (RFC 3261 §16.6 parallel search).
+    Parallel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,38 +426,32 @@ impl Cx<'_> {
             return self.err(None, "listen", "at least one [[listen]] is needed");
         }
 
-        let proxy =
-            Proxy {
-                mode: match &raw.proxy.mode {
-                    None => Mode::Stateless,
-                    Some(m) => match m.get_ref().as_str() {
-                        "stateless" => Mode::Stateless,
-                        // Refused until the transaction layer exists: a switch
-                        // that silently does nothing is worse than an error.
-                        "stateful" => return self.err(
+        let proxy = Proxy {
+            mode: match &raw.proxy.mode {
+                None => Mode::Stateless,
+                Some(m) => match m.get_ref().as_str() {
+                    "stateless" => Mode::Stateless,
+                    "stateful" => Mode::Stateful,
+                    other => {
+                        return self.err(
                             Some(m.span()),
                             "proxy.mode",
-                            "\"stateful\" is not available yet: the transaction layer is not built",
-                        ),
-                        other => {
-                            return self.err(
-                                Some(m.span()),
-                                "proxy.mode",
-                                format!("{other:?}: expected \"stateless\" or \"stateful\""),
-                            )
-                        }
-                    },
+                            format!("{other:?}: expected \"stateless\" or \"stateful\""),
+                        )
+                    }
                 },
-                record_route: raw.proxy.record_route.unwrap_or(false),
-                max_forwards: match &raw.proxy.max_forwards {
-                    Some(v) => self.int(v, "proxy.max_forwards", 1..=255)?,
-                    None => 70,
-                },
-                udp_max_size: match &raw.proxy.udp_max_size {
-                    Some(v) => self.int(v, "proxy.udp_max_size", 0..=65_535)?,
-                    None => 1300,
-                },
-            };
+            },
+            record_route: raw.proxy.record_route.unwrap_or(false),
+            max_forwards: match &raw.proxy.max_forwards {
+                Some(v) => self.int(v, "proxy.max_forwards", 1..=255)?,
+                None => 70,
+            },
+            udp_max_size: match &raw.proxy.udp_max_size {
+                Some(v) => self.int(v, "proxy.udp_max_size", 0..=65_535)?,
+                None => 1300,
+            },
+            transaction: self.transaction(&raw.proxy)?,
+        };
 
         let mut destinations = Vec::with_capacity(raw.destination.len());
         for (name, d) in &raw.destination {
@@ -422,9 +466,44 @@ impl Cx<'_> {
                     "a destination needs at least one target",
                 );
             }
+            let fork = match &d.fork {
+                None => Fork::Serial,
+                Some(f) => match f.get_ref().as_str() {
+                    "serial" => Fork::Serial,
+                    "parallel" => Fork::Parallel,
+                    other => {
+                        return self.err(
+                            Some(f.span()),
+                            format!("destination.{name}.fork"),
+                            format!("{other:?}: expected \"serial\" or \"parallel\""),
+                        )
+                    }
+                },
+            };
+            let failover_codes = match &d.failover_codes {
+                None => vec![408, 500, 503],
+                Some(codes) => {
+                    let mut out = Vec::new();
+                    for c in codes.get_ref() {
+                        out.push(self.int(
+                            c,
+                            &format!("destination.{name}.failover_codes"),
+                            300..=699,
+                        )?);
+                    }
+                    out
+                }
+            };
+            let max_attempts = match &d.max_attempts {
+                Some(v) => self.int(v, &format!("destination.{name}.max_attempts"), 1..=16)?,
+                None => targets.len().min(16),
+            };
             destinations.push(Destination {
                 name: name.clone(),
                 targets,
+                fork,
+                failover_codes,
+                max_attempts,
             });
         }
 
@@ -509,6 +588,39 @@ impl Cx<'_> {
             metrics,
             tcp,
         })
+    }
+
+    fn transaction(&self, p: &raw::RawProxy) -> Result<TransactionCfg, ConfigError> {
+        let d = TransactionCfg::default();
+        let ms = |v: &Option<Spanned<i64>>, key: &str, def: u64, range| match v {
+            Some(v) => self.int::<u64>(v, key, range),
+            None => Ok(def),
+        };
+        let t = TransactionCfg {
+            t1_ms: ms(&p.t1_ms, "proxy.t1_ms", d.t1_ms, 50..=10_000)?,
+            t2_ms: ms(&p.t2_ms, "proxy.t2_ms", d.t2_ms, 100..=60_000)?,
+            t4_ms: ms(&p.t4_ms, "proxy.t4_ms", d.t4_ms, 100..=60_000)?,
+            timer_c_ms: ms(
+                &p.timer_c_ms,
+                "proxy.timer_c_ms",
+                d.timer_c_ms,
+                1000..=3_600_000,
+            )?,
+            branch_timeout_ms: ms(
+                &p.branch_timeout_ms,
+                "proxy.branch_timeout_ms",
+                d.branch_timeout_ms,
+                100..=300_000,
+            )?,
+            max_transactions: match &p.max_transactions {
+                Some(v) => self.int(v, "proxy.max_transactions", 1..=100_000_000)?,
+                None => d.max_transactions,
+            },
+        };
+        if t.t2_ms < t.t1_ms {
+            return self.err(None, "proxy.t2_ms", "must not be below proxy.t1_ms");
+        }
+        Ok(t)
     }
 
     fn transport(&self, t: &Spanned<String>, key: &str) -> Result<Transport, ConfigError> {

@@ -57,6 +57,12 @@ pub(super) struct RawProxy {
     pub record_route: Option<bool>,
     pub max_forwards: Option<Spanned<i64>>,
     pub udp_max_size: Option<Spanned<i64>>,
+    pub t1_ms: Option<Spanned<i64>>,
+    pub t2_ms: Option<Spanned<i64>>,
+    pub t4_ms: Option<Spanned<i64>>,
+    pub timer_c_ms: Option<Spanned<i64>>,
+    pub branch_timeout_ms: Option<Spanned<i64>>,
+    pub max_transactions: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +86,9 @@ pub(super) struct RawMatch {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDestination {
     pub targets: Spanned<Vec<RawTarget>>,
+    pub fork: Option<Spanned<String>>,
+    pub failover_codes: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub max_attempts: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -73,7 +73,8 @@ fn a_full_config() {
             mode: Mode::Stateless,
             record_route: true,
             max_forwards: 30,
-            udp_max_size: 0
+            udp_max_size: 0,
+            transaction: TransactionCfg::default(),
         }
     );
     assert_eq!(c.routes[0].matcher.domain.as_deref(), Some("example.com"));
@@ -125,7 +126,8 @@ fn defaults() {
             mode: Mode::Stateless,
             record_route: false,
             max_forwards: 70,
-            udp_max_size: 1300
+            udp_max_size: 1300,
+            transaction: TransactionCfg::default(),
         }
     );
     assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());
@@ -133,6 +135,34 @@ fn defaults() {
     assert_eq!(
         (c.tcp.max_connections, c.tcp.idle_timeout.as_secs()),
         (4096, 180)
+    );
+}
+
+#[test]
+fn stateful_keys() {
+    let c = parse("[proxy]\nmode = \"stateful\"\nt1_ms = 100\nt2_ms = 800\nt4_ms = 1000\ntimer_c_ms = 60000\nbranch_timeout_ms = 2000\nmax_transactions = 5000\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"sip:h1\" }, { uri = \"sip:h2\" }]\nfork = \"parallel\"\nfailover_codes = [486, 503]\nmax_attempts = 1\n[destination.b]\ntargets = [{ uri = \"sip:h1\" }, { uri = \"sip:h2\" }]\n").unwrap();
+    assert_eq!(c.proxy.mode, Mode::Stateful);
+    assert_eq!(
+        c.proxy.transaction,
+        TransactionCfg {
+            t1_ms: 100,
+            t2_ms: 800,
+            t4_ms: 1000,
+            timer_c_ms: 60_000,
+            branch_timeout_ms: 2000,
+            max_transactions: 5000,
+        }
+    );
+    let a = &c.destinations[0];
+    assert_eq!(
+        (a.fork, a.failover_codes.as_slice(), a.max_attempts),
+        (Fork::Parallel, &[486, 503][..], 1)
+    );
+    let b = &c.destinations[1];
+    assert_eq!(
+        (b.fork, b.failover_codes.as_slice(), b.max_attempts),
+        (Fork::Serial, &[408, 500, 503][..], 2),
+        "defaults: serial, 408/500/503, every target"
     );
 }
 
@@ -162,7 +192,12 @@ fn errors_name_file_line_and_key() {
         ("[server]\nlog_format = \"xml\"\n", "test.toml:2: server.log_format: \"xml\": expected \"text\" or \"json\""),
         ("[server]\nlog_level = \"loud\"\n", "test.toml:2: server.log_level: \"loud\": expected error"),
         ("[proxy]\nmode = \"fast\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.mode: \"fast\": expected"),
-        ("[proxy]\nmode = \"stateful\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.mode: \"stateful\" is not available yet"),
+        ("[proxy]\nt1_ms = 10\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.t1_ms: 10 is out of range 50..=10000"),
+        ("[proxy]\nt1_ms = 5000\nt2_ms = 4000\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml: proxy.t2_ms: must not be below proxy.t1_ms"),
+        ("[proxy]\nmax_transactions = 0\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.max_transactions: 0 is out of range"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"sip:h\" }]\nfork = \"random\"\n", "test.toml:6: destination.a.fork: \"random\": expected \"serial\" or \"parallel\""),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"sip:h\" }]\nfailover_codes = [503, 200]\n", "test.toml:6: destination.a.failover_codes: 200 is out of range 300..=699"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"sip:h\" }]\nmax_attempts = 0\n", "test.toml:6: destination.a.max_attempts: 0 is out of range 1..=16"),
         ("", "test.toml: listen: at least one [[listen]] is needed"),
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[route]]\nname = \"x\"\ndestination = \"nope\"\n", "test.toml:6: route[0].destination: unknown destination \"nope\""),
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"mailto:x@y\" }]\n", "test.toml:5: destination.a.targets[0].uri: \"mailto:x@y\": not a sip: URI"),

@@ -123,6 +123,14 @@ pub fn render(shards: &[Snapshot]) -> String {
     for (i, s) in shards.iter().enumerate() {
         let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", s.tcp_open());
     }
+    let name = "siphon_transactions_active";
+    let _ = writeln!(
+        out,
+        "# HELP {name} response contexts in the transaction tables.\n# TYPE {name} gauge"
+    );
+    for (i, s) in shards.iter().enumerate() {
+        let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", s.transactions_active());
+    }
     let name = "siphon_dropped_total";
     let _ = writeln!(
         out,

@@ -10,6 +10,8 @@
 //!   on it from whichever shard receives the response. Retransmissions
 //!   over a stream come on the same connection, so the branch stays
 //!   stable.
+//! - Stateful branches (`z9hG4bKsf...`, see [`LegRef`]) carry the same
+//!   loop part.
 //! - `loop` is a function of what routing depends on and not of any Via:
 //!   To and From (with their tags), Call-ID, CSeq number, Request-URI, Route,
 //!   Proxy-Require, Proxy-Authorization (§16.6 step 8). A request that comes
@@ -72,10 +74,9 @@ impl StableHash {
     }
 }
 
-/// The branch for forwarding `msg` statelessly, written into `out`;
-/// returns the length of its `z9hG4bKsl<loop>` prefix (what
-/// [`is_loop`] compares).
-pub fn stateless_branch(msg: &Message, out: &mut String, conn: Option<ConnId>) -> usize {
+/// The loop part of our branches: a hash of what routing depends on
+/// (§16.6 step 8), never of a Via.
+pub fn loop_hash(msg: &Message) -> u64 {
     // From and To as received (their tags included): proxies pass them on
     // byte-exact, and this spares two name-addr parses per request.
     let mut lp = StableHash::default();
@@ -93,6 +94,11 @@ pub fn stateless_branch(msg: &Message, out: &mut String, conn: Option<ConnId>) -
             lp.write(v);
         }
     }
+    lp.finish()
+}
+
+/// The branch for forwarding `msg` statelessly, written into `out`.
+pub fn stateless_branch(msg: &Message, loop_hash: u64, out: &mut String, conn: Option<ConnId>) {
     let mut tx = StableHash::default();
     match msg.top_via() {
         Ok(v) if v.is_rfc3261_branch() => tx.write(v.branch().unwrap_or_default()),
@@ -110,13 +116,10 @@ pub fn stateless_branch(msg: &Message, out: &mut String, conn: Option<ConnId>) -
     out.clear();
     out.push_str(STATELESS_PREFIX);
     use std::fmt::Write;
-    let _ = write!(out, "{:016x}", lp.finish());
-    let loop_len = out.len();
-    let _ = write!(out, ".{:016x}", tx.finish());
+    let _ = write!(out, "{loop_hash:016x}.{:016x}", tx.finish());
     if let Some(c) = conn {
         let _ = write!(out, ".c{:x}", c.0);
     }
-    loop_len
 }
 
 /// The connection carried by one of our stateless branches, if any.
@@ -131,10 +134,77 @@ pub fn conn_of(branch: &[u8]) -> Option<ConnId> {
     u64::from_str_radix(text, 16).ok().map(ConnId)
 }
 
-/// True if `via_branch` carries the same loop part as `branch` (whose
-/// prefix of `loop_len` bytes it is).
-pub fn is_loop(via_branch: &[u8], branch: &str, loop_len: usize) -> bool {
-    via_branch.len() > loop_len && via_branch.starts_with(&branch.as_bytes()[..loop_len])
+/// True if `via_branch` is one of our branches (stateless or stateful)
+/// whose loop part is `loop_hash`.
+pub fn is_loop(via_branch: &[u8], loop_hash: u64) -> bool {
+    let rest = via_branch
+        .strip_prefix(STATELESS_PREFIX.as_bytes())
+        .or_else(|| via_branch.strip_prefix(STATEFUL_PREFIX.as_bytes()));
+    let Some(hex) = rest.and_then(|r| r.get(..16)) else {
+        return false;
+    };
+    rest.is_some_and(|r| r.get(16) == Some(&b'.'))
+        && std::str::from_utf8(hex)
+            .ok()
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            == Some(loop_hash)
+}
+
+/// Our stateful branches: `z9hG4bKsf<loop:16>.<shard>.<slot>.<gen>.<leg>`
+/// (hex). The shard owns the transaction; slot and generation find its
+/// context in O(1) and reject a stale one (DESIGN.md: Kamailio's tm does
+/// the same with its hash bucket and label); `leg` is the branch of the
+/// fork. A CANCEL for a leg carries the same branch as its INVITE
+/// (RFC 3261 §9.1).
+pub const STATEFUL_PREFIX: &str = "z9hG4bKsf";
+
+/// Where a response to one of our stateful branches belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LegRef {
+    pub shard: u16,
+    pub slot: u32,
+    pub gen: u32,
+    pub leg: u16,
+}
+
+impl LegRef {
+    /// Write our Via branch for this leg into `out`.
+    pub fn write_branch(self, loop_hash: u64, out: &mut String) {
+        use std::fmt::Write;
+        out.clear();
+        let _ = write!(
+            out,
+            "{STATEFUL_PREFIX}{loop_hash:016x}.{:x}.{:x}.{:x}.{:x}",
+            self.shard, self.slot, self.gen, self.leg
+        );
+    }
+
+    /// The leg named by one of our stateful branches.
+    pub fn parse(branch: &[u8]) -> Option<LegRef> {
+        let rest = branch.strip_prefix(STATEFUL_PREFIX.as_bytes())?;
+        let rest = rest.get(16..)?.strip_prefix(b".")?;
+        let mut parts = rest.split(|&b| b == b'.');
+        fn hex(p: Option<&[u8]>, max_len: usize) -> Option<u64> {
+            let p = p?;
+            if p.is_empty() || p.len() > max_len {
+                return None;
+            }
+            u64::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()
+        }
+        let shard = hex(parts.next(), 4)? as u16;
+        let slot = hex(parts.next(), 8)? as u32;
+        let gen = hex(parts.next(), 8)? as u32;
+        let leg = hex(parts.next(), 4)? as u16;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(LegRef {
+            shard,
+            slot,
+            gen,
+            leg,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -150,8 +220,7 @@ mod tests {
 
     fn branch(m: &Message) -> String {
         let mut s = String::new();
-        let n = stateless_branch(m, &mut s, None);
-        assert_eq!(n, STATELESS_PREFIX.len() + 16);
+        stateless_branch(m, loop_hash(m), &mut s, None);
         s
     }
 
@@ -166,16 +235,15 @@ mod tests {
         assert_ne!(invite, branch(&msg("INVITE", "sip:b@other", "z9hG4bKabc")));
         let other_tx = branch(&msg("INVITE", "sip:b@h", "z9hG4bKabd"));
         assert_ne!(invite, other_tx);
-        let n = STATELESS_PREFIX.len() + 16;
+        let lp = loop_hash(&msg("INVITE", "sip:b@h", "z9hG4bKabc"));
         assert!(
-            is_loop(other_tx.as_bytes(), &invite, n),
+            is_loop(other_tx.as_bytes(), lp),
             "same routing state: a loop whatever the Vias"
         );
         assert!(
             !is_loop(
                 branch(&msg("INVITE", "sip:b@other", "z9hG4bKabc")).as_bytes(),
-                &invite,
-                n
+                lp
             ),
             "a spiral"
         );
@@ -193,11 +261,11 @@ mod tests {
         let m = msg("INVITE", "sip:b@h", "z9hG4bKabc");
         let c = ConnId::new(3, 0x2a);
         let mut s = String::new();
-        let n = stateless_branch(&m, &mut s, Some(c));
+        stateless_branch(&m, loop_hash(&m), &mut s, Some(c));
         assert_eq!(conn_of(s.as_bytes()), Some(c));
         assert_eq!(c.shard(), 3);
         assert!(
-            is_loop(s.as_bytes(), &branch(&m), n),
+            is_loop(s.as_bytes(), loop_hash(&m)),
             "the loop part does not depend on the connection"
         );
         assert_eq!(conn_of(branch(&m).as_bytes()), None);
@@ -205,6 +273,39 @@ mod tests {
         let mut long = branch(&m);
         long.push_str(".c11112222333344445");
         assert_eq!(conn_of(long.as_bytes()), None, "over 64 bits");
+    }
+
+    #[test]
+    fn a_stateful_branch_names_its_leg_and_carries_the_loop_part() {
+        let m = msg("INVITE", "sip:b@h", "z9hG4bKabc");
+        let r = LegRef {
+            shard: 1,
+            slot: 0xabcdef,
+            gen: 7,
+            leg: 2,
+        };
+        let mut s = String::new();
+        r.write_branch(loop_hash(&m), &mut s);
+        assert!(s.starts_with(STATEFUL_PREFIX));
+        assert_eq!(LegRef::parse(s.as_bytes()), Some(r));
+        assert!(is_loop(s.as_bytes(), loop_hash(&m)));
+        assert!(!is_loop(s.as_bytes(), loop_hash(&m) ^ 1));
+        assert_eq!(LegRef::parse(branch(&m).as_bytes()), None);
+        assert_eq!(LegRef::parse(format!("{s}.1").as_bytes()), None);
+        assert_eq!(LegRef::parse(b"z9hG4bKsf0123456789abcdef.1.2.3"), None);
+        assert_eq!(
+            LegRef::parse(b"z9hG4bKsf0123456789abcdef.1.2.3.4"),
+            Some(LegRef {
+                shard: 1,
+                slot: 2,
+                gen: 3,
+                leg: 4
+            })
+        );
+        assert_eq!(
+            LegRef::parse(b"z9hG4bKsf0123456789abcdef.1.2.123456789.4"),
+            None
+        );
     }
 
     #[test]

@@ -8,13 +8,16 @@ pub mod hosts;
 pub mod identity;
 mod request;
 mod response;
+mod stateful;
+
+pub use stateful::TxStats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::{Config, Transport};
+use crate::config::{Config, Mode, Transport};
 use crate::sip::{Edits, Framing, Limits, Message};
 
 pub use hosts::Hosts;
@@ -74,6 +77,12 @@ pub enum Outcome {
     /// A request whose bytes did not parse, answered with the parser's
     /// reason (400, 505, 413, …): a parse error, counted as such.
     Rejected(Transmit, u16),
+    /// A retransmission: a request again (Timers A, E), or the last
+    /// response again (Timer G, a retransmitted request).
+    Resent(Transmit),
+    /// The message belongs to a transaction of another shard (the shard
+    /// named in our branch): hand it, as received, to that shard.
+    ToShard(usize, Box<(Bytes, Flow)>),
     /// Nothing sent; counted under this reason.
     Dropped(Drop),
 }
@@ -137,10 +146,26 @@ pub struct Core {
     scratch: String,
     /// Round-robin position per destination set.
     next_target: Vec<usize>,
+    /// Stateful mode: this shard's transactions.
+    stateful: Option<stateful::Table>,
 }
 
 impl Core {
+    /// The core of a single shard.
     pub fn new(cfg: Arc<Config>, hosts: Arc<Hosts>) -> Core {
+        Core::for_shard(cfg, hosts, 0, 1)
+    }
+
+    /// The core of shard `shard` of `shards`: in stateful mode it owns its
+    /// share of `proxy.max_transactions` and names the shard in its
+    /// branches.
+    pub fn for_shard(cfg: Arc<Config>, hosts: Arc<Hosts>, shard: usize, shards: usize) -> Core {
+        let stateful = (cfg.proxy.mode == Mode::Stateful).then(|| {
+            let t = cfg.proxy.transaction;
+            let cap = t.max_transactions.div_ceil(shards.max(1));
+            let sizes: Vec<usize> = cfg.destinations.iter().map(|d| d.targets.len()).collect();
+            stateful::Table::new(t, shard as u16, cap, &sizes)
+        });
         Core {
             me: Identity::new(&cfg),
             next_target: vec![0; cfg.destinations.len()],
@@ -149,6 +174,7 @@ impl Core {
             limits: Limits::default(),
             edits: Edits::new(),
             scratch: String::new(),
+            stateful,
         }
     }
 
@@ -156,21 +182,47 @@ impl Core {
         &self.me
     }
 
-    /// Handle one message (a whole datagram, or one stream frame).
+    /// Handle one message (a whole datagram, or one stream frame) as the
+    /// stateless proxy.
     pub fn handle(&mut self, data: Bytes, flow: Flow) -> Outcome {
+        match self.parse(data, flow) {
+            Ok(msg) if msg.is_request() => self.request(&msg, flow),
+            Ok(msg) => self.response(&msg),
+            Err(out) => out,
+        }
+    }
+
+    /// Handle one message at `now` (ms on the shard's clock) in the
+    /// configured mode; what to do is appended to `out`.
+    pub fn handle_at(&mut self, now: u64, data: Bytes, flow: Flow, out: &mut Vec<Outcome>) {
+        if self.stateful.is_none() {
+            return out.push(self.handle(data, flow));
+        }
+        match self.parse(data.clone(), flow) {
+            Ok(msg) if msg.is_request() => self.stateful_request(now, msg, flow, out),
+            Ok(msg) => self.stateful_response(now, data, msg, flow, out),
+            Err(o) => out.push(o),
+        }
+    }
+
+    /// True in stateful mode.
+    pub fn is_stateful(&self) -> bool {
+        self.stateful.is_some()
+    }
+
+    fn parse(&self, data: Bytes, flow: Flow) -> Result<Message, Outcome> {
         let framing = match flow.transport {
             Transport::Udp => Framing::Datagram,
             Transport::Tcp => Framing::Stream,
         };
         if crate::sip::keepalive_len(&data) == data.len() {
-            return Outcome::Dropped(Drop::Keepalive);
+            return Err(Outcome::Dropped(Drop::Keepalive));
         }
         match Message::parse(data, framing, &self.limits) {
-            Ok(msg) if msg.is_request() => self.request(&msg, flow),
-            Ok(msg) => self.response(&msg),
-            Err(e) if e.is_request() => self.reject_unparsable(&e, flow),
-            Err(e) if e.message().is_some() => Outcome::Dropped(Drop::BadResponse),
-            Err(_) => Outcome::Dropped(Drop::Garbage),
+            Ok(msg) => Ok(msg),
+            Err(e) if e.is_request() => Err(self.reject_unparsable(&e, flow)),
+            Err(e) if e.message().is_some() => Err(Outcome::Dropped(Drop::BadResponse)),
+            Err(_) => Err(Outcome::Dropped(Drop::Garbage)),
         }
     }
 }

@@ -6,33 +6,106 @@
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
 
-use super::branch::{is_loop, stateless_branch, StableHash};
+use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
 use super::{Core, Drop, Flow, Outcome, Transmit};
-use crate::config::Transport;
+use crate::config::{Target, Transport};
 use crate::sip::uri::{Host, Uri};
 use crate::sip::{response, HeaderName, Message, Method, ParseError};
 
 /// Where the request goes next.
-struct NextHop {
+#[derive(Debug, Clone)]
+pub(super) struct NextHop {
     host: String,
     port: u16,
     transport: Transport,
 }
 
+impl NextHop {
+    pub(super) fn of_target(t: &Target) -> NextHop {
+        NextHop {
+            host: t.host.clone(),
+            port: t.port,
+            transport: t.transport,
+        }
+    }
+}
+
 /// Methods Siphon answers in Allow (OPTIONS to the proxy itself).
 const ALLOW: &[u8] = b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, SUBSCRIBE, NOTIFY, PUBLISH, INFO, REFER, MESSAGE, UPDATE";
 
+/// A request that passed the §16.3 checks and Route processing (§16.4):
+/// everything forwarding needs, borrowed from the message.
+pub(super) struct Plan<'m> {
+    pub method: Method,
+    max_forwards: Option<u8>,
+    routes: Vec<Uri<'m>>,
+    /// Leading Route values that name us.
+    own_routes: usize,
+    /// The Request-URI a strict router moved to the end of Route.
+    fixed_ruri: Option<Uri<'m>>,
+    /// Where the request is addressed: the Request-URI, or `fixed_ruri`.
+    target: Uri<'m>,
+    /// The next hop (the first remaining Route) is a strict router.
+    strict_next: bool,
+    pub next: Next,
+}
+
+/// Where the next hop comes from.
+pub(super) enum Next {
+    /// The first remaining Route, or the Request-URI.
+    Hop(NextHop),
+    /// A configured route matched: a target of this destination set.
+    Destination(usize),
+}
+
 impl Core {
+    /// The stateless proxy: plan, pick a next hop, forward.
     pub(super) fn request(&mut self, msg: &Message, flow: Flow) -> Outcome {
+        let plan = match self.plan(msg, flow) {
+            Ok(p) => p,
+            Err(out) => return out,
+        };
+        let hop = match &plan.next {
+            Next::Hop(h) => h.clone(),
+            Next::Destination(d) => {
+                let d = *d;
+                let targets = &self.cfg.destinations[d].targets;
+                let i = self.next_target[d] % targets.len();
+                self.next_target[d] = (i + 1) % targets.len();
+                NextHop::of_target(&targets[i])
+            }
+        };
+        let (dest, transport) = match self.resolve_hop(msg, flow, &hop) {
+            Ok(d) => d,
+            Err(out) => return out,
+        };
+        let lp = loop_hash(msg);
+        if let Some(out) = self.check_loop(msg, flow, lp) {
+            return out;
+        }
+        let mut branch = std::mem::take(&mut self.scratch);
+        stateless_branch(msg, lp, &mut branch, flow.conn);
+        let out = match self.build_request(msg, flow, &plan, dest, transport, &branch) {
+            Ok(t) => Outcome::Forwarded(t),
+            Err(drop) => Outcome::Dropped(drop),
+        };
+        self.scratch = branch;
+        out
+    }
+
+    /// The §16.3 checks and §16.4 Route processing. `Err` is what to do
+    /// instead of forwarding: a local answer (OPTIONS to us, 400, 404, 420,
+    /// 483, …).
+    pub(super) fn plan<'m>(&mut self, msg: &'m Message, flow: Flow) -> Result<Plan<'m>, Outcome> {
         let method = msg.method().unwrap_or(Method::Other);
         // §16.3 step 1: reasonable syntax.
         if let Err(e) = msg.validate() {
-            return self.reply(msg, flow, e.status(), &e, &[]);
+            return Err(self.reply(msg, flow, e.status(), &e, &[]));
         }
         // §16.3 step 2: a URI scheme we understand.
         let ruri = match msg.request_uri() {
             Ok(u) => u,
-            Err(e) => return self.reply(msg, flow, e.status(), &e, &[]),
+            Err(e) => return Err(self.reply(msg, flow, e.status(), &e, &[])),
         };
 
         // §16.4: drop the Route values that name us (one, or two after a
@@ -41,7 +114,7 @@ impl Core {
         for r in msg.routes() {
             match r.map(|a| a.uri()) {
                 Ok(Ok(u)) => routes.push(u),
-                _ => return self.reply(msg, flow, 400, &"Bad Route", &[]),
+                _ => return Err(self.reply(msg, flow, 400, &"Bad Route", &[])),
             }
         }
         let ruri_is_ours = self.uri_is_me(&ruri);
@@ -70,73 +143,103 @@ impl Core {
                 ("Supported", b""),
                 ("Server", self.cfg.server.user_agent.as_bytes()),
             ];
-            return self.reply(msg, flow, 200, &"OK", allow);
+            return Err(self.reply(msg, flow, 200, &"OK", allow));
         }
         // §16.3 step 3: Max-Forwards.
         let max_forwards = msg.max_forwards().ok().flatten();
         if max_forwards == Some(0) {
-            return self.reply(msg, flow, 483, &"Too Many Hops", &[]);
+            return Err(self.reply(msg, flow, 483, &"Too Many Hops", &[]));
         }
         // §16.3 step 5: we support no extensions a proxy must understand.
         if !matches!(method, Method::Ack | Method::Cancel) {
             let tags: Vec<&[u8]> = msg.proxy_require().filter_map(Result::ok).collect();
             if !tags.is_empty() {
                 let unsupported = tags.join(&b", "[..]);
-                return self.reply(
+                return Err(self.reply(
                     msg,
                     flow,
                     420,
                     &"Bad Extension",
                     &[("Unsupported", &unsupported)],
-                );
+                ));
             }
         }
 
         // §16.5/16.6: the next hop. A Route first; then the configured routes;
         // then the Request-URI, unless that is us.
         let strict_next = remaining.first().is_some_and(|u| !u.lr());
-        let hop = if let Some(r) = remaining.first() {
-            uri_hop(r)
-        } else if let Some(hop) = self.configured_hop(msg, &target) {
-            hop
+        let next = if let Some(r) = remaining.first() {
+            Next::Hop(uri_hop(r))
+        } else if let Some(d) = self.configured_destination(msg, &target) {
+            Next::Destination(d)
         } else if to_me {
-            return self.reply(msg, flow, 404, &"Not Found", &[]);
+            return Err(self.reply(msg, flow, 404, &"Not Found", &[]));
         } else {
-            uri_hop(&target)
+            Next::Hop(uri_hop(&target))
         };
+        Ok(Plan {
+            method,
+            max_forwards,
+            own_routes,
+            fixed_ruri,
+            target,
+            strict_next,
+            next,
+            routes,
+        })
+    }
+
+    /// The address and transport of a next hop, or a local answer (503
+    /// unresolvable, 403 a forbidden address) or a drop (no listener).
+    pub(super) fn resolve_hop(
+        &self,
+        msg: &Message,
+        flow: Flow,
+        hop: &NextHop,
+    ) -> Result<(SocketAddr, Transport), Outcome> {
         let Some(dest_ip) = self.resolve(&hop.host, flow.remote.ip().is_ipv4()) else {
-            return self.reply(msg, flow, 503, &"Unresolvable Destination", &[]);
+            return Err(self.reply(msg, flow, 503, &"Unresolvable Destination", &[]));
         };
         let dest = SocketAddr::new(dest_ip, hop.port);
         if bad_destination(dest.ip()) {
-            return self.reply(msg, flow, 403, &"Forbidden Destination", &[]);
+            return Err(self.reply(msg, flow, 403, &"Forbidden Destination", &[]));
         }
-        let mut transport = hop.transport;
-        if self.me.listener(transport, dest).is_none() {
-            return Outcome::Dropped(Drop::NoListener);
+        if self.me.listener(hop.transport, dest).is_none() {
+            return Err(Outcome::Dropped(Drop::NoListener));
         }
+        Ok((dest, hop.transport))
+    }
 
-        // §16.3 step 4: a Via of ours with the branch we would add means
-        // the request has been here in exactly this state.
-        let mut branch = std::mem::take(&mut self.scratch);
-        let loop_len = stateless_branch(msg, &mut branch, flow.conn);
+    /// §16.3 step 4: a Via of ours with the loop part we would put in our
+    /// branch means the request has been here in exactly this state: 482.
+    pub(super) fn check_loop(&self, msg: &Message, flow: Flow, loop_hash: u64) -> Option<Outcome> {
         let looped = msg.vias().flatten().any(|v| {
-            v.branch().is_some_and(|b| is_loop(b, &branch, loop_len))
-                && self.me.is_me(v.host, v.port)
+            v.branch().is_some_and(|b| is_loop(b, loop_hash)) && self.me.is_me(v.host, v.port)
         });
-        if looped {
-            self.scratch = branch;
-            return self.reply(msg, flow, 482, &"Loop Detected", &[]);
-        }
+        looped.then(|| self.reply(msg, flow, 482, &"Loop Detected", &[]))
+    }
 
-        // RFC 3261 §18.1.1: a request larger than udp_max_size bound for a
-        // UDP next hop goes over TCP when we can. Built for UDP first; the
-        // rare oversized one is built again for TCP.
+    /// The forwarded request (§16.6) with our Via carrying `branch`.
+    /// RFC 3261 §18.1.1: a request larger than udp_max_size bound for a
+    /// UDP next hop goes over TCP when we can. Built for UDP first; the
+    /// rare oversized one is built again for TCP.
+    pub(super) fn build_request(
+        &mut self,
+        msg: &Message,
+        flow: Flow,
+        plan: &Plan<'_>,
+        dest: SocketAddr,
+        mut transport: Transport,
+        branch: &str,
+    ) -> Result<Transmit, Drop> {
         let limit = self.cfg.proxy.udp_max_size;
+        let method = plan.method;
+        let routes = &plan.routes;
+        let own_routes = plan.own_routes;
+        let remaining = &routes[own_routes..];
         loop {
             let Some(out_me) = self.me.listener(transport, dest) else {
-                self.scratch = branch;
-                return Outcome::Dropped(Drop::NoListener);
+                return Err(Drop::NoListener);
             };
             // The edits (§16.6). Received/rport first: it rewrites the top Via
             // value, above which ours goes.
@@ -151,7 +254,8 @@ impl Core {
             e.insert_via(msg, via.as_bytes());
             e.set_max_forwards(
                 msg,
-                max_forwards.map_or(self.cfg.proxy.max_forwards, |n| n - 1),
+                plan.max_forwards
+                    .map_or(self.cfg.proxy.max_forwards, |n| n - 1),
             );
             // Route values to remove: ours (§16.4), the last one when undoing a
             // strict router (§16.4), the first remaining one when the next hop
@@ -159,22 +263,22 @@ impl Core {
             let last = routes.len().wrapping_sub(1);
             let _ = e.retain_list_values(msg, HeaderName::Route, |k| {
                 !(k < own_routes
-                    || (fixed_ruri.is_some() && k == last)
-                    || (strict_next && k == own_routes))
+                    || (plan.fixed_ruri.is_some() && k == last)
+                    || (plan.strict_next && k == own_routes))
             });
-            if let Some(fixed) = fixed_ruri {
+            if let Some(fixed) = plan.fixed_ruri {
                 let mut text = Vec::new();
                 fixed.write_to(&mut text);
                 e.set_request_uri(msg, &text);
             }
-            if strict_next {
+            if plan.strict_next {
                 // The next hop gets the Request-URI; the old one goes to the
                 // end of Route.
                 let mut text = Vec::new();
                 remaining[0].write_to(&mut text);
                 e.set_request_uri(msg, &text);
                 let mut old = b"<".to_vec();
-                target.write_to(&mut old);
+                plan.target.write_to(&mut old);
                 old.push(b'>');
                 e.add_header(msg, "Route", &old);
             }
@@ -201,22 +305,18 @@ impl Core {
             let mut data = Vec::with_capacity(msg.as_bytes().len() + 256);
             e.apply(msg, &mut data);
             self.edits = e;
-            let out = Outcome::Forwarded(Transmit {
+            let tcp = self.me.listener(Transport::Tcp, dest).is_some();
+            if transport == Transport::Udp && limit > 0 && data.len() > limit && tcp {
+                transport = Transport::Tcp;
+                continue;
+            }
+            return Ok(Transmit {
                 transport,
                 local: out_me.addr,
                 dest,
                 conn: None,
                 data,
             });
-            if let Outcome::Forwarded(t) = &out {
-                let tcp = self.me.listener(Transport::Tcp, dest).is_some();
-                if t.transport == Transport::Udp && limit > 0 && t.data.len() > limit && tcp {
-                    transport = Transport::Tcp;
-                    continue;
-                }
-            }
-            self.scratch = branch;
-            return out;
         }
     }
 
@@ -272,9 +372,8 @@ impl Core {
         }
     }
 
-    /// The first configured route that matches, and its next target
-    /// (round-robin over the destination's targets).
-    fn configured_hop(&mut self, msg: &Message, ruri: &Uri<'_>) -> Option<NextHop> {
+    /// The destination set of the first configured route that matches.
+    fn configured_destination(&self, msg: &Message, ruri: &Uri<'_>) -> Option<usize> {
         let host = match ruri.host {
             Host::Name(h) => String::from_utf8_lossy(h).to_ascii_lowercase(),
             Host::V4(a) => a.to_string(),
@@ -292,16 +391,7 @@ impl Core {
                     .as_ref()
                     .is_none_or(|want| msg.method_bytes() == want.as_bytes())
         })?;
-        let d = route.destination;
-        let targets = &self.cfg.destinations[d].targets;
-        let i = self.next_target[d] % targets.len();
-        self.next_target[d] = (i + 1) % targets.len();
-        let t = &targets[i];
-        Some(NextHop {
-            host: t.host.clone(),
-            port: t.port,
-            transport: t.transport,
-        })
+        Some(route.destination)
     }
 
     fn resolve(&self, host: &str, prefer_v4: bool) -> Option<IpAddr> {
@@ -355,7 +445,7 @@ pub(super) fn bad_destination(ip: IpAddr) -> bool {
 
 /// A To tag that is the same for every retransmission of a request, as a
 /// stateless UAS must generate it (RFC 3261 §8.2.7).
-fn to_tag(req: &Message) -> String {
+pub(super) fn to_tag(req: &Message) -> String {
     let mut h = StableHash::default();
     h.write(req.call_id());
     h.write(req.from().ok().and_then(|f| f.tag()).unwrap_or_default());
@@ -372,6 +462,12 @@ fn to_tag(req: &Message) -> String {
 /// §4): over TCP back to the peer; over UDP to the source address, at the
 /// rport (the source port) if asked for, else at the sent-by port.
 fn reply_to(req: &Message, flow: Flow, data: Vec<u8>, code: u16) -> Outcome {
+    Outcome::Replied(upstream(req, flow, data), code)
+}
+
+/// A response to `req`, received on `flow`, addressed as [`reply_to`]
+/// says.
+pub(super) fn upstream(req: &Message, flow: Flow, data: Vec<u8>) -> Transmit {
     let dest = match flow.transport {
         Transport::Tcp => flow.remote,
         Transport::Udp => match req.top_via() {
@@ -381,14 +477,11 @@ fn reply_to(req: &Message, flow: Flow, data: Vec<u8>, code: u16) -> Outcome {
             _ => flow.remote,
         },
     };
-    Outcome::Replied(
-        Transmit {
-            transport: flow.transport,
-            local: flow.local,
-            dest,
-            conn: flow.conn,
-            data,
-        },
-        code,
-    )
+    Transmit {
+        transport: flow.transport,
+        local: flow.local,
+        dest,
+        conn: flow.conn,
+        data,
+    }
 }

@@ -147,7 +147,7 @@ impl Runtime {
                     };
                     let shard = Rc::new(shard::Shard {
                         id: mesh_id,
-                        core: RefCell::new(Core::new(cfg.clone(), hosts)),
+                        core: RefCell::new(Core::for_shard(cfg.clone(), hosts, mesh_id, shards)),
                         cfg,
                         udp: udp_sockets
                             .into_iter()
@@ -166,6 +166,7 @@ impl Runtime {
                         counters: c,
                         stop,
                         mesh: senders,
+                        decided: RefCell::new(Vec::new()),
                     });
                     if let Some(r) = receivers {
                         shard::serve_mesh(&shard, r);

@@ -26,6 +26,17 @@ use crate::proxy::{Core, Drop, Outcome, Transmit};
 pub(super) const MESH_QUEUE: usize = 4096;
 /// How often the shard's timer wheel is advanced.
 pub(super) const TICK: std::time::Duration = std::time::Duration::from_millis(50);
+/// The tick in stateful mode: transaction timers run at T1 = 500 ms and
+/// its multiples; 10 ms keeps them within 2 % of their value.
+pub(super) const TX_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What goes over the mesh to another shard.
+pub(super) enum Handoff {
+    /// Send this on a connection the other shard owns.
+    Send(Transmit),
+    /// A message for a transaction the other shard owns, as received.
+    Inbound(bytes::Bytes, crate::proxy::Flow),
+}
 
 /// What a shard's timers are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +66,9 @@ pub(super) struct Shard {
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
     /// Senders to every other shard, when there are others.
-    pub mesh: Option<Senders<Transmit>>,
+    pub mesh: Option<Senders<Handoff>>,
+    /// What the core decided for the message being handled (reused).
+    pub decided: RefCell<Vec<Outcome>>,
 }
 
 impl Shard {
@@ -63,10 +76,30 @@ impl Shard {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Milliseconds since the shard started: the clock of its timer wheels.
+    pub fn now(&self) -> u64 {
+        self.epoch.tick(std::time::Instant::now())
+    }
+
+    /// Hand one received message to the core and carry out what it decides.
+    pub fn handle(self: &Rc<Self>, now: u64, data: bytes::Bytes, flow: crate::proxy::Flow) {
+        let mut out = std::mem::take(&mut *self.decided.borrow_mut());
+        self.core.borrow_mut().handle_at(now, data, flow, &mut out);
+        for o in out.drain(..) {
+            self.dispatch(o);
+        }
+        *self.decided.borrow_mut() = out;
+    }
+
     /// Carry out what the core decided: TCP writes are queued on their
     /// connection, datagrams wait in the outbox for the next `flush`.
     pub fn dispatch(self: &Rc<Self>, outcome: Outcome) {
         match outcome {
+            Outcome::Resent(t) => {
+                Counters::add(&self.counters.retransmitted, 1);
+                self.send(t);
+            }
+            Outcome::ToShard(owner, m) => self.hand_off(owner, Handoff::Inbound(m.0, m.1)),
             Outcome::Forwarded(t) => {
                 Counters::add(&self.counters.forwarded, 1);
                 self.send(t);
@@ -98,7 +131,7 @@ impl Shard {
 
     /// Pass a message to the shard that owns its connection. Bounded: a
     /// full channel drops the message and counts it.
-    pub fn hand_off(&self, owner: usize, t: Transmit) {
+    pub fn hand_off(&self, owner: usize, t: Handoff) {
         let Some(mesh) = &self.mesh else {
             self.counters.dropped(Drop::Unsent);
             return;
@@ -114,33 +147,71 @@ impl Shard {
     }
 }
 
-/// Advance the shard's timer wheel every `TICK` and act on what fires, for
-/// as long as the shard runs.
+/// Advance the shard's timer wheels every tick (`TICK`, or `TX_TICK` in
+/// stateful mode, where transaction timers need it) and act on what
+/// fires, for as long as the shard runs.
 pub(super) fn run_timers(shard: &Rc<Shard>) {
     let shard = shard.clone();
+    let tick = if shard.core.borrow().is_stateful() {
+        TX_TICK
+    } else {
+        TICK
+    };
     glommio::spawn_local(async move {
         let mut fired = Vec::new();
+        let mut out = Vec::new();
         loop {
-            glommio::timer::sleep(TICK).await;
-            let now = shard.epoch.tick(std::time::Instant::now());
+            glommio::timer::sleep(tick).await;
+            let now = shard.now();
             shard.timers.borrow_mut().advance(now, &mut fired);
             for t in fired.drain(..) {
                 match t {
                     Timer::TcpIdle(id) => tcp::idle_check(&shard, id, now),
                 }
             }
+            let due = shard.core.borrow().poll_timeout().is_some_and(|t| t <= now);
+            if due {
+                shard.core.borrow_mut().handle_timeout(now, &mut out);
+                for o in out.drain(..) {
+                    shard.dispatch(o);
+                }
+                shard.flush().await;
+            }
+            shard.publish_tx_stats();
         }
     })
     .detach();
 }
 
+impl Shard {
+    /// Copy the core's transaction counters into the shard's counters.
+    fn publish_tx_stats(&self) {
+        let s = self.core.borrow().tx_stats();
+        let c = &self.counters;
+        let set = |a: &std::sync::atomic::AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        set(&c.tx_created, s.created);
+        set(&c.tx_released, s.created - s.active);
+        set(&c.tx_table_full, s.table_full);
+        set(&c.tx_absorbed, s.absorbed);
+        set(&c.tx_timeouts, s.timeouts);
+        set(&c.tx_cancels, s.cancels);
+        set(&c.tx_failovers, s.failovers);
+    }
+}
+
 /// Serve what other shards hand to this one, until they all hang up.
-pub(super) fn serve_mesh(shard: &Rc<Shard>, mut receivers: Receivers<Transmit>) {
+pub(super) fn serve_mesh(shard: &Rc<Shard>, mut receivers: Receivers<Handoff>) {
     for (_, rx) in receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {
-            while let Some(t) = rx.recv().await {
-                shard.send(t);
+            while let Some(h) = rx.recv().await {
+                match h {
+                    Handoff::Send(t) => shard.send(t),
+                    Handoff::Inbound(data, flow) => {
+                        Counters::add(&shard.counters.mesh_in, 1);
+                        shard.handle(shard.now(), data, flow);
+                    }
+                }
                 shard.flush().await;
             }
         })

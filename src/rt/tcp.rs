@@ -233,7 +233,7 @@ pub(super) fn serve_listener(shard: &Rc<Shard>, local: SocketAddr, listener: Tcp
 pub(super) fn send(shard: &Rc<Shard>, t: Transmit) {
     if let Some(id) = t.conn {
         if id.shard() != shard.id {
-            return shard.hand_off(id.shard(), t);
+            return shard.hand_off(id.shard(), super::shard::Handoff::Send(t));
         }
         let conn = shard.tcp.borrow().by_id.get(&id).cloned();
         // The peer must be the one the Via names: a stale or forged id
@@ -413,8 +413,7 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream
                     crlf = 0;
                     Counters::add(&shard.counters.tcp_in, 1);
                     let msg = acc.split_to(len).freeze();
-                    let outcome = shard.core.borrow_mut().handle(msg, flow);
-                    shard.dispatch(outcome);
+                    shard.handle(shard.now(), msg, flow);
                 }
                 Ok(Status::Partial) => {
                     shard.flush().await;

@@ -193,6 +193,7 @@ async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
                 break;
             }
             Counters::add(&counters.udp_batches, 1);
+            let now = shard.now();
             for i in 0..n {
                 let (len, remote) = batch.got[i];
                 let Some(remote) = remote else {
@@ -208,8 +209,7 @@ async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
                     remote,
                     conn: None,
                 };
-                let outcome = shard.core.borrow_mut().handle(data, flow);
-                shard.dispatch(outcome);
+                shard.handle(now, data, flow);
             }
             shard.flush().await;
             // Sustained load must not starve the shard's other tasks

@@ -110,6 +110,29 @@ impl Edits {
         }
     }
 
+    /// Replace a response's Status-Line (a proxy turning a 503 into a 500,
+    /// RFC 3261 §16.7 step 6). Does nothing to a request.
+    pub fn set_status_line(&mut self, msg: &Message, code: u16, reason: &[u8]) {
+        if msg.is_request() {
+            return;
+        }
+        let l = msg.layout();
+        let mut line = format!("SIP/2.0 {code} ").into_bytes();
+        line.extend(
+            reason
+                .iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+        line.extend_from_slice(b"\r\n");
+        self.replace(
+            Span {
+                start: l.start as u32,
+                end: l.headers_start as u32,
+            },
+            &line,
+        );
+    }
+
     /// Stamp the top Via with where the request really came from (RFC 3261
     /// §18.2.1, RFC 3581 §4): `received=IP` when `source` differs from the
     /// sent-by host (or always, with `rport`), and `rport=PORT` when the

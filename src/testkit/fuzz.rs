@@ -144,9 +144,9 @@ pub fn proxy(data: &[u8]) {
         for flow in [udp, tcp] {
             let out = c.borrow_mut().handle(Bytes::copy_from_slice(data), flow);
             let (t, replied) = match out {
-                Outcome::Forwarded(t) => (t, false),
+                Outcome::Forwarded(t) | Outcome::Resent(t) => (t, false),
                 Outcome::Replied(t, _) | Outcome::Rejected(t, _) => (t, true),
-                Outcome::Dropped(_) => continue,
+                Outcome::Dropped(_) | Outcome::ToShard(..) => continue,
             };
             let roomy = Limits {
                 max_headers: Limits::default().max_headers + 8,

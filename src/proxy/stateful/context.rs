@@ -1,0 +1,921 @@
+//! One response context (RFC 3261 §16.6–§16.10): the server transaction
+//! of a received request, the legs forwarded for it, the best final
+//! response so far, and what is left to try.
+//!
+//! - 100 Trying goes up at once for an INVITE (§16.2); never for a
+//!   non-INVITE (RFC 4320 §4.1).
+//! - Provisionals other than 100 go up as they come; every 2xx of an
+//!   INVITE goes up at once and cancels the other legs (§16.7 step 5).
+//! - Other finals wait until every leg has one; then the best goes up
+//!   (§16.7 step 6: a 6xx, else the lowest class; 401/407/415/420/484
+//!   first within 4xx; a 503 becomes a 500), with the challenges of every
+//!   401/407 (§16.7 step 7). A 6xx cancels the other legs.
+//! - Serial forking: a failover code, a timeout or a transport error on a
+//!   leg starts the next target of the destination set, within
+//!   `max_attempts`; a 503 with Retry-After takes its target out for that
+//!   long (for this shard).
+//! - A leg that has had no response within `branch_timeout_ms` counts as a
+//!   408; Timer C (§16.8) cancels a leg that had a provisional and no
+//!   final; a cancelled leg that never answers is given up 64*T1 later.
+//! - Every leg timing out gives a 408 for an INVITE (487 if the caller
+//!   cancelled) and no response at all for a non-INVITE (RFC 4320 §4.2).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::super::request::{upstream, Next, NextHop, Plan};
+use super::super::{Core, Flow, Outcome, Transmit};
+use super::build::{derived_request, upstream_response};
+use super::key::server_key;
+use super::Table;
+use crate::config::{Fork, Transport};
+use crate::proxy::branch::{loop_hash, LegRef};
+use crate::rt::wheel::TimerKey;
+use crate::sip::{response, Framing, HeaderName, Limits, Message, Method};
+use crate::transaction::{ClientEvent, ClientTx, Kind, ServerEvent, ServerState, ServerTx};
+
+/// At most this many legs per context (parallel fork plus failovers).
+const MAX_LEGS: usize = 16;
+/// Bound on timer events handled per transaction per wake-up (each call
+/// moves its deadline past `now`, so one or two are the norm).
+const MAX_TIMER_STEPS: usize = 64;
+
+pub(in crate::proxy) struct Context {
+    pub slot: u32,
+    pub gen: u32,
+    pub key: Box<[u8]>,
+    pub timer: Option<TimerKey>,
+    pub deadline: Option<u64>,
+    method: Method,
+    server: ServerTx,
+    /// The request as received, until a final response has gone up (a
+    /// failover re-plans from it; local answers are built from it).
+    request: Option<Message>,
+    flow: Flow,
+    /// Where responses go (§18.2.2).
+    up: Transmit,
+    /// The last response sent upstream, for a retransmitted request or
+    /// Timer G.
+    last: Option<Vec<u8>>,
+    legs: Vec<Leg>,
+    loop_hash: u64,
+    /// The destination set, when a configured route chose the targets.
+    dest: Option<usize>,
+    /// Targets still to try, in order (serial forking).
+    order: Vec<usize>,
+    best: Option<Best>,
+    /// WWW-/Proxy-Authenticate values of 401/407 answers, by leg.
+    challenges: Vec<(usize, HeaderName, Vec<u8>)>,
+    cancelled: bool,
+    final_sent: bool,
+}
+
+struct Leg {
+    tx: ClientTx,
+    /// The request as sent: retransmitted as is; CANCEL and ACK are
+    /// derived from it.
+    request: Bytes,
+    transport: Transport,
+    local: SocketAddr,
+    dest: SocketAddr,
+    /// Index of the target in the destination set.
+    target: Option<usize>,
+    provisional: bool,
+    /// Has its final answer (received, or a timeout counted as 408).
+    done: bool,
+    /// Given up: its transactions are no longer waited for.
+    abandoned: bool,
+    /// Timer C, or the guard after a CANCEL.
+    timer_c: Option<u64>,
+    /// The branch timeout (no response yet).
+    no_answer: Option<u64>,
+    cancel: Option<(ClientTx, Vec<u8>)>,
+    /// CANCEL as soon as a provisional arrives (§9.1: not before).
+    cancel_wanted: bool,
+    /// Our ACK for its non-2xx final, resent if the final is.
+    ack: Option<Vec<u8>>,
+}
+
+enum Best {
+    Received { leg: usize, msg: Message },
+    Local(u16),
+}
+
+impl Best {
+    fn code(&self) -> u16 {
+        match self {
+            Best::Received { msg, .. } => msg.status().unwrap_or(500),
+            Best::Local(c) => *c,
+        }
+    }
+}
+
+/// §16.7 step 6: is a final `new` better than `old`?
+fn better(new: (u16, bool), old: (u16, bool)) -> bool {
+    let (class_new, class_old) = (new.0 / 100, old.0 / 100);
+    if class_old == 6 {
+        return false;
+    }
+    if class_new == 6 {
+        return true;
+    }
+    if class_new != class_old {
+        return class_new < class_old;
+    }
+    let preferred = |c: u16| matches!(c, 401 | 407 | 415 | 420 | 484);
+    if preferred(new.0) != preferred(old.0) {
+        return preferred(new.0);
+    }
+    // A response received beats one we made up (a timeout).
+    old.1 && !new.1
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        200 => "OK",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        487 => "Request Terminated",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        _ => "Failed",
+    }
+}
+
+fn due(t: Option<u64>, now: u64) -> bool {
+    t.is_some_and(|t| t <= now)
+}
+
+impl Context {
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut next = self.server.poll_timeout();
+        let mut min = |t: Option<u64>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for l in self.legs.iter().filter(|l| !l.abandoned) {
+            min(l.tx.poll_timeout());
+            min(l.cancel.as_ref().and_then(|c| c.0.poll_timeout()));
+            min(l.timer_c);
+            min(l.no_answer);
+        }
+        next
+    }
+
+    /// Nothing is left to do or wait for.
+    pub fn finished(&self) -> bool {
+        let legs_over = self.legs.iter().all(|l| {
+            l.abandoned
+                || (l.tx.is_terminated() && l.cancel.as_ref().is_none_or(|c| c.0.is_terminated()))
+        });
+        legs_over && (self.server.is_terminated() || !self.final_sent)
+    }
+
+    fn all_done(&self) -> bool {
+        self.legs.iter().all(|l| l.done)
+    }
+
+    fn kind(&self) -> Kind {
+        if self.method == Method::Invite {
+            Kind::Invite
+        } else {
+            Kind::NonInvite
+        }
+    }
+
+    fn consider(&mut self, best: Best, local: bool) {
+        let code = best.code();
+        let replace = match &self.best {
+            None => true,
+            Some(old) => better((code, local), (old.code(), matches!(old, Best::Local(_)))),
+        };
+        if replace {
+            self.best = Some(best);
+        }
+    }
+}
+
+fn parse(data: Bytes) -> Option<Message> {
+    Message::parse(data, Framing::Datagram, &Limits::default()).ok()
+}
+
+impl Core {
+    fn table(&mut self) -> &mut Table {
+        // Only called on the stateful paths, which exist only with a table.
+        self.stateful
+            .as_mut()
+            .expect("stateful paths run only when the table exists")
+    }
+
+    /// A new request: a context, 100 Trying for an INVITE, the first
+    /// leg(s).
+    pub(super) fn new_context(
+        &mut self,
+        now: u64,
+        msg: Message,
+        flow: Flow,
+        out: &mut Vec<Outcome>,
+    ) {
+        let method = msg.method().unwrap_or(Method::Other);
+        let plan = match self.plan(&msg, flow) {
+            Ok(p) => p,
+            Err(o) => return out.push(o),
+        };
+        let lp = loop_hash(&msg);
+        if let Some(o) = self.check_loop(&msg, flow, lp) {
+            return out.push(o);
+        }
+        let Some(key) = server_key(&msg, method) else {
+            return out.push(self.reply(&msg, flow, 400, &"Bad Via", &[]));
+        };
+        let Some((slot, gen)) = self.table().alloc() else {
+            self.table().stats.table_full += 1;
+            return out.push(self.reply(
+                &msg,
+                flow,
+                503,
+                &"Service Unavailable",
+                &[("Retry-After", b"5")],
+            ));
+        };
+        let table = self.table();
+        table.stats.created += 1;
+        table.stats.active += 1;
+        table.index.insert(key.clone(), slot);
+        let kind = if method == Method::Invite {
+            Kind::Invite
+        } else {
+            Kind::NonInvite
+        };
+        let server = ServerTx::new(kind, flow.transport == Transport::Tcp, now, &table.timers);
+        let mut ctx = Box::new(Context {
+            slot,
+            gen,
+            key,
+            timer: None,
+            deadline: None,
+            method,
+            server,
+            request: None,
+            flow,
+            up: upstream(&msg, flow, Vec::new()),
+            last: None,
+            legs: Vec::new(),
+            loop_hash: lp,
+            dest: None,
+            order: Vec::new(),
+            best: None,
+            challenges: Vec::new(),
+            cancelled: false,
+            final_sent: false,
+        });
+        if method == Method::Invite {
+            // §16.2: an INVITE gets 100 Trying at once, so the caller stops
+            // retransmitting.
+            let mut data = Vec::with_capacity(400);
+            response::build(&msg, 100, &"Trying", b"", &[], &mut data);
+            ctx.server.send_response(100, now);
+            ctx.last = Some(data.clone());
+            out.push(Outcome::Replied(
+                Transmit {
+                    data,
+                    ..ctx.up.clone()
+                },
+                100,
+            ));
+        }
+        match &plan.next {
+            Next::Hop(h) => {
+                let h = h.clone();
+                self.start_leg(now, &mut ctx, &msg, &plan, h, None, out);
+            }
+            Next::Destination(d) => {
+                let d = *d;
+                ctx.dest = Some(d);
+                ctx.order = self.target_order(d, now);
+                let parallel = self.cfg.destinations[d].fork == Fork::Parallel;
+                if ctx.order.is_empty() {
+                    ctx.consider(Best::Local(503), true);
+                }
+                while let Some(t) = (!ctx.order.is_empty()).then(|| ctx.order.remove(0)) {
+                    let hop = NextHop::of_target(&self.cfg.destinations[d].targets[t]);
+                    let started = self.start_leg(now, &mut ctx, &msg, &plan, hop, Some(t), out);
+                    if started && !parallel {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(plan);
+        ctx.request = Some(msg);
+        self.conclude(now, &mut ctx, out);
+        self.settle(ctx);
+    }
+
+    /// The targets of destination `d` to try, in order: from the
+    /// round-robin position, without those taken out by a Retry-After,
+    /// at most `max_attempts`.
+    fn target_order(&mut self, d: usize, now: u64) -> Vec<usize> {
+        let dest = &self.cfg.destinations[d];
+        let n = dest.targets.len();
+        let start = self.next_target[d] % n;
+        self.next_target[d] = (start + 1) % n;
+        let max = dest.max_attempts;
+        let down = &self.stateful.as_ref().map(|t| &t.down_until[d]);
+        (0..n)
+            .map(|i| (start + i) % n)
+            .filter(|&i| down.is_none_or(|d| d[i] <= now))
+            .take(max)
+            .collect()
+    }
+
+    /// Forward `msg` on a new leg to `hop`. False if it could not be sent
+    /// (the reason is recorded as the leg's answer).
+    #[allow(clippy::too_many_arguments)]
+    fn start_leg(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        msg: &Message,
+        plan: &Plan<'_>,
+        hop: NextHop,
+        target: Option<usize>,
+        out: &mut Vec<Outcome>,
+    ) -> bool {
+        if ctx.legs.len() >= MAX_LEGS {
+            return false;
+        }
+        let (dest, transport) = match self.resolve_hop(msg, ctx.flow, &hop) {
+            Ok(d) => d,
+            Err(o) => {
+                let code = match o {
+                    Outcome::Replied(_, code) => code,
+                    _ => 503,
+                };
+                ctx.consider(Best::Local(code), true);
+                return false;
+            }
+        };
+        let leg = LegRef {
+            shard: self.table().shard,
+            slot: ctx.slot,
+            gen: ctx.gen,
+            leg: ctx.legs.len() as u16,
+        };
+        let mut branch = std::mem::take(&mut self.scratch);
+        leg.write_branch(ctx.loop_hash, &mut branch);
+        let built = self.build_request(msg, ctx.flow, plan, dest, transport, &branch);
+        self.scratch = branch;
+        let t = match built {
+            Ok(t) => t,
+            Err(_) => {
+                ctx.consider(Best::Local(503), true);
+                return false;
+            }
+        };
+        let table = self.table();
+        let tx = ClientTx::new(
+            ctx.kind(),
+            t.transport == Transport::Tcp,
+            now,
+            &table.timers,
+        );
+        let no_answer = Some(now + table.cfg.branch_timeout_ms);
+        ctx.legs.push(Leg {
+            tx,
+            request: Bytes::copy_from_slice(&t.data),
+            transport: t.transport,
+            local: t.local,
+            dest: t.dest,
+            target,
+            provisional: false,
+            done: false,
+            abandoned: false,
+            timer_c: None,
+            no_answer,
+            cancel: None,
+            cancel_wanted: false,
+            ack: None,
+        });
+        out.push(Outcome::Forwarded(t));
+        true
+    }
+
+    /// Serial forking: start the next target, if the destination allows.
+    fn failover(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) -> bool {
+        let Some(d) = ctx.dest else { return false };
+        if ctx.cancelled || ctx.final_sent || self.cfg.destinations[d].fork != Fork::Serial {
+            return false;
+        }
+        let Some(msg) = ctx.request.take() else {
+            return false;
+        };
+        let mut started = false;
+        if let Ok(plan) = self.plan(&msg, ctx.flow) {
+            while !started && !ctx.order.is_empty() {
+                let t = ctx.order.remove(0);
+                let hop = NextHop::of_target(&self.cfg.destinations[d].targets[t]);
+                self.table().stats.failovers += 1;
+                started = self.start_leg(now, ctx, &msg, &plan, hop, Some(t), out);
+            }
+        }
+        ctx.request = Some(msg);
+        started
+    }
+
+    /// Once every leg has its final answer and none is left to try: the
+    /// best response goes up (§16.7 step 6).
+    fn conclude(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) {
+        if ctx.final_sent || !ctx.all_done() {
+            return;
+        }
+        match ctx.best.take() {
+            Some(Best::Received { leg, msg }) => {
+                let code = msg.status().unwrap_or(500);
+                // §16.7 step 6: a 503 would make the caller think *we* are
+                // overloaded.
+                let status = (code == 503).then_some((500, reason(500)));
+                let extra: Vec<(HeaderName, Vec<u8>)> = if matches!(code, 401 | 407) {
+                    ctx.challenges
+                        .iter()
+                        .filter(|(l, _, _)| *l != leg)
+                        .map(|(_, n, v)| (*n, v.clone()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                self.send_up(now, ctx, &msg, code, status, &extra, out);
+            }
+            Some(Best::Local(code)) => {
+                // RFC 4320 §4.2: no 408 to a non-INVITE; the caller's own
+                // timer ends it.
+                if code == 408 && ctx.method != Method::Invite {
+                    return;
+                }
+                self.local_reply(now, ctx, code, out);
+            }
+            None => {
+                if ctx.method == Method::Invite {
+                    let code = if ctx.cancelled { 487 } else { 408 };
+                    self.local_reply(now, ctx, code, out);
+                }
+            }
+        }
+        ctx.final_sent = true;
+        ctx.request = None;
+    }
+
+    /// Forward a response from a leg to the caller through the server
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn send_up(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        msg: &Message,
+        code: u16,
+        status: Option<(u16, &str)>,
+        extra: &[(HeaderName, Vec<u8>)],
+        out: &mut Vec<Outcome>,
+    ) {
+        let sent_code = status.map_or(code, |s| s.0);
+        if !ctx.server.send_response(sent_code, now) {
+            return;
+        }
+        let Some(data) = upstream_response(&mut self.edits, msg, ctx.up.transport, status, extra)
+        else {
+            return;
+        };
+        // A 2xx to an INVITE is never resent by us (its retransmissions
+        // come from downstream); anything else may be.
+        if !(ctx.method == Method::Invite && (200..300).contains(&sent_code)) {
+            ctx.last = Some(data.clone());
+        }
+        out.push(Outcome::Forwarded(Transmit {
+            data,
+            ..ctx.up.clone()
+        }));
+    }
+
+    /// A response of our own through the server transaction.
+    fn local_reply(&mut self, now: u64, ctx: &mut Context, code: u16, out: &mut Vec<Outcome>) {
+        let Some(req) = ctx.request.as_ref() else {
+            return;
+        };
+        if !ctx.server.send_response(code, now) {
+            return;
+        }
+        let o = self.reply(req, ctx.flow, code, &reason(code), &[]);
+        if let Outcome::Replied(t, _) = &o {
+            ctx.last = Some(t.data.clone());
+        }
+        out.push(o);
+    }
+
+    /// A response on leg `i` (§16.7).
+    pub(super) fn leg_response(
+        &mut self,
+        now: u64,
+        mut ctx: Box<Context>,
+        i: usize,
+        msg: &Message,
+        out: &mut Vec<Outcome>,
+    ) {
+        let (Some(code), Some(leg)) = (msg.status(), ctx.legs.get_mut(i)) else {
+            self.settle(ctx);
+            return out.push(self.response(msg));
+        };
+        if msg.cseq().is_some_and(|c| c.method == Method::Cancel) {
+            // The answer to our CANCEL ends its transaction; nothing goes up.
+            if let Some((tx, _)) = leg.cancel.as_mut() {
+                tx.handle_response(code, now);
+            }
+            return self.settle(ctx);
+        }
+        match leg.tx.handle_response(code, now) {
+            ClientEvent::PassUp => self.on_response(now, &mut ctx, i, msg, code, out),
+            ClientEvent::PassUpAndAck => {
+                // §17.1.1.3: the client transaction ACKs a non-2xx final.
+                let ack = parse(leg.request.clone()).map(|req| {
+                    derived_request(
+                        &req,
+                        "ACK",
+                        msg.header(HeaderName::To).unwrap_or_default(),
+                        &[],
+                    )
+                });
+                if let Some(ack) = ack {
+                    out.push(Outcome::Forwarded(leg_transmit(leg, ack.clone())));
+                    leg.ack = Some(ack);
+                }
+                self.on_response(now, &mut ctx, i, msg, code, out);
+            }
+            ClientEvent::Ack => {
+                if let Some(ack) = leg.ack.clone() {
+                    out.push(Outcome::Resent(leg_transmit(leg, ack)));
+                }
+            }
+            _ => self.table().stats.absorbed += 1,
+        }
+        self.settle(ctx);
+    }
+
+    /// §16.7 steps 2–10 for a response its client transaction passed up.
+    fn on_response(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        i: usize,
+        msg: &Message,
+        code: u16,
+        out: &mut Vec<Outcome>,
+    ) {
+        let invite = ctx.method == Method::Invite;
+        let timer_c = self.table().cfg.timer_c_ms;
+        let leg = &mut ctx.legs[i];
+        match code {
+            100..=199 => {
+                leg.no_answer = None;
+                if invite && leg.cancel.is_none() && (!leg.provisional || code > 100) {
+                    // §16.7 step 2: Timer C restarts on a provisional.
+                    leg.timer_c = Some(now + timer_c);
+                }
+                leg.provisional = true;
+                if leg.cancel_wanted {
+                    self.send_cancel(now, ctx, i, b"SIP;cause=487", out);
+                }
+                if code > 100 && !ctx.final_sent && !ctx.legs[i].done {
+                    self.send_up(now, ctx, msg, code, None, &[], out);
+                }
+            }
+            200..=299 => {
+                leg.done = true;
+                leg.no_answer = None;
+                leg.timer_c = None;
+                if invite || !ctx.final_sent {
+                    // Every 2xx to an INVITE goes up, retransmissions too
+                    // (§16.7 step 5, RFC 6026 §7.1).
+                    self.send_up(now, ctx, msg, code, None, &[], out);
+                    ctx.final_sent = true;
+                    ctx.request = None;
+                }
+                if invite {
+                    self.cancel_pending(
+                        now,
+                        ctx,
+                        b"SIP;cause=200;text=\"Call completed elsewhere\"",
+                        out,
+                    );
+                }
+            }
+            _ => {
+                let was_done = leg.done;
+                leg.done = true;
+                leg.no_answer = None;
+                leg.timer_c = None;
+                let target = leg.target;
+                if was_done {
+                    // A late final after its leg timed out: ACKed, not used.
+                    return;
+                }
+                if code == 503 {
+                    if let (Some(d), Some(t), Some(secs)) = (ctx.dest, target, retry_after(msg)) {
+                        self.table().down_until[d][t] = now + u64::from(secs) * 1000;
+                    }
+                }
+                if matches!(code, 401 | 407) {
+                    for name in [HeaderName::WwwAuthenticate, HeaderName::ProxyAuthenticate] {
+                        for v in msg.header_values(name) {
+                            ctx.challenges.push((i, name, v.to_vec()));
+                        }
+                    }
+                }
+                ctx.consider(
+                    Best::Received {
+                        leg: i,
+                        msg: msg.clone(),
+                    },
+                    false,
+                );
+                if code >= 600 {
+                    // §16.7 step 5: a 6xx ends the search.
+                    ctx.order.clear();
+                    self.cancel_pending(now, ctx, b"SIP;cause=600", out);
+                } else if ctx
+                    .dest
+                    .is_some_and(|d| self.cfg.destinations[d].failover_codes.contains(&code))
+                {
+                    self.failover(now, ctx, out);
+                }
+                self.conclude(now, ctx, out);
+            }
+        }
+    }
+
+    /// A leg ended without a final answer: counts as `code` (408, or 487
+    /// after a CANCEL), may fail over.
+    fn leg_failed(&mut self, now: u64, ctx: &mut Context, i: usize, out: &mut Vec<Outcome>) {
+        let leg = &mut ctx.legs[i];
+        if leg.done {
+            return;
+        }
+        leg.done = true;
+        leg.no_answer = None;
+        self.table().stats.timeouts += 1;
+        let code = if ctx.cancelled { 487 } else { 408 };
+        ctx.consider(Best::Local(code), true);
+        self.failover(now, ctx, out);
+        self.conclude(now, ctx, out);
+    }
+
+    /// CANCEL every leg that has no final answer yet (§16.7 step 10,
+    /// §16.10); one without a provisional is cancelled when it gets one.
+    fn cancel_pending(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        reason: &[u8],
+        out: &mut Vec<Outcome>,
+    ) {
+        if ctx.method != Method::Invite {
+            return;
+        }
+        for i in 0..ctx.legs.len() {
+            let l = &mut ctx.legs[i];
+            if l.done || l.cancel.is_some() {
+                continue;
+            }
+            if l.provisional {
+                self.send_cancel(now, ctx, i, reason, out);
+            } else {
+                l.cancel_wanted = true;
+            }
+        }
+    }
+
+    fn send_cancel(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        i: usize,
+        reason: &[u8],
+        out: &mut Vec<Outcome>,
+    ) {
+        let table = self.table();
+        let (timers, guard) = (table.timers, table.timers.b());
+        let leg = &mut ctx.legs[i];
+        if leg.cancel.is_some() || leg.done {
+            return;
+        }
+        let Some(req) = parse(leg.request.clone()) else {
+            return;
+        };
+        let to = req.header(HeaderName::To).unwrap_or_default();
+        let data = derived_request(&req, "CANCEL", to, &[("Reason", reason)]);
+        let tx = ClientTx::new(
+            Kind::NonInvite,
+            leg.transport == Transport::Tcp,
+            now,
+            &timers,
+        );
+        leg.cancel = Some((tx, data.clone()));
+        leg.cancel_wanted = false;
+        // A peer that never answers the CANCEL (nor the INVITE) is given
+        // up after 64*T1.
+        leg.timer_c = Some(now + guard);
+        out.push(Outcome::Forwarded(leg_transmit(leg, data)));
+        self.table().stats.cancels += 1;
+    }
+
+    /// The caller cancelled (§16.10): 200 for the CANCEL, CANCEL on every
+    /// pending leg, no more failover.
+    pub(super) fn cancel_received(
+        &mut self,
+        now: u64,
+        mut ctx: Box<Context>,
+        msg: &Message,
+        flow: Flow,
+        out: &mut Vec<Outcome>,
+    ) {
+        out.push(self.reply(msg, flow, 200, &"OK", &[]));
+        if ctx.method == Method::Invite && !ctx.final_sent {
+            ctx.cancelled = true;
+            ctx.order.clear();
+            let reason = msg
+                .header_by_name("Reason")
+                .map_or(b"SIP;cause=487".to_vec(), <[u8]>::to_vec);
+            self.cancel_pending(now, &mut ctx, &reason, out);
+        }
+        self.settle(ctx);
+    }
+
+    /// An ACK matching an INVITE's server transaction: absorbed if it
+    /// acknowledges our non-2xx final; otherwise (a 2xx ACK from an RFC
+    /// 2543 peer) forwarded like any 2xx ACK.
+    pub(super) fn ack_received(
+        &mut self,
+        now: u64,
+        mut ctx: Box<Context>,
+        msg: &Message,
+        flow: Flow,
+        out: &mut Vec<Outcome>,
+    ) {
+        if matches!(
+            ctx.server.state(),
+            ServerState::Completed | ServerState::Confirmed
+        ) {
+            ctx.server.handle_ack(now);
+            self.table().stats.absorbed += 1;
+        } else {
+            out.push(self.request(msg, flow));
+        }
+        self.settle(ctx);
+    }
+
+    /// A retransmission of a request with a context: the last response
+    /// again, or nothing.
+    pub(super) fn retransmission(
+        &mut self,
+        _now: u64,
+        mut ctx: Box<Context>,
+        out: &mut Vec<Outcome>,
+    ) {
+        match (ctx.server.handle_request(), &ctx.last) {
+            (ServerEvent::Resend, Some(last)) => {
+                out.push(Outcome::Resent(Transmit {
+                    data: last.clone(),
+                    ..ctx.up.clone()
+                }));
+                self.table().stats.retransmitted += 1;
+            }
+            _ => self.table().stats.absorbed += 1,
+        }
+        self.settle(ctx);
+    }
+
+    /// The context's wheel entry fired: run every timer that is due.
+    pub(super) fn context_timeout(
+        &mut self,
+        now: u64,
+        mut ctx: Box<Context>,
+        out: &mut Vec<Outcome>,
+    ) {
+        for _ in 0..MAX_TIMER_STEPS {
+            if !due(ctx.server.poll_timeout(), now) {
+                break;
+            }
+            if ctx.server.handle_timeout(now) == ServerEvent::Resend {
+                if let Some(last) = &ctx.last {
+                    out.push(Outcome::Resent(Transmit {
+                        data: last.clone(),
+                        ..ctx.up.clone()
+                    }));
+                    self.table().stats.retransmitted += 1;
+                }
+            }
+        }
+        for i in 0..ctx.legs.len() {
+            if ctx.legs[i].abandoned {
+                continue;
+            }
+            for _ in 0..MAX_TIMER_STEPS {
+                let leg = &mut ctx.legs[i];
+                if !due(leg.tx.poll_timeout(), now) {
+                    break;
+                }
+                match leg.tx.handle_timeout(now) {
+                    ClientEvent::Retransmit if !leg.done => {
+                        let data = leg.request.to_vec();
+                        out.push(Outcome::Resent(leg_transmit(leg, data)));
+                        self.table().stats.retransmitted += 1;
+                    }
+                    ClientEvent::TimedOut => self.leg_failed(now, &mut ctx, i, out),
+                    _ => {}
+                }
+            }
+            for _ in 0..MAX_TIMER_STEPS {
+                let leg = &mut ctx.legs[i];
+                let Some((tx, data)) = leg.cancel.as_mut() else {
+                    break;
+                };
+                if !due(tx.poll_timeout(), now) {
+                    break;
+                }
+                if tx.handle_timeout(now) == ClientEvent::Retransmit {
+                    let data = data.clone();
+                    out.push(Outcome::Resent(leg_transmit(leg, data)));
+                    self.table().stats.retransmitted += 1;
+                }
+            }
+            let leg = &mut ctx.legs[i];
+            if due(leg.no_answer, now) {
+                leg.no_answer = None;
+                self.leg_failed(now, &mut ctx, i, out);
+            }
+            let leg = &mut ctx.legs[i];
+            if due(leg.timer_c, now) {
+                leg.timer_c = None;
+                if leg.cancel.is_some() {
+                    // The guard after our CANCEL: give the leg up.
+                    leg.abandoned = true;
+                    self.leg_failed(now, &mut ctx, i, out);
+                } else {
+                    // §16.8: Timer C: CANCEL the leg, count it as a 408.
+                    self.send_cancel(now, &mut ctx, i, b"SIP;cause=408;text=\"Timer C\"", out);
+                    self.leg_failed(now, &mut ctx, i, out);
+                }
+            }
+        }
+        self.settle(ctx);
+    }
+}
+
+fn leg_transmit(leg: &Leg, data: Vec<u8>) -> Transmit {
+    Transmit {
+        transport: leg.transport,
+        local: leg.local,
+        dest: leg.dest,
+        conn: None,
+        data,
+    }
+}
+
+/// Retry-After in seconds (RFC 3261 §20.33), if present and sane.
+fn retry_after(msg: &Message) -> Option<u32> {
+    let v = msg.header(HeaderName::RetryAfter)?;
+    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+    let n: u32 = std::str::from_utf8(&v[..digits]).ok()?.parse().ok()?;
+    Some(n.min(3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::better;
+
+    #[test]
+    fn best_response_selection() {
+        // (code, made up locally)
+        assert!(better((600, false), (404, false)), "6xx beats all");
+        assert!(!better((404, false), (603, false)), "nothing beats a 6xx");
+        assert!(!better((486, false), (600, false)));
+        assert!(better((302, false), (404, false)), "lowest class");
+        assert!(better((404, false), (503, false)));
+        assert!(!better((503, false), (404, false)));
+        assert!(
+            better((407, false), (404, false)),
+            "challenges first in 4xx"
+        );
+        assert!(better((401, false), (486, false)));
+        assert!(!better((486, false), (401, false)));
+        assert!(
+            better((408, false), (408, true)),
+            "received beats a local timeout"
+        );
+        assert!(better((480, false), (408, true)));
+        assert!(!better((408, true), (480, false)));
+        assert!(!better((486, false), (480, false)), "first of equals stays");
+    }
+}

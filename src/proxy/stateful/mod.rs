@@ -1,0 +1,289 @@
+//! The transaction-stateful proxy (RFC 3261 §16 over the §17 transaction
+//! machines in `crate::transaction`), sans-IO.
+//!
+//! One [`Table`] per shard holds the response contexts (§16.6): each is the
+//! server transaction of one received request and the client transactions
+//! ("legs") it forked. Contexts live in a slab of bounded size; a
+//! received request finds its context by a hash map on its §17.2.3 key, a
+//! response finds it in O(1) from the branch of our Via, which names the
+//! shard, slot, generation and leg ([`LegRef`]). A response delivered to
+//! another shard by SO_REUSEPORT is handed to the owner.
+//!
+//! Timers: one entry per context in the shard's timer wheel, at the
+//! earliest deadline of its transactions, Timer C and the branch timeout.
+//! Every event on a context recomputes it.
+
+mod build;
+mod context;
+mod key;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::branch::LegRef;
+use super::{Core, Flow, Outcome};
+use crate::config::TransactionCfg;
+use crate::rt::wheel::Wheel;
+use crate::sip::{Message, Method};
+use crate::transaction::Timers;
+
+pub(super) use context::Context;
+
+/// What the transaction layer has done, for counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxStats {
+    /// Response contexts created.
+    pub created: u64,
+    /// Requests answered 503 because the table was full.
+    pub table_full: u64,
+    /// Retransmissions we sent (Timers A, E, G) and responses resent for a
+    /// retransmitted request.
+    pub retransmitted: u64,
+    /// Request retransmissions and ACKs absorbed by a server transaction.
+    pub absorbed: u64,
+    /// Branches that ended without a response (Timer B/F, the branch
+    /// timeout or Timer C): each counts as a 408.
+    pub timeouts: u64,
+    /// CANCELs we sent downstream.
+    pub cancels: u64,
+    /// Next targets tried after a failure (serial failover).
+    pub failovers: u64,
+    /// Contexts in the table now.
+    pub active: u64,
+}
+
+/// One slot of the slab: the generation changes each time it is freed, so
+/// a branch naming an old occupant is not matched to the new one.
+struct Slot {
+    gen: u32,
+    ctx: Option<Box<Context>>,
+}
+
+/// One shard's response contexts.
+pub(super) struct Table {
+    pub shard: u16,
+    pub timers: Timers,
+    pub cfg: TransactionCfg,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    cap: usize,
+    /// §17.2.3 server transaction key -> slot.
+    index: HashMap<Box<[u8]>, u32>,
+    wheel: Wheel<(u32, u32)>,
+    pub stats: TxStats,
+    /// Per destination set, per target: taken out until this time (a 503
+    /// with Retry-After).
+    pub down_until: Vec<Vec<u64>>,
+    fired: Vec<(u32, u32)>,
+}
+
+impl Table {
+    pub fn new(cfg: TransactionCfg, shard: u16, cap: usize, destinations: &[usize]) -> Table {
+        let cap = cap.max(1);
+        Table {
+            shard,
+            timers: Timers {
+                t1: cfg.t1_ms,
+                t2: cfg.t2_ms,
+                t4: cfg.t4_ms,
+            },
+            cfg,
+            slots: Vec::new(),
+            free: Vec::new(),
+            cap,
+            index: HashMap::new(),
+            wheel: Wheel::with_capacity(cap),
+            stats: TxStats::default(),
+            down_until: destinations.iter().map(|&n| vec![0; n]).collect(),
+            fired: Vec::new(),
+        }
+    }
+
+    /// A free slot, or `None` when the table is full.
+    fn alloc(&mut self) -> Option<(u32, u32)> {
+        if let Some(i) = self.free.pop() {
+            return Some((i, self.slots[i as usize].gen));
+        }
+        if self.slots.len() >= self.cap {
+            return None;
+        }
+        self.slots.push(Slot { gen: 0, ctx: None });
+        Some(((self.slots.len() - 1) as u32, 0))
+    }
+
+    /// Take a context out of its slot to work on it (put it back with
+    /// [`Table::put`] or free it with [`Table::release`]).
+    fn take(&mut self, slot: u32, gen: u32) -> Option<Box<Context>> {
+        let s = self.slots.get_mut(slot as usize)?;
+        if s.gen != gen {
+            return None;
+        }
+        s.ctx.take()
+    }
+
+    fn put(&mut self, ctx: Box<Context>) {
+        let slot = ctx.slot as usize;
+        self.slots[slot].ctx = Some(ctx);
+    }
+
+    /// Forget a finished context: its key, its timer, its slot.
+    fn release(&mut self, ctx: Box<Context>) {
+        if let Some(k) = ctx.timer {
+            self.wheel.cancel(k);
+        }
+        if self.index.get(&ctx.key) == Some(&ctx.slot) {
+            self.index.remove(&ctx.key);
+        }
+        let s = &mut self.slots[ctx.slot as usize];
+        s.gen = s.gen.wrapping_add(1);
+        s.ctx = None;
+        self.free.push(ctx.slot);
+        self.stats.active -= 1;
+    }
+
+    /// File the context's next deadline in the wheel (one entry per
+    /// context).
+    fn arm(&mut self, ctx: &mut Context) {
+        let next = ctx.poll_timeout();
+        if next == ctx.deadline {
+            return;
+        }
+        ctx.deadline = next;
+        match (next, ctx.timer) {
+            (None, Some(k)) => {
+                self.wheel.cancel(k);
+                ctx.timer = None;
+            }
+            (Some(at), Some(k)) if self.wheel.reset(k, at) => {}
+            (Some(at), _) => {
+                // The wheel holds one entry per context and is as large as
+                // the table, so it cannot be full here.
+                ctx.timer = self.wheel.insert(at, (ctx.slot, ctx.gen)).ok();
+            }
+            (None, None) => {}
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.wheel.next_deadline()
+    }
+}
+
+impl Core {
+    /// A request in stateful mode (RFC 3261 §16 with §17.2 server
+    /// transactions).
+    pub(super) fn stateful_request(
+        &mut self,
+        now: u64,
+        msg: Message,
+        flow: Flow,
+        out: &mut Vec<Outcome>,
+    ) {
+        let method = msg.method().unwrap_or(Method::Other);
+        let Some(table) = self.stateful.as_mut() else {
+            return;
+        };
+        // §17.2.3: a retransmission, an ACK for a non-2xx, or a CANCEL finds
+        // its INVITE's context.
+        let found = key::server_key(&msg, method)
+            .and_then(|k| table.index.get(&k).copied())
+            .and_then(|slot| {
+                let gen = table.slots.get(slot as usize)?.gen;
+                table.take(slot, gen)
+            });
+        match (method, found) {
+            (Method::Cancel, Some(ctx)) => self.cancel_received(now, ctx, &msg, flow, out),
+            // §16.10: no context: forward the CANCEL statelessly.
+            (Method::Cancel, None) => out.push(self.request(&msg, flow)),
+            (Method::Ack, Some(ctx)) => self.ack_received(now, ctx, &msg, flow, out),
+            // An ACK for a 2xx is its own transaction end to end: forwarded
+            // statelessly along the route set (§16.6).
+            (Method::Ack, None) => out.push(self.request(&msg, flow)),
+            (_, Some(ctx)) => self.retransmission(now, ctx, out),
+            (_, None) => self.new_context(now, msg, flow, out),
+        }
+    }
+
+    /// A response in stateful mode: to its client transaction, to the shard
+    /// that owns it, or (no transaction) statelessly by its Via (§16.7).
+    pub(super) fn stateful_response(
+        &mut self,
+        now: u64,
+        data: Bytes,
+        msg: Message,
+        flow: Flow,
+        out: &mut Vec<Outcome>,
+    ) {
+        let Some(table) = self.stateful.as_mut() else {
+            return;
+        };
+        let leg = msg
+            .top_via()
+            .ok()
+            .filter(|v| self.me.is_me(v.host, v.port))
+            .and_then(|v| v.branch())
+            .and_then(LegRef::parse);
+        let Some(leg) = leg else {
+            out.push(self.response(&msg));
+            return;
+        };
+        if leg.shard != table.shard {
+            out.push(Outcome::ToShard(leg.shard as usize, Box::new((data, flow))));
+            return;
+        }
+        match table.take(leg.slot, leg.gen) {
+            Some(ctx) => self.leg_response(now, ctx, leg.leg as usize, &msg, out),
+            None => out.push(self.response(&msg)),
+        }
+    }
+
+    /// Advance the transaction timers to `now`.
+    pub fn handle_timeout(&mut self, now: u64, out: &mut Vec<Outcome>) {
+        let Some(table) = self.stateful.as_mut() else {
+            return;
+        };
+        let mut fired = std::mem::take(&mut table.fired);
+        table.wheel.advance(now, &mut fired);
+        for &(slot, gen) in &fired {
+            let Some(table) = self.stateful.as_mut() else {
+                break;
+            };
+            if let Some(mut ctx) = table.take(slot, gen) {
+                // The wheel entry has fired: it is gone.
+                ctx.timer = None;
+                ctx.deadline = None;
+                self.context_timeout(now, ctx, out);
+            }
+        }
+        fired.clear();
+        if let Some(t) = self.stateful.as_mut() {
+            t.fired = fired;
+        }
+    }
+
+    /// The earliest transaction deadline of this shard, if any.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.stateful.as_ref().and_then(Table::poll_timeout)
+    }
+
+    /// Transaction counters (stateful mode).
+    pub fn tx_stats(&self) -> TxStats {
+        self.stateful.as_ref().map(|t| t.stats).unwrap_or_default()
+    }
+
+    /// Put a context back after an event, or free it when it is over.
+    fn settle(&mut self, mut ctx: Box<Context>) {
+        let Some(table) = self.stateful.as_mut() else {
+            return;
+        };
+        if ctx.finished() {
+            table.release(ctx);
+        } else {
+            table.arm(&mut ctx);
+            table.put(ctx);
+        }
+    }
+}
