@@ -20,6 +20,7 @@ use bytes::Bytes;
 use crate::config::{Config, Mode, Transport};
 use crate::sip::{Edits, Framing, Limits, Message};
 
+pub use branch::LegRef;
 pub use hosts::Hosts;
 pub use identity::Identity;
 
@@ -65,6 +66,10 @@ pub struct Transmit {
     /// response to a request that came in over TCP).
     pub conn: Option<ConnId>,
     pub data: Vec<u8>,
+    /// A request that starts a stateful leg: if it cannot be sent (the
+    /// connection cannot be opened), the runtime says so with
+    /// [`Core::handle_transport_error`] and the next target is tried.
+    pub leg: Option<LegRef>,
 }
 
 /// What `Core::handle` decided.
@@ -210,6 +215,9 @@ impl Core {
         self.stateful.is_some()
     }
 
+    // The error is what to send instead: an Outcome moved once, on the
+    // path that does not forward.
+    #[allow(clippy::result_large_err)]
     fn parse(&self, data: Bytes, flow: Flow) -> Result<Message, Outcome> {
         let framing = match flow.transport {
             Transport::Udp => Framing::Datagram,

@@ -96,6 +96,9 @@ impl Core {
     /// The §16.3 checks and §16.4 Route processing. `Err` is what to do
     /// instead of forwarding: a local answer (OPTIONS to us, 400, 404, 420,
     /// 483, …).
+    // The error is what to send instead: an Outcome moved once, on the
+    // path that does not forward.
+    #[allow(clippy::result_large_err)]
     pub(super) fn plan<'m>(&mut self, msg: &'m Message, flow: Flow) -> Result<Plan<'m>, Outcome> {
         let method = msg.method().unwrap_or(Method::Other);
         // §16.3 step 1: reasonable syntax.
@@ -191,6 +194,9 @@ impl Core {
 
     /// The address and transport of a next hop, or a local answer (503
     /// unresolvable, 403 a forbidden address) or a drop (no listener).
+    // The error is what to send instead: an Outcome moved once, on the
+    // path that does not forward.
+    #[allow(clippy::result_large_err)]
     pub(super) fn resolve_hop(
         &self,
         msg: &Message,
@@ -311,6 +317,7 @@ impl Core {
                 continue;
             }
             return Ok(Transmit {
+                leg: None,
                 transport,
                 local: out_me.addr,
                 dest,
@@ -478,6 +485,7 @@ pub(super) fn upstream(req: &Message, flow: Flow, data: Vec<u8>) -> Transmit {
         },
     };
     Transmit {
+        leg: None,
         transport: flow.transport,
         local: flow.local,
         dest,

@@ -72,6 +72,7 @@ impl Core {
             Transport::Udp => None,
         };
         Outcome::Forwarded(Transmit {
+            leg: None,
             transport,
             local,
             dest,

@@ -196,6 +196,7 @@ impl Shard {
         set(&c.tx_timeouts, s.timeouts);
         set(&c.tx_cancels, s.cancels);
         set(&c.tx_failovers, s.failovers);
+        set(&c.tx_transport_errors, s.transport_errors);
     }
 }
 

@@ -38,7 +38,7 @@ use super::stats::Counters;
 use super::wheel::{ticks, TimerKey};
 use super::StartError;
 use crate::config::{Config, Transport};
-use crate::proxy::{ConnId, Drop, Flow, Outcome, Transmit};
+use crate::proxy::{ConnId, Drop, Flow, LegRef, Outcome, Transmit};
 use crate::sip::{frame_stream, Limits, Status};
 
 /// Messages queued for one connection's writer before sends are dropped.
@@ -66,7 +66,14 @@ pub(super) struct Conn {
     idle_timer: Cell<Option<TimerKey>>,
     /// Closed by the idle timer.
     idled: Cell<bool>,
+    /// Stateful legs whose request waits for this connection to open: told
+    /// of a failed connect so that the next target is tried at once.
+    waiting: std::cell::RefCell<Vec<LegRef>>,
 }
+
+/// At most this many waiting legs are remembered per connecting socket
+/// (the rest find out by their branch timeout).
+const WAITING_LEGS: usize = 64;
 
 impl Conn {
     fn push(&self, data: Vec<u8>, counters: &Counters) {
@@ -131,6 +138,7 @@ impl Table {
             fd: Cell::new(None),
             idle_timer: Cell::new(None),
             idled: Cell::new(false),
+            waiting: std::cell::RefCell::new(Vec::new()),
         });
         self.by_id.insert(id, conn.clone());
         self.by_remote.insert(remote, id);
@@ -243,12 +251,35 @@ pub(super) fn send(shard: &Rc<Shard>, t: Transmit) {
         }
     }
     let conn = shard.tcp.borrow().to(t.dest).cloned();
-    if let Some(conn) = conn {
-        return conn.push(t.data, &shard.counters);
+    let conn = conn.or_else(|| open(shard, t.local, t.dest));
+    match conn {
+        Some(conn) => {
+            if let Some(leg) = t.leg.filter(|_| conn.fd.get().is_none()) {
+                let mut waiting = conn.waiting.borrow_mut();
+                if waiting.len() < WAITING_LEGS {
+                    waiting.push(leg);
+                }
+            }
+            conn.push(t.data, &shard.counters)
+        }
+        None => {
+            shard.counters.dropped(Drop::Unsent);
+            if let Some(leg) = t.leg {
+                transport_error(shard, leg);
+            }
+        }
     }
-    match open(shard, t.local, t.dest) {
-        Some(conn) => conn.push(t.data, &shard.counters),
-        None => shard.counters.dropped(Drop::Unsent),
+}
+
+/// Tell the core that the request of `leg` could not be sent.
+fn transport_error(shard: &Rc<Shard>, leg: LegRef) {
+    let mut out = Vec::new();
+    shard
+        .core
+        .borrow_mut()
+        .handle_transport_error(shard.now(), leg, &mut out);
+    for o in out {
+        shard.dispatch(o);
     }
 }
 
@@ -265,12 +296,18 @@ fn open(shard: &Rc<Shard>, local: SocketAddr, dest: SocketAddr) -> Option<Rc<Con
         match TcpStream::connect_timeout(dest, s.cfg.tcp.connect_timeout).await {
             Ok(stream) => {
                 Counters::add(&s.counters.tcp_connected, 1);
+                c.waiting.borrow_mut().clear();
                 run(&s, c, stream, rx).await;
             }
             Err(e) => {
                 Counters::add(&s.counters.tcp_connect_errors, 1);
                 tracing::debug!("tcp connect {dest}: {e}");
                 s.tcp.borrow_mut().remove(c.id);
+                let waiting = std::mem::take(&mut *c.waiting.borrow_mut());
+                for leg in waiting {
+                    transport_error(&s, leg);
+                }
+                s.flush().await;
             }
         }
     })

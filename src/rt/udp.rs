@@ -317,6 +317,7 @@ mod tests {
         let to = rx.local_addr().unwrap();
         let batch: Vec<Transmit> = (0..10)
             .map(|i| Transmit {
+                leg: None,
                 transport: Transport::Udp,
                 local: tx.local_addr().unwrap(),
                 dest: to,

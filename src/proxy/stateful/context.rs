@@ -369,7 +369,7 @@ impl Core {
         leg.write_branch(ctx.loop_hash, &mut branch);
         let built = self.build_request(msg, ctx.flow, plan, dest, transport, &branch);
         self.scratch = branch;
-        let t = match built {
+        let mut t = match built {
             Ok(t) => t,
             Err(_) => {
                 ctx.consider(Best::Local(503), true);
@@ -400,8 +400,28 @@ impl Core {
             cancel_wanted: false,
             ack: None,
         });
+        t.leg = Some(leg);
         out.push(Outcome::Forwarded(t));
         true
+    }
+
+    /// The runtime could not send the request of a leg (RFC 3261 §17.1.4):
+    /// the leg fails as a 408 and the next target is tried.
+    pub(super) fn leg_transport_error(
+        &mut self,
+        now: u64,
+        mut ctx: Box<Context>,
+        i: usize,
+        out: &mut Vec<Outcome>,
+    ) {
+        if let Some(leg) = ctx.legs.get_mut(i) {
+            if leg.tx.handle_transport_error() == ClientEvent::TimedOut {
+                leg.abandoned = true;
+                self.table().stats.transport_errors += 1;
+                self.leg_failed(now, &mut ctx, i, out);
+            }
+        }
+        self.settle(ctx);
     }
 
     /// Serial forking: start the next target, if the destination allows.
@@ -664,7 +684,6 @@ impl Core {
         }
         leg.done = true;
         leg.no_answer = None;
-        self.table().stats.timeouts += 1;
         let code = if ctx.cancelled { 487 } else { 408 };
         ctx.consider(Best::Local(code), true);
         self.failover(now, ctx, out);
@@ -832,7 +851,10 @@ impl Core {
                         out.push(Outcome::Resent(leg_transmit(leg, data)));
                         self.table().stats.retransmitted += 1;
                     }
-                    ClientEvent::TimedOut => self.leg_failed(now, &mut ctx, i, out),
+                    ClientEvent::TimedOut => {
+                        self.table().stats.timeouts += u64::from(!leg.done);
+                        self.leg_failed(now, &mut ctx, i, out);
+                    }
                     _ => {}
                 }
             }
@@ -853,6 +875,7 @@ impl Core {
             let leg = &mut ctx.legs[i];
             if due(leg.no_answer, now) {
                 leg.no_answer = None;
+                self.table().stats.timeouts += u64::from(!ctx.legs[i].done);
                 self.leg_failed(now, &mut ctx, i, out);
             }
             let leg = &mut ctx.legs[i];
@@ -864,6 +887,7 @@ impl Core {
                     self.leg_failed(now, &mut ctx, i, out);
                 } else {
                     // §16.8: Timer C: CANCEL the leg, count it as a 408.
+                    self.table().stats.timeouts += 1;
                     self.send_cancel(now, &mut ctx, i, b"SIP;cause=408;text=\"Timer C\"", out);
                     self.leg_failed(now, &mut ctx, i, out);
                 }
@@ -875,6 +899,7 @@ impl Core {
 
 fn leg_transmit(leg: &Leg, data: Vec<u8>) -> Transmit {
     Transmit {
+        leg: None,
         transport: leg.transport,
         local: leg.local,
         dest: leg.dest,

@@ -51,6 +51,8 @@ pub struct TxStats {
     pub cancels: u64,
     /// Next targets tried after a failure (serial failover).
     pub failovers: u64,
+    /// Legs whose request could not be sent (a connection refused).
+    pub transport_errors: u64,
     /// Contexts in the table now.
     pub active: u64,
 }
@@ -237,6 +239,19 @@ impl Core {
         match table.take(leg.slot, leg.gen) {
             Some(ctx) => self.leg_response(now, ctx, leg.leg as usize, &msg, out),
             None => out.push(self.response(&msg)),
+        }
+    }
+
+    /// The runtime could not send the request that started `leg`.
+    pub fn handle_transport_error(&mut self, now: u64, leg: LegRef, out: &mut Vec<Outcome>) {
+        let Some(table) = self.stateful.as_mut() else {
+            return;
+        };
+        if leg.shard != table.shard {
+            return;
+        }
+        if let Some(ctx) = table.take(leg.slot, leg.gen) {
+            self.leg_transport_error(now, ctx, leg.leg as usize, out);
         }
     }
 

@@ -674,3 +674,22 @@ fn a_response_for_another_shard_is_handed_over() {
     assert_eq!(whats(&out), [format!("180 INVITE -> {CALLER}")]);
     assert_eq!(h.active(), 1);
 }
+
+#[test]
+fn a_transport_error_on_a_leg_tries_the_next_target() {
+    let mut h = H::new(TWO_TARGETS);
+    let out = h.recv(CALLER, &invite_to("sip:x@carrier", "z9hG4bKc1"));
+    let leg = out[1]
+        .transmit()
+        .leg
+        .expect("the leg is named for the runtime");
+    let mut next = Vec::new();
+    h.core.handle_transport_error(h.now, leg, &mut next);
+    let next: Vec<Sent> = next.into_iter().map(Sent::of).collect();
+    assert_eq!(whats(&next), [format!("INVITE -> {UAS2}")]);
+    assert_eq!(h.core.tx_stats().transport_errors, 1);
+    // A second report for the same leg changes nothing.
+    let mut again = Vec::new();
+    h.core.handle_transport_error(h.now, leg, &mut again);
+    assert!(again.is_empty());
+}
