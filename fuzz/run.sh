@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run cargo-fuzz targets for FUZZ_SECONDS each (default 60), seeded from the
 # RFC 4475 / RFC 5118 corpora and the benchmark messages.
-#   bash fuzz/run.sh [TARGET...]      (default: parse uri edit proxy)
+#   bash fuzz/run.sh [TARGET...]      (default: parse uri edit proxy stateful)
 # Crashes land in fuzz/artifacts/TARGET/; keep each as a regression test in
 # tests/fuzz_regressions.rs before fixing it.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1 CARGO_CACHE_RUSTC_INFO=0
 secs="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse uri edit proxy)
+[ ${#targets[@]} -gt 0 ] || targets=(parse uri edit proxy stateful)
 
 seed() {
     local t=$1 dir=corpus/$1
@@ -23,6 +23,8 @@ seed() {
                 n=$((n + 1))
                 { printf "\\$(printf '%03o' $(( (n * 37) % 256 )))"; cat "$f"; } > "$dir/$(basename "$f")"
             done ;;
+        stateful)
+            cp ../tests/fuzz_regressions/stateful/* "$dir"/ ;;
         uri)
             local i=0 u
             while IFS= read -r u; do

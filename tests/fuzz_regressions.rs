@@ -20,6 +20,12 @@
 //!   request without Content-Length (legal there) over `udp_max_size` was
 //!   forwarded over TCP still without it, so the next hop could not frame
 //!   it. Content-Length is now added for stream transports.
+//! - `stateful/invite-ring-cancel-487`: a seed script (INVITE, 180, CANCEL,
+//!   487, an hour passes).
+//! - `stateful/late-provisional-after-branch-timeout`: a real defect (found
+//!   by `stateful_scripts` below): a leg that timed out and then rang was
+//!   left in Proceeding with no timer, so its context never ended. Such a
+//!   leg is now cancelled.
 
 use std::path::Path;
 
@@ -51,6 +57,11 @@ fn parse_regressions() {
 #[test]
 fn uri_regressions() {
     replay("uri", siphon::testkit::fuzz::uri);
+}
+
+#[test]
+fn stateful_regressions() {
+    replay("stateful", siphon::testkit::fuzz::stateful);
 }
 
 #[test]
@@ -87,4 +98,45 @@ fn the_edit_regression_is_at_the_header_limit() {
     e.apply(&m, &mut out);
     let err = Message::parse(Bytes::from(out), Framing::Datagram, &Limits::default()).unwrap_err();
     assert_eq!(err.error(), siphon::sip::Error::TooManyHeaders);
+}
+
+/// The stateful target's scripts, generated here so that `cargo test`
+/// covers it without cargo-fuzz: a fixed pseudo-random sequence of
+/// operations (calls, answers of every class, CANCELs, ACKs, time jumps,
+/// raw corpus messages), each script checked for panics, unparsable
+/// output and leaked transactions.
+#[test]
+fn stateful_scripts() {
+    let corpus: Vec<Vec<u8>> = [
+        "tests/corpus/rfc4475/wsinv.dat",
+        "benches/messages/invite.sip",
+    ]
+    .iter()
+    .map(|p| std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap())
+    .collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3000 {
+        let mut script = Vec::new();
+        for _ in 0..(next() % 24) {
+            let r = next();
+            match r % 4 {
+                0 => {
+                    let m = &corpus[(r >> 8) as usize % corpus.len()];
+                    script.extend_from_slice(&[0, m.len().min(255) as u8]);
+                    script.extend_from_slice(&m[..m.len().min(255)]);
+                }
+                op => script.extend_from_slice(&[op as u8, 2, (r >> 8) as u8, (r >> 16) as u8]),
+            }
+        }
+        if std::panic::catch_unwind(|| siphon::testkit::fuzz::stateful(&script)).is_err() {
+            std::fs::write("/tmp/failing-script", &script).unwrap();
+            panic!("script failed: /tmp/failing-script");
+        }
+    }
 }

@@ -198,23 +198,30 @@ fn reply_fault_is_the_requests(data: &[u8], reply: &[u8], fault: crate::sip::Err
 }
 
 fn fuzz_core() -> Core {
-    let text = r#"
-[[listen]]
+    fuzz_core_with("[proxy]\nrecord_route = true\n", "")
+}
+
+/// The fuzz config: two listeners, `proxy` as its [proxy] table, a route
+/// for `+1…` to a destination of two targets with `dest` as more keys.
+fn fuzz_core_with(proxy: &str, dest: &str) -> Core {
+    let text = format!(
+        r#"[[listen]]
 transport = "udp"
 addr = "127.0.0.1:5060"
 [[listen]]
 transport = "tcp"
 addr = "127.0.0.1:5060"
-[proxy]
-record_route = true
+{proxy}
 [[route]]
 name = "r"
-match = { user_prefix = "+1" }
+match = {{ user_prefix = "+1" }}
 destination = "d"
 [destination.d]
-targets = [{ uri = "sip:127.0.0.9:5080" }, { uri = "sip:gw.example.net;transport=tcp" }]
-"#;
-    let cfg = match crate::config::Config::parse(text, std::path::Path::new("fuzz.toml")) {
+targets = [{{ uri = "sip:127.0.0.9:5080" }}, {{ uri = "sip:gw.example.net;transport=tcp" }}]
+{dest}
+"#
+    );
+    let cfg = match crate::config::Config::parse(&text, std::path::Path::new("fuzz.toml")) {
         Ok(c) => c,
         Err(e) => panic!("the fuzz config must load: {e}"),
     };
@@ -239,4 +246,111 @@ fn touch(m: &Message) {
     let _ = (m.max_forwards(), m.expires(), m.content_type());
     let _ = m.tokens(HeaderName::Supported).count() + m.proxy_require().count();
     let _ = m.validate();
+}
+
+/// The stateful proxy driven by a script: the input is a sequence of
+/// operations `[op][len][payload]`; op % 4 is
+/// 0: `payload` arrives from the caller (UDP), as raw bytes;
+/// 1: the callee answers the last request siphon sent it, with status
+///    `100 + payload[0..2] % 600`;
+/// 2: time advances by `payload[0] * 100` ms;
+/// 3: the caller sends a well-formed INVITE, CANCEL or ACK (payload[0])
+///    for one of a few transactions (payload[1]).
+///
+/// Nothing may panic; whatever siphon sends must parse; and once the
+/// script ends and the clock runs on for an hour, every transaction must
+/// be gone (no context leaks, whatever happened).
+pub fn stateful(data: &[u8]) {
+    let mut core = fuzz_core_with("[proxy]\nmode = \"stateful\"\nrecord_route = true\nbranch_timeout_ms = 2000\nmax_transactions = 64\n", "fork = \"parallel\"\n");
+    let caller: std::net::SocketAddr = ([127, 0, 0, 2], 40000).into();
+    let callee: std::net::SocketAddr = ([127, 0, 0, 9], 5080).into();
+    let flow = |remote| Flow {
+        transport: crate::config::Transport::Udp,
+        local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+        remote,
+        conn: None,
+    };
+    let mut now = 1000u64;
+    let mut out = Vec::new();
+    let mut last_down: Option<Message> = None;
+    let check = |out: &mut Vec<Outcome>, last_down: &mut Option<Message>| {
+        for o in out.drain(..) {
+            let t = match o {
+                Outcome::Forwarded(t) | Outcome::Resent(t) => t,
+                Outcome::Replied(t, _) | Outcome::Rejected(t, _) => t,
+                Outcome::Dropped(_) | Outcome::ToShard(..) => continue,
+            };
+            let m = Message::parse(
+                Bytes::from(t.data),
+                Framing::Datagram,
+                &Limits {
+                    max_headers: Limits::default().max_headers + 8,
+                    ..Limits::default()
+                },
+            );
+            match m {
+                Ok(m) if m.is_request() && t.dest == callee => *last_down = Some(m),
+                Ok(_) => {}
+                // The raw-bytes operation may carry a broken request whose
+                // faults a reply copies (see `proxy`); well-formed scripts
+                // are checked by the other operations.
+                Err(e) if t.dest == caller && e.error().status() == 400 => {}
+                Err(e) => panic!("the stateful proxy sent something unparsable: {e:?}"),
+            }
+        }
+    };
+    let mut rest = data;
+    let mut steps = 0;
+    while let [op, len, tail @ ..] = rest {
+        steps += 1;
+        if steps > 64 {
+            break;
+        }
+        let n = (*len as usize).min(tail.len());
+        let (payload, next) = tail.split_at(n);
+        rest = next;
+        let byte = |i: usize| payload.get(i).copied().unwrap_or(0);
+        match op % 4 {
+            0 => core.handle_at(now, Bytes::copy_from_slice(payload), flow(caller), &mut out),
+            1 => {
+                if let Some(req) = &last_down {
+                    let code = 100 + (u16::from(byte(0)) << 8 | u16::from(byte(1))) % 600;
+                    let resp = super::response_to(callee, req, code, "Fuzz");
+                    core.handle_at(now, Bytes::from(resp), flow(callee), &mut out);
+                }
+            }
+            2 => {
+                now += u64::from(byte(0)) * 100;
+                core.handle_timeout(now, &mut out);
+            }
+            _ => {
+                let method = ["INVITE", "CANCEL", "ACK", "BYE"][byte(0) as usize % 4];
+                let tx = byte(1) % 4;
+                let req = super::request(
+                    "UDP",
+                    caller,
+                    method,
+                    "sip:+15551234@carrier.example",
+                    &format!("fuzz-{tx}"),
+                    &format!("z9hG4bKfz{tx}"),
+                    1,
+                    "",
+                );
+                core.handle_at(now, Bytes::from(req), flow(caller), &mut out);
+            }
+        }
+        check(&mut out, &mut last_down);
+    }
+    // An hour later (in steps, as timers rearm from `now`) nothing is left.
+    for _ in 0..4000 {
+        now += 1000;
+        core.handle_timeout(now, &mut out);
+        check(&mut out, &mut last_down);
+    }
+    assert_eq!(
+        core.tx_stats().active,
+        0,
+        "a response context outlived every timer: {:?}",
+        core.tx_stats()
+    );
 }

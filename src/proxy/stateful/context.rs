@@ -33,7 +33,9 @@ use crate::config::{Fork, Transport};
 use crate::proxy::branch::{loop_hash, LegRef};
 use crate::rt::wheel::TimerKey;
 use crate::sip::{response, Framing, HeaderName, Limits, Message, Method};
-use crate::transaction::{ClientEvent, ClientTx, Kind, ServerEvent, ServerState, ServerTx};
+use crate::transaction::{
+    ClientEvent, ClientState, ClientTx, Kind, ServerEvent, ServerState, ServerTx,
+};
 
 /// At most this many legs per context (parallel fork plus failovers).
 const MAX_LEGS: usize = 16;
@@ -604,7 +606,9 @@ impl Core {
                     leg.timer_c = Some(now + timer_c);
                 }
                 leg.provisional = true;
-                if leg.cancel_wanted {
+                // A leg we want cancelled, or one we gave up on (it timed
+                // out) that rings after all: now it can be cancelled.
+                if invite && (leg.cancel_wanted || leg.done) {
                     self.send_cancel(now, ctx, i, b"SIP;cause=487", out);
                 }
                 if code > 100 && !ctx.final_sent && !ctx.legs[i].done {
@@ -726,10 +730,14 @@ impl Core {
         let table = self.table();
         let (timers, guard) = (table.timers, table.timers.b());
         let leg = &mut ctx.legs[i];
-        if leg.cancel.is_some() || leg.done {
+        // Only a leg that has a provisional and no final can be cancelled
+        // (§9.1).
+        if leg.cancel.is_some() || leg.tx.state() != ClientState::Proceeding {
             return;
         }
         let Some(req) = parse(leg.request.clone()) else {
+            // Cannot happen (we built it), but never wait forever.
+            leg.abandoned = true;
             return;
         };
         let to = req.header(HeaderName::To).unwrap_or_default();

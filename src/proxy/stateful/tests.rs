@@ -693,3 +693,22 @@ fn a_transport_error_on_a_leg_tries_the_next_target() {
     h.core.handle_transport_error(h.now, leg, &mut again);
     assert!(again.is_empty());
 }
+
+#[test]
+fn a_leg_that_rings_after_its_branch_timeout_is_cancelled() {
+    let mut h = H::new(&format!("branch_timeout_ms = 2000\n{TWO_TARGETS}"));
+    let first = h.recv(CALLER, &invite_to("sip:x@carrier", "z9hG4bKc1"))[1]
+        .msg()
+        .clone();
+    let moved = h.advance(2000);
+    assert_eq!(moved.last().unwrap().1.what(), format!("INVITE -> {UAS2}"));
+    // UAS1 wakes up: it is cancelled, and its 180 goes nowhere.
+    let out = h.recv(UAS1, &answer(&first, 180, "t1", ""));
+    assert_eq!(whats(&out), [format!("CANCEL -> {UAS1}")]);
+    let out = h.recv(UAS1, &answer(&first, 487, "t1", ""));
+    assert_eq!(whats(&out), [format!("ACK -> {UAS1}")]);
+    let second = moved.last().unwrap().1.msg().clone();
+    h.recv(UAS2, &answer(&second, 486, "t2", ""));
+    h.advance(40_000);
+    assert_eq!(h.active(), 0);
+}
