@@ -1,6 +1,6 @@
-//! The stateless proxy core on one message: `cargo bench --bench proxy`.
-//! Everything siphon does per datagram except the socket calls: parse,
-//! validate, route, branch, edits, output.
+//! The proxy core: `cargo bench --bench proxy`. Everything siphon does per
+//! datagram except the socket calls: parse, validate, route, branch,
+//! edits, output; in stateful mode also the transactions of a whole call.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -68,5 +68,101 @@ fn relay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, relay);
+/// A whole call through the stateful core: INVITE (100 Trying back), 180,
+/// 200, ACK, BYE, 200 — 6 messages in, 7 out, two transactions. Only the
+/// core's work is timed; building the UA's messages is not. The clock
+/// moves 1 ms per call, so contexts end (Timers L, M, J, K) as they would
+/// at 1000 cps.
+fn stateful_call(c: &mut Criterion) {
+    let mut g = c.benchmark_group("proxy");
+    let cfg = Config::parse(
+        &format!("{CONFIG}[proxy]\nmode = \"stateful\"\nrecord_route = true\n"),
+        Path::new("bench.toml"),
+    )
+    .unwrap();
+    let mut core = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+    let uac: SocketAddr = "198.51.100.10:5060".parse().unwrap();
+    let uas: SocketAddr = "203.0.113.20:5060".parse().unwrap();
+    let flow = |remote| Flow {
+        transport: Transport::Udp,
+        local: "192.0.2.1:5060".parse().unwrap(),
+        remote,
+        conn: None,
+    };
+    let ruri = "sip:+15551234567@carrier.example.net";
+    let mut n: u64 = 0;
+    let mut now: u64 = 0;
+    let mut out: Vec<Outcome> = Vec::new();
+    g.bench_function("stateful_call", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                now += 1;
+                let call = format!("bench-{n}");
+                let invite = request("INVITE", uac, ruri, &call, &format!("z9hG4bKi{n}"), 1);
+                let t = std::time::Instant::now();
+                core.handle_at(now, invite, flow(uac), &mut out);
+                core.handle_timeout(now, &mut out);
+                spent += t.elapsed();
+                let fwd = forwarded(&mut out);
+                let ring = response(uas, &fwd, 180);
+                let ok = response(uas, &fwd, 200);
+                let ack = request("ACK", uac, ruri, &call, &format!("z9hG4bKa{n}"), 1);
+                let bye = request("BYE", uac, ruri, &call, &format!("z9hG4bKb{n}"), 2);
+                let t = std::time::Instant::now();
+                core.handle_at(now, ring, flow(uas), &mut out);
+                core.handle_at(now, ok, flow(uas), &mut out);
+                core.handle_at(now, ack, flow(uac), &mut out);
+                core.handle_at(now, bye, flow(uac), &mut out);
+                spent += t.elapsed();
+                let fwd_bye = forwarded(&mut out);
+                let bye_ok = response(uas, &fwd_bye, 200);
+                let t = std::time::Instant::now();
+                core.handle_at(now, bye_ok, flow(uas), &mut out);
+                spent += t.elapsed();
+                out.clear();
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+fn request(
+    method: &str,
+    from: SocketAddr,
+    ruri: &str,
+    call: &str,
+    branch: &str,
+    cseq: u32,
+) -> Bytes {
+    Bytes::from(siphon::testkit::request(
+        "UDP", from, method, ruri, call, branch, cseq, "",
+    ))
+}
+
+/// The last request the core forwarded (the others in `out` are dropped).
+fn forwarded(out: &mut Vec<Outcome>) -> siphon::sip::Message {
+    let data = out
+        .drain(..)
+        .filter_map(|o| match o {
+            Outcome::Forwarded(t) => Some(t.data),
+            _ => None,
+        })
+        .last()
+        .expect("the core forwarded the request");
+    siphon::sip::Message::parse(
+        Bytes::from(data),
+        siphon::sip::Framing::Datagram,
+        &siphon::sip::Limits::default(),
+    )
+    .unwrap()
+}
+
+fn response(from: SocketAddr, req: &siphon::sip::Message, code: u16) -> Bytes {
+    Bytes::from(siphon::testkit::response_to(from, req, code, "X"))
+}
+
+criterion_group!(benches, relay, stateful_call);
 criterion_main!(benches);
