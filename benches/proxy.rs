@@ -150,7 +150,7 @@ fn forwarded(out: &mut Vec<Outcome>) -> siphon::sip::Message {
             Outcome::Forwarded(t) => Some(t.data),
             _ => None,
         })
-        .last()
+        .next_back()
         .expect("the core forwarded the request");
     siphon::sip::Message::parse(
         Bytes::from(data),
