@@ -86,6 +86,16 @@ fn check_validates_configs() {
         out.contains("edge-example.toml: OK (2 listeners, 3 routes, 3 destinations, 2 shards)"),
         "{out}"
     );
+    let (code, out) = siphon(&[
+        "check",
+        "--config",
+        &format!("{}/config/stateful.toml", env!("CARGO_MANIFEST_DIR")),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("stateful.toml: OK (2 listeners, 2 routes, 2 destinations"),
+        "{out}"
+    );
 
     let dir = std::env::temp_dir().join(format!("siphon-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
