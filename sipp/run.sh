@@ -1,34 +1,208 @@
 #!/usr/bin/env bash
-# SIPp interop: SIPp UAC -> siphon -> SIPp UAS for a bounded number of calls
-# (INVITE/180/200/ACK/BYE/200 with Record-Route), over UDP and then over TCP
-# on both legs, then OPTIONS to siphon itself. Fails on any failed call,
-# unexpected message or timeout.
+# SIPp interop: SIPp UAC -> siphon -> SIPp UAS for a bounded number of calls,
+# once per proxy mode in MODES.
 #
-#   bash sipp/run.sh                 # CALLS=300 RATE=100 TRANSPORTS="udp tcp"
-#   CALLS=2000 RATE=500 TRANSPORTS=tcp bash sipp/run.sh
+# stateless: INVITE/180/200/ACK/BYE/200 with Record-Route over each of
+#   TRANSPORTS (UDP, then TCP on both legs), then OPTIONS to siphon itself.
+# stateful: the same calls, then CANCEL (INVITE/180/CANCEL/200/487/ACK,
+#   siphon cancelling the downstream leg and relaying the 487), then serial
+#   failover (a destination of two targets, one answering 503 and one a
+#   normal UAS, started round-robin: every call must succeed, and every 503
+#   must have been followed by a failover), then OPTIONS.
+# Fails on any failed call, unexpected message or timeout.
 #
-# Needs sipp (Debian: apt-get install sip-tester). Loopback only: siphon on
-# 127.0.3.1:5060 (UDP and TCP), the UAC on 127.0.3.2, the UAS on
-# 127.0.3.3:5080 (UDP) / :5081 (TCP). Every process it starts is stopped by
-# PID; every SIPp run is bounded by -m and a timeout.
+#   bash sipp/run.sh                 # CALLS=300 RATE=100 TRANSPORTS="udp tcp" MODES="stateless stateful"
+#   CALLS=2000 RATE=500 TRANSPORTS=tcp MODES=stateful bash sipp/run.sh
+#   TRACE=1 bash sipp/run.sh         # also -trace_msg for every SIPp (kept in the work dir)
+#
+# Needs sipp (Debian: apt-get install sip-tester). Loopback only:
+#   stateless siphon 127.0.3.1:5060 (UDP and TCP); UAC 127.0.3.2:5070;
+#     UAS 127.0.3.3:5080 (UDP) / :5081 (TCP)
+#   stateful siphon 127.0.3.1:5062 (UDP and TCP), metrics 127.0.3.1:9062;
+#     UAC 127.0.3.2:5072 (UDP) / :5073 (TCP) / :5074 (CANCEL) / :5075
+#     (failover); UAS 127.0.3.3:5082 (UDP) / :5083 (TCP) / :5084 (CANCEL) /
+#     :5085 (503, failover first target) / :5086 (failover second target)
+#   OPTIONS from 127.0.3.4.
+# Every process it starts is stopped by PID; every SIPp run is bounded by -m
+# and a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS="${CALLS:-300}"
 RATE="${RATE:-100}"
 TRANSPORTS="${TRANSPORTS:-udp tcp}"
+MODES="${MODES:-stateless stateful}"
+TRACE="${TRACE:-0}"
 SIPHON="${SIPHON:-target/debug/siphon}"
 command -v sipp >/dev/null || { echo "sipp/run.sh: sipp not found (apt-get install sip-tester)"; exit 1; }
 [ -x "$SIPHON" ] || cargo build --bin siphon
 
 work=$(mktemp -d)
-pids=()
+# On exit, stop whatever this script started that still runs (its own
+# background jobs, by PID).
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    local p
+    for p in $(jobs -pr); do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
 
-cat > "$work/siphon.toml" <<TOML
+limit=$(( CALLS / RATE + 60 ))
+failed_any=0
+
+# Successful/failed calls from the last line of SIPp's stat CSV.
+stat() { # file column
+    [ -s "$1" ] || { echo "?"; return 0; }
+    awk -F';' -v col="$2" 'NR==1 {for (i=1;i<=NF;i++) if ($i==col) c=i} END {print $c}' "$1"
+}
+
+# Common SIPp arguments for a run named $1: bounded, stats and errors to
+# the work dir, messages too with TRACE=1.
+sipp_args() { # name
+    local a=(-nostdin -timeout "${limit}s" -trace_stat -stf "$work/$1.csv" -trace_err -error_file "$work/$1.err")
+    [ "$TRACE" = 1 ] && a+=(-trace_msg -message_file "$work/$1.msg")
+    printf '%s\n' "${a[@]}"
+}
+
+# Print the errors and the end of the output of the SIPp runs named.
+show() { # name...
+    local n
+    for n in "$@"; do
+        [ -s "$work/$n.err" ] && { echo "--- $n.err"; head -n 40 "$work/$n.err"; }
+        [ -s "$work/$n.out" ] && { echo "--- $n.out"; tail -n 20 "$work/$n.out"; }
+    done
+    return 0
+}
+
+# One counter of the stateful siphon's metrics, summed over the shards
+# (plain bash: no curl needed).
+metric() { # name
+    local sum
+    { exec 3<>/dev/tcp/127.0.3.1/9062; } 2>/dev/null || { echo "?"; return 0; }
+    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+    sum=$(awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $2} END {print s + 0}' <&3)
+    exec 3<&-
+    echo "$sum"
+}
+
+# Start siphon with config $1, logging to $2; wait (bounded) until it
+# answers OPTIONS on $3.
+siphon_pid=
+start_siphon() { # config log addr
+    "$SIPHON" --config "$1" 2> "$2" &
+    siphon_pid=$!
+    local _
+    for _ in $(seq 1 50); do
+        if timeout 5 sipp -sf sipp/options.xml "$3" -i 127.0.3.4 -m 1 -nostdin -timeout 2s -recv_timeout 1000 \
+            > /dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    echo "sipp/run.sh: siphon ($1) did not come up"
+    cat "$2"
+    exit 1
+}
+
+stop_siphon() { # log
+    kill -TERM "$siphon_pid"
+    wait "$siphon_pid" || true
+    tail -n 1 "$1"
+}
+
+# One UAC against one UAS through siphon at $proxy; one report line.
+run_calls() { # label uac.xml uas.xml sipp-transport uac-port uas-port service calls
+    local label=$1 uac=$2 uas=$3 flag=$4 uac_port=$5 uas_port=$6 service=$7 calls=$8
+    local name=${label// /-} uas_pid uac_rc uas_rc ok failed retrans unexpected
+    mapfile -t uas_args < <(sipp_args "uas-$name")
+    mapfile -t uac_args < <(sipp_args "uac-$name")
+    timeout "$limit" sipp -sf "$uas" -t "$flag" -i 127.0.3.3 -p "$uas_port" -m "$calls" "${uas_args[@]}" \
+        > "$work/uas-$name.out" 2>&1 &
+    uas_pid=$!
+    sleep 0.3
+    set +e
+    timeout "$limit" sipp -sf "$uac" "$proxy" -t "$flag" -i 127.0.3.2 -p "$uac_port" -s "$service" -m "$calls" -r "$RATE" \
+        -l "$(( RATE * 3 ))" -recv_timeout 10000 "${uac_args[@]}" > "$work/uac-$name.out" 2>&1
+    uac_rc=$?
+    wait "$uas_pid"
+    uas_rc=$?
+    set -e
+    ok=$(stat "$work/uac-$name.csv" SuccessfulCall\(C\))
+    failed=$(stat "$work/uac-$name.csv" FailedCall\(C\))
+    retrans=$(stat "$work/uac-$name.csv" Retransmissions\(C\))
+    unexpected=$(stat "$work/uac-$name.csv" FailedUnexpectedMessage\(C\))
+    echo "sipp $label: uac rc=$uac_rc uas rc=$uas_rc; calls ok=$ok failed=$failed unexpected=$unexpected retransmissions=$retrans"
+    if [ "$uac_rc" != 0 ] || [ "$uas_rc" != 0 ] || [ "$ok" != "$calls" ]; then
+        failed_any=1
+        show "uac-$name" "uas-$name"
+    fi
+}
+
+# Serial failover: the destination's targets are a UAS answering 503 and a
+# normal UAS. siphon starts each request at the next target round-robin,
+# so about half the calls meet the 503 first: each of those must be ACKed
+# and followed by exactly one failover, and every call must reach the
+# normal UAS and succeed.
+run_failover() { # label
+    local label=$1 name=${1// /-} u503_pid uas_pid uac_rc uas_rc u503_rc ok failed retrans unexpected
+    local seen503 failed503 fo_before fo_after fo
+    mapfile -t u503_args < <(sipp_args "uas503-$name")
+    mapfile -t uas_args < <(sipp_args "uas-$name")
+    mapfile -t uac_args < <(sipp_args "uac-$name")
+    fo_before=$(metric siphon_failovers_total)
+    # At most CALLS INVITEs; stopped once the UAC is done (SIGALRM makes
+    # timeout send SIGUSR1, SIPp's "finish the calls in progress and exit").
+    timeout --preserve-status -s USR1 -k 10 "$limit" sipp -sf sipp/uas_503.xml -t u1 -i 127.0.3.3 -p 5085 -m "$CALLS" \
+        "${u503_args[@]}" > "$work/uas503-$name.out" 2>&1 &
+    u503_pid=$!
+    timeout "$limit" sipp -sf sipp/uas.xml -t u1 -i 127.0.3.3 -p 5086 -m "$CALLS" "${uas_args[@]}" \
+        > "$work/uas-$name.out" 2>&1 &
+    uas_pid=$!
+    sleep 0.3
+    set +e
+    timeout "$limit" sipp -sf sipp/uac.xml "$proxy" -t u1 -i 127.0.3.2 -p 5075 -s failover -m "$CALLS" -r "$RATE" \
+        -l "$(( RATE * 3 ))" -recv_timeout 10000 "${uac_args[@]}" > "$work/uac-$name.out" 2>&1
+    uac_rc=$?
+    wait "$uas_pid"
+    uas_rc=$?
+    kill -ALRM "$u503_pid" 2>/dev/null
+    wait "$u503_pid"
+    u503_rc=$?
+    set -e
+    sleep 0.1 # siphon publishes its transaction counters every 10 ms
+    fo_after=$(metric siphon_failovers_total)
+    fo="?"
+    [[ "$fo_before$fo_after" =~ ^[0-9]+$ ]] && fo=$(( fo_after - fo_before ))
+    ok=$(stat "$work/uac-$name.csv" SuccessfulCall\(C\))
+    failed=$(stat "$work/uac-$name.csv" FailedCall\(C\))
+    retrans=$(stat "$work/uac-$name.csv" Retransmissions\(C\))
+    unexpected=$(stat "$work/uac-$name.csv" FailedUnexpectedMessage\(C\))
+    seen503=$(stat "$work/uas503-$name.csv" SuccessfulCall\(C\))
+    failed503=$(stat "$work/uas503-$name.csv" FailedCall\(C\))
+    echo "sipp $label: uac rc=$uac_rc uas rc=$uas_rc uas503 rc=$u503_rc; calls ok=$ok failed=$failed" \
+        "unexpected=$unexpected retransmissions=$retrans; 503 answered=$seen503 failed=$failed503," \
+        "siphon failovers=$fo"
+    if [ "$uac_rc" != 0 ] || [ "$uas_rc" != 0 ] || [ "$u503_rc" != 0 ] || [ "$ok" != "$CALLS" ] \
+        || [ "$failed503" != 0 ] || [ "$seen503" = 0 ] || [ "$fo" != "$seen503" ]; then
+        failed_any=1
+        show "uac-$name" "uas503-$name" "uas-$name"
+    fi
+}
+
+run_options() { # label
+    local rc
+    set +e
+    timeout 60 sipp -sf sipp/options.xml "$proxy" -i 127.0.3.4 -m 200 -r 200 -nostdin -timeout 30s -recv_timeout 5000 \
+        > "$work/options-$1.out" 2>&1
+    rc=$?
+    set -e
+    echo "sipp $1 options: rc=$rc"
+    if [ "$rc" != 0 ]; then
+        failed_any=1
+        tail -n 20 "$work/options-$1.out"
+    fi
+}
+
+stateless() {
+    proxy=127.0.3.1:5060
+    cat > "$work/siphon-stateless.toml" <<TOML
 [server]
 shards = 2
 [[listen]]
@@ -52,71 +226,87 @@ targets = [{ uri = "sip:127.0.3.3:5080" }]
 [destination.uas-tcp]
 targets = [{ uri = "sip:127.0.3.3:5081;transport=tcp" }]
 TOML
-
-"$SIPHON" --config "$work/siphon.toml" 2> "$work/siphon.log" &
-siphon_pid=$!
-pids+=("$siphon_pid")
-
-# Wait (bounded) until siphon answers OPTIONS.
-ready=0
-for _ in $(seq 1 50); do
-    if timeout 5 sipp -sf sipp/options.xml 127.0.3.1:5060 -i 127.0.3.4 -m 1 -nostdin -timeout 2s -recv_timeout 1000 \
-        > /dev/null 2>&1; then ready=1; break; fi
-    sleep 0.2
-done
-[ "$ready" = 1 ] || { echo "sipp/run.sh: siphon did not come up"; cat "$work/siphon.log"; exit 1; }
-
-limit=$(( CALLS / RATE + 60 ))
-# Successful/failed calls from the last line of SIPp's stat CSV.
-stat() { # file column
-    awk -F';' -v col="$2" 'NR==1 {for (i=1;i<=NF;i++) if ($i==col) c=i} END {print $c}' "$1"
+    start_siphon "$work/siphon-stateless.toml" "$work/siphon-stateless.log" "$proxy"
+    local t
+    for t in $TRANSPORTS; do
+        case "$t" in
+            udp) run_calls "stateless udp" sipp/uac.xml sipp/uas.xml u1 5070 5080 service "$CALLS" ;;
+            tcp) run_calls "stateless tcp" sipp/uac.xml sipp/uas.xml t1 5070 5081 tcp-service "$CALLS" ;;
+            *) echo "sipp/run.sh: unknown transport $t"; exit 2 ;;
+        esac
+    done
+    run_options stateless
+    stop_siphon "$work/siphon-stateless.log"
 }
-failed_any=0
-for t in $TRANSPORTS; do
-    case "$t" in
-        udp) flag=u1; uas_port=5080; service=service ;;
-        tcp) flag=t1; uas_port=5081; service=tcp-service ;;
-        *) echo "sipp/run.sh: unknown transport $t"; exit 2 ;;
+
+stateful() {
+    proxy=127.0.3.1:5062
+    cat > "$work/siphon-stateful.toml" <<TOML
+[server]
+shards = 2
+[[listen]]
+transport = "udp"
+addr = "127.0.3.1:5062"
+[[listen]]
+transport = "tcp"
+addr = "127.0.3.1:5062"
+[metrics]
+listen = "127.0.3.1:9062"
+[proxy]
+mode = "stateful"
+record_route = true
+[[route]]
+name = "to-uas-tcp"
+match = { user_prefix = "tcp-" }
+destination = "uas-tcp"
+[[route]]
+name = "to-uas"
+match = { user_prefix = "service" }
+destination = "uas"
+[[route]]
+name = "to-uas-cancel"
+match = { user_prefix = "cancel" }
+destination = "uas-cancel"
+[[route]]
+name = "failover"
+match = { user_prefix = "failover" }
+destination = "failover"
+[destination.uas]
+targets = [{ uri = "sip:127.0.3.3:5082" }]
+[destination.uas-tcp]
+targets = [{ uri = "sip:127.0.3.3:5083;transport=tcp" }]
+[destination.uas-cancel]
+targets = [{ uri = "sip:127.0.3.3:5084" }]
+[destination.failover]
+fork = "serial"
+targets = [{ uri = "sip:127.0.3.3:5085" }, { uri = "sip:127.0.3.3:5086" }]
+TOML
+    start_siphon "$work/siphon-stateful.toml" "$work/siphon-stateful.log" "$proxy"
+    local t
+    for t in $TRANSPORTS; do
+        case "$t" in
+            udp) run_calls "stateful udp" sipp/uac.xml sipp/uas.xml u1 5072 5082 service "$CALLS" ;;
+            tcp) run_calls "stateful tcp" sipp/uac.xml sipp/uas.xml t1 5073 5083 tcp-service "$CALLS" ;;
+            *) echo "sipp/run.sh: unknown transport $t"; exit 2 ;;
+        esac
+    done
+    run_calls "stateful cancel" sipp/uac_cancel.xml sipp/uas_cancel.xml u1 5074 5084 cancel "$CALLS"
+    run_failover "stateful failover"
+    run_options stateful
+    stop_siphon "$work/siphon-stateful.log"
+}
+
+for m in $MODES; do
+    case "$m" in
+        stateless) stateless ;;
+        stateful) stateful ;;
+        *) echo "sipp/run.sh: unknown mode $m"; exit 2 ;;
     esac
-    timeout "$limit" sipp -sf sipp/uas.xml -t "$flag" -i 127.0.3.3 -p "$uas_port" -m "$CALLS" -nostdin -timeout "${limit}s" \
-        -trace_stat -stf "$work/uas-$t.csv" -trace_err -error_file "$work/uas-$t.err" > "$work/uas-$t.out" 2>&1 &
-    uas_pid=$!
-    pids+=("$uas_pid")
-    sleep 0.3
-    set +e
-    timeout "$limit" sipp -sf sipp/uac.xml 127.0.3.1:5060 -t "$flag" -i 127.0.3.2 -p 5070 -s "$service" -m "$CALLS" -r "$RATE" -l "$(( RATE * 3 ))" \
-        -nostdin -timeout "${limit}s" -recv_timeout 10000 -trace_stat -stf "$work/uac-$t.csv" -trace_err -error_file "$work/uac-$t.err" \
-        > "$work/uac-$t.out" 2>&1
-    uac_rc=$?
-    wait "$uas_pid"
-    uas_rc=$?
-    set -e
-    ok=$(stat "$work/uac-$t.csv" SuccessfulCall\(C\))
-    failed=$(stat "$work/uac-$t.csv" FailedCall\(C\))
-    retrans=$(stat "$work/uac-$t.csv" Retransmissions\(C\))
-    unexpected=$(stat "$work/uac-$t.csv" FailedUnexpectedMessage\(C\))
-    echo "sipp $t: uac rc=$uac_rc uas rc=$uas_rc; calls ok=$ok failed=$failed unexpected=$unexpected retransmissions=$retrans"
-    if [ "$uac_rc" != 0 ] || [ "$uas_rc" != 0 ] || [ "$ok" != "$CALLS" ]; then
-        failed_any=1
-        for f in "uac-$t.err" "uas-$t.err"; do [ -s "$work/$f" ] && { echo "--- $f"; head -n 40 "$work/$f"; }; done
-        tail -n 20 "$work/uac-$t.out" "$work/uas-$t.out" 2>/dev/null
-    fi
 done
 
-set +e
-timeout 60 sipp -sf sipp/options.xml 127.0.3.1:5060 -i 127.0.3.4 -m 200 -r 200 -nostdin -timeout 30s -recv_timeout 5000 \
-    > "$work/options.out" 2>&1
-opt_rc=$?
-set -e
-echo "sipp options: rc=$opt_rc"
-
-kill -TERM "$siphon_pid"
-wait "$siphon_pid" || true
-tail -n 1 "$work/siphon.log"
-if [ "$failed_any" != 0 ] || [ "$opt_rc" != 0 ]; then
-    echo "sipp/run.sh: FAILED"
-    tail -n 20 "$work/options.out"
+if [ "$failed_any" != 0 ]; then
+    echo "sipp/run.sh: FAILED (logs in $work)"
     exit 1
 fi
 echo "sipp/run.sh: passed"
-rm -rf "$work"
+if [ "$TRACE" = 1 ]; then echo "sipp/run.sh: traces in $work"; else rm -rf "$work"; fi

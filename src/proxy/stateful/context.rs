@@ -619,6 +619,13 @@ impl Core {
                 leg.done = true;
                 leg.no_answer = None;
                 leg.timer_c = None;
+                if invite {
+                    // The ACK for a 2xx is end to end and the 2xx is never
+                    // resent by us: only the context's key and timers need
+                    // to live through the Accepted state.
+                    leg.request = Bytes::new();
+                    ctx.last = None;
+                }
                 if invite || !ctx.final_sent {
                     // Every 2xx to an INVITE goes up, retransmissions too
                     // (§16.7 step 5, RFC 6026 §7.1).
