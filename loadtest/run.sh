@@ -25,14 +25,21 @@
 #   GEN=loadgen RATES="1000 3000 10000" SEARCH=0 bash loadtest/run.sh
 #
 # Call: INVITE/180/200/ACK/100 ms hold/BYE/200 (sipp/uac.xml, sipp/uas.xml,
-# or the same call from siphon-loadgen), stateless, no Record-Route: 6
-# datagrams relayed per call. Kamailio runs with -x tlsf -b 4194304 (the
+# or the same call from siphon-loadgen). PROFILE=stateless (default):
+# no Record-Route, 6 datagrams relayed per call; Kamailio forward().
+# PROFILE=stateful: siphon mode = "stateful" and Kamailio tm (t_relay),
+# both with Record-Route; 6 datagrams relayed plus a 100 Trying per call. Kamailio runs with -x tlsf -b 4194304 (the
 # tuned settings). Loopback only; every process started here is stopped by
 # PID; every generator run is bounded by a call count and a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 RATES="${RATES:-1000 3000}"
+PROFILE="${PROFILE:-stateless}"     # stateless | stateful
+# CPU is counted over the run and this tail: in stateful mode long enough
+# for every transaction of the run to end (siphon: Timers J, L, M = 32 s;
+# Kamailio's tm: its 5 s wait timer), so that their clean-up is counted.
+TAIL="${TAIL:-$([ "$PROFILE" = stateful ] && echo 34 || echo 2)}"
 DUR="${DUR:-20}"
 SHARDS="${SHARDS:-2}"                # siphon's server.shards
 CHILDREN="${CHILDREN:-$SHARDS}"      # Kamailio's UDP worker processes
@@ -46,7 +53,7 @@ SIPHON="${SIPHON:-target/release/siphon}"
 LOADGEN="${LOADGEN:-target/release/siphon-loadgen}"
 PROXY_IP=127.0.4.1 UAC_IP=127.0.4.2 UAS_IP=127.0.4.3 OPT_IP=127.0.4.4
 stamp=$(date +%Y%m%d-%H%M%S)
-out="loadtest/results/$stamp"
+out="loadtest/results/$stamp-$PROFILE"
 mkdir -p "$out"
 work=$(mktemp -d)
 pids=()
@@ -80,12 +87,17 @@ loadgen_value() { awk -v k="$2" '$1==k {print $2}' "$1"; }
 start_proxy() { # name -> sets proxy_pid
     case $1 in
         siphon)
+            local mode=stateless rr=false
+            [ "$PROFILE" = stateful ] && { mode=stateful; rr=true; }
             cat > "$work/siphon.toml" <<TOML
 [server]
 shards = $SHARDS
 [[listen]]
 transport = "udp"
 addr = "$PROXY_IP:5060"
+[proxy]
+mode = "$mode"
+record_route = $rr
 [[route]]
 name = "uas"
 match = { user_prefix = "service" }
@@ -96,9 +108,12 @@ TOML
             "$SIPHON" --config "$work/siphon.toml" 2> "$work/siphon.log" &
             proxy_pid=$! ;;
         kamailio)
-            sed "s/@PROXY_IP@/$PROXY_IP/; s/@UAS_IP@/$UAS_IP/; s/^children=.*/children=$CHILDREN/" loadtest/kamailio-stateless.cfg > "$work/kamailio.cfg"
+            # tm keeps finished transactions ~5 s: ~135 MB of shm per 1000 cps.
+            local shm=512
+            [ "$PROFILE" = stateful ] && shm=4096
+            sed "s/@PROXY_IP@/$PROXY_IP/; s/@UAS_IP@/$UAS_IP/; s/^children=.*/children=$CHILDREN/" "loadtest/kamailio-$PROFILE.cfg" > "$work/kamailio.cfg"
             mkdir -p "$work/kam"
-            kamailio -f "$work/kamailio.cfg" -DD -E -x tlsf -b 4194304 -m 512 -Y "$work/kam" -P "$work/kam/kamailio.pid" \
+            kamailio -f "$work/kamailio.cfg" -DD -E -x tlsf -b 4194304 -m "$shm" -Y "$work/kam" -P "$work/kam/kamailio.pid" \
                 2> "$work/kamailio.log" &
             proxy_pid=$! ;;
     esac
@@ -155,7 +170,7 @@ run_rate() { # proxy gen rate dur
         achieved=$(loadgen_value "$work/lg.out" achieved_cps | awk '{printf "%.0f", $1}'); achieved=${achieved:-0}
         pct="$(loadgen_value "$work/lg.out" p50_us) $(loadgen_value "$work/lg.out" p90_us) $(loadgen_value "$work/lg.out" p99_us)"
     fi
-    sleep 2
+    sleep "$TAIL"
     cpu1=$(proxy_cpu); rb1=$(rcvbuf_errors)
     local us verdict=FAIL
     us=$(us_per $(( cpu1 - cpu0 )) "$ok")
@@ -225,9 +240,9 @@ awk -F'\t' 'BEGIN {OFS="\t"} NR==1 || $NF=="pass" {
     if (NR>1) { if ($2=="sipp") { $9="-"; $10="-"; $11="-" }; $1=$1" ("$2")" }; print
 }' "$out/results.tsv" > "$work/plot.tsv"
 "$LOADGEN" plot --input "$work/plot.tsv" --output "$out/plot.svg" \
-    --title "Stateless proxy, $SHARDS shard(s) / $CHILDREN worker(s), $(nproc) CPUs: CPU per call and latency" || echo "loadtest: plot failed"
+    --title "${PROFILE^} proxy, $SHARDS shard(s) / $CHILDREN worker(s), $(nproc) CPUs: CPU per call and latency" || echo "loadtest: plot failed"
 {
-    echo "# $(date -u) $(uname -r) $(nproc) cpus; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1); gen=$GEN search_gen=$SEARCH_GEN shards=$SHARDS kamailio_children=$CHILDREN"
+    echo "# $(date -u) $(uname -r) $(nproc) cpus; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1); profile=$PROFILE gen=$GEN search_gen=$SEARCH_GEN shards=$SHARDS kamailio_children=$CHILDREN"
     cat "$out/results.tsv"; echo; cat "$out/options.tsv"; echo; cat "$out/maxrates.tsv"
 } > "$out/report.txt"
 column -t -s $'\t' "$out/results.tsv"; echo
