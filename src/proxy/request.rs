@@ -366,7 +366,15 @@ impl Core {
         if !extra.iter().any(|(n, _)| *n == "Server") {
             headers.push(("Server", self.cfg.server.user_agent.as_bytes()));
         }
-        response::build(req, code, reason, tag.as_bytes(), &headers, &mut data);
+        response::build_from(
+            req,
+            Some(flow.remote),
+            code,
+            reason,
+            tag.as_bytes(),
+            &headers,
+            &mut data,
+        );
         reply_to(req, flow, data, code)
     }
 

@@ -13,6 +13,48 @@ use super::header::HeaderName;
 use super::lex::CommaSplit;
 use super::message::{Message, Span};
 
+/// Write the Via value `raw` (parsed as `via`) stamped with where its
+/// message came from (RFC 3261 §18.2.1, RFC 3581 §4): `received=IP` when
+/// `source` differs from the sent-by host (or always, with `rport`), and
+/// `rport=PORT` when the sender asked for it. Returns false, writing
+/// nothing, when the value needs no stamp.
+pub(crate) fn write_stamped_via(
+    via: &super::via::Via<'_>,
+    raw: &[u8],
+    source: std::net::SocketAddr,
+    out: &mut Vec<u8>,
+) -> bool {
+    let ip = source.ip();
+    let rport = via.rport().is_some();
+    let same_host = std::str::from_utf8(via.host)
+        .ok()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        == Some(ip);
+    if same_host && !rport {
+        return false;
+    }
+    // Everything before the parameters, as received.
+    let params_at = raw.len() - via.params.as_bytes().len();
+    out.extend_from_slice(&raw[..params_at]);
+    for p in via.params.iter() {
+        if p.name.eq_ignore_ascii_case(b"received") {
+            continue;
+        }
+        out.push(b';');
+        out.extend_from_slice(p.name);
+        if p.name.eq_ignore_ascii_case(b"rport") {
+            let _ = write!(out, "={}", source.port());
+        } else if let Some(v) = p.value {
+            out.push(b'=');
+            out.extend_from_slice(v);
+        }
+    }
+    // RFC 3581 §4: with rport, received is added even if it matches.
+    let _ = write!(out, ";received={ip}");
+    true
+}
+
 /// A set of edits against one message. Reuse it across messages with
 /// [`Edits::clear`] so that forwarding allocates nothing in steady state.
 #[derive(Debug, Default, Clone)]
@@ -141,37 +183,10 @@ impl Edits {
     /// parsable top Via.
     pub fn stamp_top_via(&mut self, msg: &Message, source: std::net::SocketAddr) -> bool {
         let Ok(via) = msg.top_via() else { return false };
-        let ip = source.ip();
-        let rport = via.rport().is_some();
-        let same_host = std::str::from_utf8(via.host)
-            .ok()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
-            == Some(ip);
-        if same_host && !rport {
-            return true;
-        }
         let s = self.arena.len();
-        let raw = msg.slice(via.span);
-        // Everything before the parameters, as received.
-        let params_at = raw.len() - via.params.as_bytes().len();
-        self.arena.extend_from_slice(&raw[..params_at]);
-        for p in via.params.iter() {
-            if p.name.eq_ignore_ascii_case(b"received") {
-                continue;
-            }
-            self.arena.push(b';');
-            self.arena.extend_from_slice(p.name);
-            if p.name.eq_ignore_ascii_case(b"rport") {
-                let _ = write!(self.arena, "={}", source.port());
-            } else if let Some(v) = p.value {
-                self.arena.push(b'=');
-                self.arena.extend_from_slice(v);
-            }
+        if write_stamped_via(&via, msg.slice(via.span), source, &mut self.arena) {
+            self.push(via.span.start as usize, via.span.end as usize, s);
         }
-        // RFC 3581 §4: with rport, received is added even if it matches.
-        let _ = write!(self.arena, ";received={ip}");
-        self.push(via.span.start as usize, via.span.end as usize, s);
         true
     }
 

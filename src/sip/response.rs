@@ -7,7 +7,7 @@ use std::io::Write;
 
 use super::addr::NameAddr;
 use super::header::HeaderName;
-use super::message::{Message, ParseError};
+use super::message::{Message, ParseError, Span};
 
 /// Write a response to `req` into `out` (cleared first).
 ///
@@ -21,6 +21,23 @@ pub fn build(
     extra: &[(&str, &[u8])],
     out: &mut Vec<u8>,
 ) {
+    build_from(req, None, code, reason, to_tag, extra, out)
+}
+
+/// [`build`] for a request received from `source`: the top Via of the
+/// response carries `received` and `rport` as the server transport adds
+/// them to the request (RFC 3261 §18.2.1, RFC 3581 §4).
+#[allow(clippy::too_many_arguments)]
+pub fn build_from(
+    req: &Message,
+    source: Option<std::net::SocketAddr>,
+    code: u16,
+    reason: &dyn Display,
+    to_tag: &[u8],
+    extra: &[(&str, &[u8])],
+    out: &mut Vec<u8>,
+) {
+    let mut stamp = source.and_then(|s| req.top_via().ok().map(|v| (v, s)));
     out.clear();
     // Writes to a Vec cannot fail.
     let _ = write!(out, "SIP/2.0 {code} ");
@@ -44,6 +61,31 @@ pub fn build(
             copied |= 1 << i;
         }
         let name = match f.name {
+            HeaderName::Via if stamp.is_some() => {
+                // The first Via field holds the top value: stamp it in place.
+                let Some((via, source)) = stamp.take() else {
+                    continue;
+                };
+                let (value, top) = (f.value, via.span);
+                if top.start < value.start || top.end > value.end {
+                    copy(out, "Via", req.slice(value));
+                    continue;
+                }
+                out.extend_from_slice(b"Via: ");
+                out.extend_from_slice(req.slice(Span {
+                    start: value.start,
+                    end: top.start,
+                }));
+                if !super::edit::write_stamped_via(&via, req.slice(top), source, out) {
+                    out.extend_from_slice(req.slice(top));
+                }
+                out.extend_from_slice(req.slice(Span {
+                    start: top.end,
+                    end: value.end,
+                }));
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
             HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => f.name,
             HeaderName::To => {
                 copy(out, "To", req.slice(f.value));
@@ -219,5 +261,37 @@ Content-Length: 0\r\n\r\n";
         assert!(!build_error(&err, b"t", &[], &mut out));
         let err = parse(b"\x16\x03\x01garbage\r\n\r\n").unwrap_err();
         assert!(!build_error(&err, b"t", &[], &mut out));
+    }
+
+    #[test]
+    fn a_reply_to_a_received_request_carries_received_and_rport() {
+        let req = parse(REQ).unwrap();
+        let mut out = Vec::new();
+        let from: std::net::SocketAddr = "192.0.2.9:5099".parse().unwrap();
+        build_from(&req, Some(from), 483, &"Too Many Hops", b"t", &[], &mut out);
+        let r = parse(&out).unwrap();
+        let vias: Vec<_> = r.vias().map(Result::unwrap).collect();
+        assert_eq!(vias.len(), 3, "every Via value is still there");
+        assert_eq!(
+            vias[0].received(),
+            Some(&b"192.0.2.9"[..]),
+            "RFC 3261 §18.2.1"
+        );
+        assert_eq!(vias[0].branch(), Some(&b"z9hG4bK1"[..]));
+        assert_eq!(vias[1].host, b"b.example.com");
+        assert_eq!(vias[1].received(), None);
+        // With rport asked for, its value is filled in (RFC 3581 §4).
+        let with_rport = String::from_utf8(REQ.to_vec())
+            .unwrap()
+            .replace("branch=z9hG4bK1,", "branch=z9hG4bK1;rport,");
+        let req = parse(with_rport.as_bytes()).unwrap();
+        build_from(&req, Some(from), 100, &"Trying", b"", &[], &mut out);
+        let r = parse(&out).unwrap();
+        let top = r.top_via().unwrap();
+        assert_eq!(top.rport(), Some(Some(5099)));
+        assert_eq!(top.received(), Some(&b"192.0.2.9"[..]));
+        // No source, no stamp: the Via as received.
+        build(&req, 100, &"Trying", b"", &[], &mut out);
+        assert_eq!(parse(&out).unwrap().top_via().unwrap().rport(), Some(None));
     }
 }

@@ -278,7 +278,7 @@ impl Core {
             // §16.2: an INVITE gets 100 Trying at once, so the caller stops
             // retransmitting.
             let mut data = Vec::with_capacity(400);
-            response::build(&msg, 100, &"Trying", b"", &[], &mut data);
+            response::build_from(&msg, Some(flow.remote), 100, &"Trying", b"", &[], &mut data);
             ctx.server.send_response(100, now);
             ctx.last = Some(data.clone());
             out.push(Outcome::Replied(
