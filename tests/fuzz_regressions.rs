@@ -26,6 +26,9 @@
 //!   by `stateful_scripts` below): a leg that timed out and then rang was
 //!   left in Proceeding with no timer, so its context never ended. Such a
 //!   leg is now cancelled.
+//! - `stateful/reply-to-raw-bytes-copies-their-faults`: a 400 to broken raw
+//!   bytes goes to the Via's sent-by port and copies the request's faults
+//!   (§8.2.6); the harness only allowed it towards the source port.
 
 use std::path::Path;
 
