@@ -383,9 +383,66 @@ fn over_tcp_a_call_and_a_cancel() {
     assert_eq!(s.retransmitted, 0, "nothing is retransmitted over TCP");
 }
 
-/// Callers on many source ports are spread over two shards; the UAS's
-/// responses (one address pair) all land on one: those for the other
-/// shard's transactions are handed over the mesh.
+/// Each shard sends its requests from a UDP socket of its own and names it
+/// in its Via, so a callee that answers where the Via says (§18.2.2) —
+/// or to the request's source, the same address — reaches the shard that
+/// owns the transaction: no hand-off.
+#[test]
+fn requests_leave_from_the_shards_own_socket_and_responses_come_straight_back() {
+    let p = stateful(2, "127.0.5.91", &["udp"], "");
+    let uas = ua("127.0.5.93");
+    let uacs: Vec<Ua> = (0..24).map(|_| ua("127.0.5.92")).collect();
+    let ruri = format!("sip:bob@{}", uas.addr);
+    for (i, uac) in uacs.iter().enumerate() {
+        let req = uac.request(
+            "INVITE",
+            &ruri,
+            &format!("y-{i}"),
+            &format!("z9hG4bKy{i}"),
+            1,
+            "",
+        );
+        uac.send(p.addr, &req).unwrap();
+    }
+    let mut sources = std::collections::HashSet::new();
+    let (mut invites, mut acks) = (0, 0);
+    while acks < uacs.len() {
+        let (m, from) = uas.expect();
+        match m.method() {
+            Some(Method::Invite) => {
+                invites += 1;
+                let top = m.top_via().unwrap();
+                let via_addr: SocketAddr = format!(
+                    "{}:{}",
+                    String::from_utf8_lossy(top.host),
+                    top.port.unwrap()
+                )
+                .parse()
+                .unwrap();
+                assert_eq!(via_addr, from, "the Via names the socket it left from");
+                assert_ne!(from, p.addr, "not the listener");
+                sources.insert(from);
+                uas.send(via_addr, &uas.response(&m, 486, "Busy Here"))
+                    .unwrap();
+            }
+            Some(Method::Ack) => acks += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(invites, uacs.len());
+    for uac in &uacs {
+        status(uac, 100);
+        status(uac, 486);
+    }
+    let s = settled(&p.rt, |s| s.tx_created == 24);
+    assert_eq!(s.mesh_out, 0, "no hand-off: {s:?}");
+    assert!(sources.len() <= 2, "one socket per shard: {sources:?}");
+}
+
+/// Callers on many source ports are spread over two shards; a callee that
+/// sends every response to the listener (not where the Via says) lands
+/// them all on one shard: those for the other shard's transactions are
+/// handed over the mesh.
 #[test]
 fn responses_find_their_transaction_across_shards() {
     let p = stateful(2, "127.0.5.71", &["udp"], "");

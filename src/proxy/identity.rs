@@ -33,6 +33,9 @@ impl Me {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     listeners: Vec<Me>,
+    /// Every shard's own UDP sockets for the requests it sends (stateful
+    /// mode): our Vias name them, so they are us too.
+    outbound: Vec<SocketAddr>,
 }
 
 impl Identity {
@@ -61,7 +64,15 @@ impl Identity {
                 }
             })
             .collect();
-        Identity { listeners }
+        Identity {
+            listeners,
+            outbound: Vec::new(),
+        }
+    }
+
+    /// Also recognise these addresses (every shard's outbound sockets).
+    pub fn set_outbound(&mut self, addrs: &[SocketAddr]) {
+        self.outbound = addrs.to_vec();
     }
 
     pub fn listeners(&self) -> &[Me] {
@@ -97,7 +108,10 @@ impl Identity {
         self.listeners.iter().any(|me| {
             (ip == me.addr.ip() && port == me.addr.port())
                 || (port == me.port && me.host_ip == Some(ip))
-        })
+        }) || self
+            .outbound
+            .iter()
+            .any(|a| a.ip() == ip && a.port() == port)
     }
 
     /// The listener to send to `dest` over `transport` from: one of the

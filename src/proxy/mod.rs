@@ -153,6 +153,10 @@ pub struct Core {
     next_target: Vec<usize>,
     /// Stateful mode: this shard's transactions.
     stateful: Option<stateful::Table>,
+    /// This shard's own UDP socket per UDP listener (listener address, its
+    /// socket's address, the Via sent-by naming it): requests leave from
+    /// it, so their responses come back to this shard.
+    outbound: Vec<(SocketAddr, SocketAddr, String)>,
 }
 
 impl Core {
@@ -180,7 +184,22 @@ impl Core {
             edits: Edits::new(),
             scratch: String::new(),
             stateful,
+            outbound: Vec::new(),
         }
+    }
+
+    /// Send requests over UDP from this shard's own sockets: `mine` maps a
+    /// listener's address to this shard's socket for it; `all` is every
+    /// shard's (all are recognised as us in Vias).
+    pub fn set_outbound(&mut self, all: &[SocketAddr], mine: &[(SocketAddr, SocketAddr)]) {
+        self.me.set_outbound(all);
+        self.outbound = mine
+            .iter()
+            .filter_map(|&(listener, own)| {
+                let me = self.me.by_local(Transport::Udp, listener)?;
+                Some((listener, own, format!("{}:{}", me.host, own.port())))
+            })
+            .collect();
     }
 
     pub fn identity(&self) -> &Identity {

@@ -252,10 +252,16 @@ impl Core {
             let mut e = std::mem::take(&mut self.edits);
             e.clear();
             e.stamp_top_via(msg, flow.remote);
+            // Over UDP, from this shard's own socket when it has one: the
+            // response comes back to this shard.
+            let own = match transport {
+                Transport::Udp => self.outbound.iter().find(|o| o.0 == out_me.addr),
+                Transport::Tcp => None,
+            };
+            let (sent_by, local) = own.map_or((out_me.sent_by(), out_me.addr), |o| (&o.2, o.1));
             let via = format!(
-                "SIP/2.0/{} {};branch={branch}",
+                "SIP/2.0/{} {sent_by};branch={branch}",
                 via_transport(transport),
-                out_me.sent_by()
             );
             e.insert_via(msg, via.as_bytes());
             e.set_max_forwards(
@@ -319,7 +325,7 @@ impl Core {
             return Ok(Transmit {
                 leg: None,
                 transport,
-                local: out_me.addr,
+                local,
                 dest,
                 conn: None,
                 data,

@@ -101,15 +101,33 @@ impl Runtime {
         let mut counters = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         let tcp_cap = cfg.tcp.max_connections.div_ceil(shards);
-        for id in 0..shards {
+        // Stateful mode: each shard's own outbound UDP sockets (see
+        // `udp::bind_outbound`), and the list of all of them.
+        let mut outbound = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            outbound.push(if cfg.proxy.mode == crate::config::Mode::Stateful {
+                udp::bind_outbound(&cfg)?
+            } else {
+                Vec::new()
+            });
+        }
+        let all_outbound: Arc<Vec<SocketAddr>> = Arc::new(
+            outbound
+                .iter()
+                .flatten()
+                .filter_map(|(_, s)| udp::bound(s))
+                .collect(),
+        );
+        for (id, own) in (0..shards).zip(outbound) {
             let c = Arc::new(Counters::default());
             counters.push(c.clone());
-            let (cfg, hosts, stop, ready, mesh) = (
+            let (cfg, hosts, stop, ready, mesh, all_outbound) = (
                 cfg.clone(),
                 hosts.clone(),
                 stop.clone(),
                 ready_tx.clone(),
                 mesh.clone(),
+                all_outbound.clone(),
             );
             let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores))
                 .name(&format!("siphon-shard-{id}"))
@@ -145,13 +163,23 @@ impl Runtime {
                             return;
                         }
                     };
+                    let mut core = Core::for_shard(cfg.clone(), hosts, mesh_id, shards);
+                    let mine: Vec<(SocketAddr, SocketAddr)> = own
+                        .iter()
+                        .filter_map(|(l, s)| udp::bound(s).map(|a| (*l, a)))
+                        .collect();
+                    core.set_outbound(&all_outbound, &mine);
+                    let own_sockets = own.into_iter().filter_map(|(_, s)| {
+                        udp::bound(&s).map(|a| (a, Rc::new(glommio::net::UdpSocket::from(s))))
+                    });
                     let shard = Rc::new(shard::Shard {
                         id: mesh_id,
-                        core: RefCell::new(Core::for_shard(cfg.clone(), hosts, mesh_id, shards)),
+                        core: RefCell::new(core),
                         cfg,
                         udp: udp_sockets
                             .into_iter()
                             .map(|(a, s)| (a, Rc::new(s)))
+                            .chain(own_sockets)
                             .collect(),
                         tcp: RefCell::new(tcp::Table::new(tcp_cap)),
                         // One idle timer per connection, and room to spare.

@@ -57,6 +57,47 @@ pub(super) fn bind_all(
     Ok(out)
 }
 
+/// Stateful mode: one UDP socket of this shard's own per UDP listener
+/// (without `advertise`: behind NAT the public port would not be known),
+/// bound to the listener's address and a port the kernel picks, without
+/// SO_REUSEPORT. Requests the shard forwards leave from it and name it in
+/// their Via, so their responses come back to this shard and never need
+/// a hand-off. Bound before the shards start, so that every shard knows
+/// every shard's sockets (they are all "us").
+pub(super) fn bind_outbound(cfg: &Config) -> Result<Vec<(SocketAddr, Socket)>, StartError> {
+    let mut out = Vec::new();
+    for l in cfg
+        .listen
+        .iter()
+        .filter(|l| l.transport == Transport::Udp && l.advertise.is_none())
+    {
+        let at = SocketAddr::new(l.addr.ip(), 0);
+        let err = |source| StartError::Bind {
+            transport: Transport::Udp,
+            addr: at,
+            source,
+        };
+        let domain = if at.is_ipv4() {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+        if at.is_ipv6() {
+            s.set_only_v6(true).map_err(err)?;
+        }
+        set_buffers(&s, at, false);
+        s.bind(&at.into()).map_err(err)?;
+        out.push((l.addr, s));
+    }
+    Ok(out)
+}
+
+/// The address a socket is bound to.
+pub(super) fn bound(s: &Socket) -> Option<SocketAddr> {
+    s.local_addr().ok().and_then(|a| a.as_socket())
+}
+
 /// Ask for big buffers and say so when the kernel gives less (it caps them
 /// at net.core.rmem_max / wmem_max and reports double what it keeps).
 fn set_buffers(s: &Socket, addr: SocketAddr, warn: bool) {
