@@ -26,8 +26,8 @@ use crate::proxy::{Core, Drop, Outcome, Transmit};
 pub(super) const MESH_QUEUE: usize = 4096;
 /// How often the shard's timer wheel is advanced.
 pub(super) const TICK: std::time::Duration = std::time::Duration::from_millis(50);
-/// The tick in stateful mode: transaction timers run at T1 = 500 ms and
-/// its multiples; 10 ms keeps them within 2 % of their value.
+/// The shortest tick, when transaction timers are due: they run at T1 =
+/// 500 ms and its multiples; 10 ms keeps them within 2 % of their value.
 pub(super) const TX_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// What goes over the mesh to another shard.
@@ -147,21 +147,23 @@ impl Shard {
     }
 }
 
-/// Advance the shard's timer wheels every tick (`TICK`, or `TX_TICK` in
-/// stateful mode, where transaction timers need it) and act on what
-/// fires, for as long as the shard runs.
+/// Advance the shard's timer wheels and act on what fires, for as long as
+/// the shard runs: every `TICK`, or sooner when a transaction timer is due
+/// (but at most every `TX_TICK`), so that an idle shard sleeps.
 pub(super) fn run_timers(shard: &Rc<Shard>) {
     let shard = shard.clone();
-    let tick = if shard.core.borrow().is_stateful() {
-        TX_TICK
-    } else {
-        TICK
-    };
     glommio::spawn_local(async move {
         let mut fired = Vec::new();
         let mut out = Vec::new();
         loop {
-            glommio::timer::sleep(tick).await;
+            let wait = match shard.core.borrow().poll_timeout() {
+                Some(at) => {
+                    let ms = at.saturating_sub(shard.now());
+                    std::time::Duration::from_millis(ms).clamp(TX_TICK, TICK)
+                }
+                None => TICK,
+            };
+            glommio::timer::sleep(wait).await;
             let now = shard.now();
             shard.timers.borrow_mut().advance(now, &mut fired);
             for t in fired.drain(..) {

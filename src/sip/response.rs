@@ -134,7 +134,8 @@ pub fn build_error(
     true
 }
 
-fn copy(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+/// Write one header field `name: value` and its CRLF.
+pub(crate) fn copy(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

@@ -1,7 +1,7 @@
 //! Client transactions: RFC 3261 §17.1.1 (INVITE, with the RFC 6026 §8.4
 //! Accepted state) and §17.1.2 (non-INVITE).
 
-use super::{Kind, Millis, Timers};
+use super::{due, Deadlines, Kind, Millis, Timers};
 
 /// RFC 3261 Figures 5 and 6, RFC 6026 Figure 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,18 +46,10 @@ pub struct ClientTx {
     reliable: bool,
     state: ClientState,
     timers: Timers,
-    /// Timer A/E: the next retransmission.
-    retransmit_at: Option<Millis>,
-    /// The interval that led to `retransmit_at`.
+    /// The interval that led to the retransmission deadline.
     interval: Millis,
-    /// Timer B/F: the transaction fails.
-    timeout_at: Option<Millis>,
-    /// Timer D/K/M: the transaction ends quietly.
-    end_at: Option<Millis>,
-}
-
-fn due(deadline: Option<Millis>, now: Millis) -> bool {
-    deadline.is_some_and(|t| t <= now)
+    /// Timer A/E (retransmit), Timer B/F (fail), Timer D/K/M (end).
+    at: Deadlines,
 }
 
 impl ClientTx {
@@ -72,12 +64,14 @@ impl ClientTx {
             reliable,
             state,
             timers: *timers,
-            // RFC 3261 §17.1.1.2 Timer A, §17.1.2.2 Timer E: T1, unreliable transports only.
-            retransmit_at: (!reliable).then(|| now.saturating_add(timers.t1)),
             interval: timers.t1,
-            // RFC 3261 §17.1.1.2 Timer B, §17.1.2.2 Timer F: 64*T1.
-            timeout_at: Some(now.saturating_add(timers.b())),
-            end_at: None,
+            at: Deadlines {
+                // RFC 3261 §17.1.1.2 Timer A, §17.1.2.2 Timer E: T1, unreliable transports only.
+                retransmit: (!reliable).then(|| now.saturating_add(timers.t1)),
+                // RFC 3261 §17.1.1.2 Timer B, §17.1.2.2 Timer F: 64*T1.
+                timeout: Some(now.saturating_add(timers.b())),
+                end: None,
+            },
         }
     }
 
@@ -115,7 +109,7 @@ impl ClientTx {
             (Calling | Proceeding, 200..=299) => {
                 self.state = Accepted;
                 self.stop_timers();
-                self.end_at = Some(now.saturating_add(self.timers.b()));
+                self.at.end = Some(now.saturating_add(self.timers.b()));
                 ClientEvent::PassUp
             }
             // RFC 3261 §17.1.1.2: a 300-699 moves to Completed and is
@@ -126,7 +120,7 @@ impl ClientTx {
                     self.state = Terminated;
                 } else {
                     self.state = Completed;
-                    self.end_at = Some(now.saturating_add(self.timers.d()));
+                    self.at.end = Some(now.saturating_add(self.timers.d()));
                 }
                 ClientEvent::PassUpAndAck
             }
@@ -156,7 +150,7 @@ impl ClientTx {
                     self.state = Terminated;
                 } else {
                     self.state = Completed;
-                    self.end_at = Some(now.saturating_add(self.timers.t4));
+                    self.at.end = Some(now.saturating_add(self.timers.t4));
                 }
                 ClientEvent::PassUp
             }
@@ -172,16 +166,16 @@ impl ClientTx {
     /// so after this returns `poll_timeout()` is later than `now`.
     pub fn handle_timeout(&mut self, now: Millis) -> ClientEvent {
         // RFC 3261 §17.1.1.2 Timer D, §17.1.2.2 Timer K, RFC 6026 §8.4 Timer M.
-        if due(self.end_at, now) {
+        if due(self.at.end, now) {
             self.terminate();
             return ClientEvent::Terminated;
         }
         // RFC 3261 §17.1.1.2 Timer B, §17.1.2.2 Timer F.
-        if due(self.timeout_at, now) {
+        if due(self.at.timeout, now) {
             self.terminate();
             return ClientEvent::TimedOut;
         }
-        if due(self.retransmit_at, now) {
+        if due(self.at.retransmit, now) {
             self.interval = match (self.kind, self.state) {
                 // RFC 3261 §17.1.1.2 Timer A: doubles, no cap.
                 (Kind::Invite, _) => self.timers.next_interval(self.interval, false),
@@ -190,7 +184,7 @@ impl ClientTx {
                 // RFC 3261 §17.1.2.2 Timer E in Trying: min(2*interval, T2).
                 (Kind::NonInvite, _) => self.timers.next_interval(self.interval, true),
             };
-            self.retransmit_at = Some(now.saturating_add(self.interval));
+            self.at.retransmit = Some(now.saturating_add(self.interval));
             return ClientEvent::Retransmit;
         }
         ClientEvent::Idle
@@ -211,10 +205,7 @@ impl ClientTx {
 
     /// The earliest deadline of the timers running in this state, if any.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        [self.retransmit_at, self.timeout_at, self.end_at]
-            .into_iter()
-            .flatten()
-            .min()
+        self.at.next()
     }
 
     pub fn is_terminated(&self) -> bool {
@@ -222,9 +213,7 @@ impl ClientTx {
     }
 
     fn stop_timers(&mut self) {
-        self.retransmit_at = None;
-        self.timeout_at = None;
-        self.end_at = None;
+        self.at = Deadlines::default();
     }
 
     fn terminate(&mut self) {

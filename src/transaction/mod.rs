@@ -71,6 +71,31 @@ impl Timers {
     }
 }
 
+/// The three deadlines a transaction of any kind may have running: the
+/// next retransmission (Timers A, E, G), failure (B, F, H) and the quiet
+/// end (D, I, J, K, L, M).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Deadlines {
+    pub retransmit: Option<Millis>,
+    pub timeout: Option<Millis>,
+    pub end: Option<Millis>,
+}
+
+impl Deadlines {
+    /// The earliest running deadline.
+    pub fn next(&self) -> Option<Millis> {
+        [self.retransmit, self.timeout, self.end]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// True if `deadline` is running and has come.
+fn due(deadline: Option<Millis>, now: Millis) -> bool {
+    deadline.is_some_and(|t| t <= now)
+}
+
 /// INVITE and non-INVITE transactions follow different machines
 /// (RFC 3261 §17.1.1 vs §17.1.2, §17.2.1 vs §17.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Server transactions: RFC 3261 §17.2.1 (INVITE, with the RFC 6026 §8.7
 //! Accepted state) and §17.2.2 (non-INVITE).
 
-use super::{Kind, Millis, Timers};
+use super::{due, Deadlines, Kind, Millis, Timers};
 
 /// RFC 3261 Figures 7 and 8, RFC 6026 Figure 7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,18 +41,10 @@ pub struct ServerTx {
     timers: Timers,
     /// A response was sent, so there is one to resend.
     responded: bool,
-    /// Timer G: the next retransmission of the final response.
-    retransmit_at: Option<Millis>,
-    /// The interval that led to `retransmit_at`.
+    /// The interval that led to the retransmission deadline.
     interval: Millis,
-    /// Timer H: no ACK came.
-    timeout_at: Option<Millis>,
-    /// Timer I/J/L: the transaction ends quietly.
-    end_at: Option<Millis>,
-}
-
-fn due(deadline: Option<Millis>, now: Millis) -> bool {
-    deadline.is_some_and(|t| t <= now)
+    /// Timer G (retransmit), Timer H (fail), Timer I/J/L (end).
+    at: Deadlines,
 }
 
 impl ServerTx {
@@ -71,10 +63,8 @@ impl ServerTx {
             state,
             timers: *timers,
             responded: false,
-            retransmit_at: None,
+            at: Deadlines::default(),
             interval: timers.t1,
-            timeout_at: None,
-            end_at: None,
         }
     }
 
@@ -113,7 +103,7 @@ impl ServerTx {
             // RFC 6026 §8.7: a 2xx moves to Accepted, Timer L = 64*T1.
             (Kind::Invite, Proceeding, 200..=299) => {
                 self.state = Accepted;
-                self.end_at = Some(now.saturating_add(self.timers.b()));
+                self.at.end = Some(now.saturating_add(self.timers.b()));
             }
             // RFC 6026 §7.1, §8.7: 2xx retransmissions pass in Accepted.
             (Kind::Invite, Accepted, 200..=299) => {}
@@ -122,8 +112,8 @@ impl ServerTx {
             (Kind::Invite, Proceeding, _) => {
                 self.state = Completed;
                 self.interval = self.timers.t1;
-                self.retransmit_at = (!self.reliable).then(|| now.saturating_add(self.timers.t1));
-                self.timeout_at = Some(now.saturating_add(self.timers.b()));
+                self.at.retransmit = (!self.reliable).then(|| now.saturating_add(self.timers.t1));
+                self.at.timeout = Some(now.saturating_add(self.timers.b()));
             }
             // RFC 3261 §17.2.2: a provisional moves Trying to Proceeding.
             (Kind::NonInvite, Trying | Proceeding, 100..=199) => self.state = Proceeding,
@@ -134,7 +124,7 @@ impl ServerTx {
                     self.terminate();
                 } else {
                     self.state = Completed;
-                    self.end_at = Some(now.saturating_add(self.timers.b()));
+                    self.at.end = Some(now.saturating_add(self.timers.b()));
                 }
             }
             _ => return false,
@@ -152,7 +142,7 @@ impl ServerTx {
                 self.state = ServerState::Terminated;
             } else {
                 self.state = ServerState::Confirmed;
-                self.end_at = Some(now.saturating_add(self.timers.t4));
+                self.at.end = Some(now.saturating_add(self.timers.t4));
             }
         }
         ServerEvent::Absorb
@@ -165,19 +155,19 @@ impl ServerTx {
     /// returns `poll_timeout()` is later than `now`.
     pub fn handle_timeout(&mut self, now: Millis) -> ServerEvent {
         // RFC 3261 §17.2.1 Timer I, §17.2.2 Timer J, RFC 6026 §8.7 Timer L.
-        if due(self.end_at, now) {
+        if due(self.at.end, now) {
             self.terminate();
             return ServerEvent::Terminated;
         }
         // RFC 3261 §17.2.1 Timer H.
-        if due(self.timeout_at, now) {
+        if due(self.at.timeout, now) {
             self.terminate();
             return ServerEvent::TimedOut;
         }
         // RFC 3261 §17.2.1 Timer G: min(2*interval, T2).
-        if due(self.retransmit_at, now) {
+        if due(self.at.retransmit, now) {
             self.interval = self.timers.next_interval(self.interval, true);
-            self.retransmit_at = Some(now.saturating_add(self.interval));
+            self.at.retransmit = Some(now.saturating_add(self.interval));
             return ServerEvent::Resend;
         }
         ServerEvent::Idle
@@ -190,10 +180,7 @@ impl ServerTx {
 
     /// The earliest deadline of the timers running in this state, if any.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        [self.retransmit_at, self.timeout_at, self.end_at]
-            .into_iter()
-            .flatten()
-            .min()
+        self.at.next()
     }
 
     pub fn is_terminated(&self) -> bool {
@@ -201,9 +188,7 @@ impl ServerTx {
     }
 
     fn stop_timers(&mut self) {
-        self.retransmit_at = None;
-        self.timeout_at = None;
-        self.end_at = None;
+        self.at = Deadlines::default();
     }
 
     fn terminate(&mut self) {

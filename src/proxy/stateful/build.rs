@@ -4,6 +4,7 @@
 //! where §16.7 says so, a new status line or aggregated challenges.
 
 use crate::config::Transport;
+use crate::sip::response::copy as field;
 use crate::sip::{Edits, HeaderName, Message};
 
 /// An ACK or CANCEL for the request `req` we sent on a leg: the same
@@ -42,13 +43,6 @@ pub(super) fn derived_request(
     }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     out
-}
-
-fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// A response from downstream as it goes upstream: our Via removed, a

@@ -817,17 +817,22 @@ impl Core {
         mut ctx: Box<Context>,
         out: &mut Vec<Outcome>,
     ) {
-        match (ctx.server.handle_request(), &ctx.last) {
-            (ServerEvent::Resend, Some(last)) => {
-                out.push(Outcome::Resent(Transmit {
-                    data: last.clone(),
-                    ..ctx.up.clone()
-                }));
-                self.table().stats.retransmitted += 1;
-            }
+        match ctx.server.handle_request() {
+            ServerEvent::Resend if ctx.last.is_some() => self.resend_last(&ctx, out),
             _ => self.table().stats.absorbed += 1,
         }
         self.settle(ctx);
+    }
+
+    /// The last response sent upstream, again.
+    fn resend_last(&mut self, ctx: &Context, out: &mut Vec<Outcome>) {
+        if let Some(last) = &ctx.last {
+            out.push(Outcome::Resent(Transmit {
+                data: last.clone(),
+                ..ctx.up.clone()
+            }));
+            self.table().stats.retransmitted += 1;
+        }
     }
 
     /// The context's wheel entry fired: run every timer that is due.
@@ -842,13 +847,7 @@ impl Core {
                 break;
             }
             if ctx.server.handle_timeout(now) == ServerEvent::Resend {
-                if let Some(last) = &ctx.last {
-                    out.push(Outcome::Resent(Transmit {
-                        data: last.clone(),
-                        ..ctx.up.clone()
-                    }));
-                    self.table().stats.retransmitted += 1;
-                }
+                self.resend_last(&ctx, out);
             }
         }
         for i in 0..ctx.legs.len() {
