@@ -140,14 +140,14 @@ pub fn is_loop(via_branch: &[u8], loop_hash: u64) -> bool {
     let rest = via_branch
         .strip_prefix(STATELESS_PREFIX.as_bytes())
         .or_else(|| via_branch.strip_prefix(STATEFUL_PREFIX.as_bytes()));
-    let Some(hex) = rest.and_then(|r| r.get(..16)) else {
+    // `<loop:16 hex>.` follows the prefix.
+    let Some((hex, b'.')) = rest.and_then(|r| Some((r.get(..16)?, *r.get(16)?))) else {
         return false;
     };
-    rest.is_some_and(|r| r.get(16) == Some(&b'.'))
-        && std::str::from_utf8(hex)
-            .ok()
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-            == Some(loop_hash)
+    std::str::from_utf8(hex)
+        .ok()
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        == Some(loop_hash)
 }
 
 /// Our stateful branches: `z9hG4bKsf<loop:16>.<shard>.<slot>.<gen>.<leg>`

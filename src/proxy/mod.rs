@@ -229,11 +229,6 @@ impl Core {
         }
     }
 
-    /// True in stateful mode.
-    pub fn is_stateful(&self) -> bool {
-        self.stateful.is_some()
-    }
-
     // The error is what to send instead: an Outcome moved once, on the
     // path that does not forward.
     #[allow(clippy::result_large_err)]

@@ -3,7 +3,8 @@ use std::path::Path;
 use super::*;
 use crate::sip::{HeaderName, Method};
 
-const BASE: &str = r#"
+/// Two listeners on 127.0.0.1:5060 (UDP, TCP); the stateful tests use it too.
+pub(super) const BASE: &str = r#"
 [server]
 user_agent = "Siphon-test"
 [[listen]]

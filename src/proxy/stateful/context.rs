@@ -1,6 +1,7 @@
 //! One response context (RFC 3261 §16.6–§16.10): the server transaction
 //! of a received request, the legs forwarded for it, the best final
-//! response so far, and what is left to try.
+//! response so far, and what is left to try; how it starts, forwards and
+//! answers. What happens to it afterwards is in `events`.
 //!
 //! - 100 Trying goes up at once for an INVITE (§16.2); never for a
 //!   non-INVITE (RFC 4320 §4.1).
@@ -26,22 +27,19 @@ use bytes::Bytes;
 
 use super::super::request::{upstream, Next, NextHop, Plan};
 use super::super::{Core, Flow, Outcome, Transmit};
-use super::build::{derived_request, upstream_response};
-use super::key::server_key;
+use super::build::upstream_response;
 use super::Table;
 use crate::config::{Fork, Transport};
 use crate::proxy::branch::{loop_hash, LegRef};
 use crate::rt::wheel::TimerKey;
 use crate::sip::{response, Framing, HeaderName, Limits, Message, Method};
-use crate::transaction::{
-    ClientEvent, ClientState, ClientTx, Kind, ServerEvent, ServerState, ServerTx,
-};
+use crate::transaction::{ClientTx, Kind, ServerTx};
 
 /// At most this many legs per context (parallel fork plus failovers).
 const MAX_LEGS: usize = 16;
 /// Bound on timer events handled per transaction per wake-up (each call
 /// moves its deadline past `now`, so one or two are the norm).
-const MAX_TIMER_STEPS: usize = 64;
+pub(super) const MAX_TIMER_STEPS: usize = 64;
 
 pub(in crate::proxy) struct Context {
     pub slot: u32,
@@ -49,57 +47,57 @@ pub(in crate::proxy) struct Context {
     pub key: Box<[u8]>,
     pub timer: Option<TimerKey>,
     pub deadline: Option<u64>,
-    method: Method,
-    server: ServerTx,
+    pub(super) method: Method,
+    pub(super) server: ServerTx,
     /// The request as received, until a final response has gone up (a
     /// failover re-plans from it; local answers are built from it).
-    request: Option<Message>,
-    flow: Flow,
+    pub(super) request: Option<Message>,
+    pub(super) flow: Flow,
     /// Where responses go (§18.2.2).
-    up: Transmit,
+    pub(super) up: Transmit,
     /// The last response sent upstream, for a retransmitted request or
     /// Timer G.
-    last: Option<Vec<u8>>,
-    legs: Vec<Leg>,
-    loop_hash: u64,
+    pub(super) last: Option<Vec<u8>>,
+    pub(super) legs: Vec<Leg>,
+    pub(super) loop_hash: u64,
     /// The destination set, when a configured route chose the targets.
-    dest: Option<usize>,
+    pub(super) dest: Option<usize>,
     /// Targets still to try, in order (serial forking).
-    order: Vec<usize>,
-    best: Option<Best>,
+    pub(super) order: Vec<usize>,
+    pub(super) best: Option<Best>,
     /// WWW-/Proxy-Authenticate values of 401/407 answers, by leg.
-    challenges: Vec<(usize, HeaderName, Vec<u8>)>,
-    cancelled: bool,
-    final_sent: bool,
+    pub(super) challenges: Vec<(usize, HeaderName, Vec<u8>)>,
+    pub(super) cancelled: bool,
+    pub(super) final_sent: bool,
 }
 
-struct Leg {
-    tx: ClientTx,
+pub(super) struct Leg {
+    pub(super) tx: ClientTx,
     /// The request as sent: retransmitted as is; CANCEL and ACK are
     /// derived from it.
-    request: Bytes,
-    transport: Transport,
-    local: SocketAddr,
-    dest: SocketAddr,
+    pub(super) request: Bytes,
+    pub(super) transport: Transport,
+    pub(super) local: SocketAddr,
+    pub(super) dest: SocketAddr,
     /// Index of the target in the destination set.
-    target: Option<usize>,
-    provisional: bool,
+    pub(super) target: Option<usize>,
+    pub(super) provisional: bool,
     /// Has its final answer (received, or a timeout counted as 408).
-    done: bool,
+    pub(super) done: bool,
     /// Given up: its transactions are no longer waited for.
-    abandoned: bool,
+    pub(super) abandoned: bool,
     /// Timer C, or the guard after a CANCEL.
-    timer_c: Option<u64>,
+    pub(super) timer_c: Option<u64>,
     /// The branch timeout (no response yet).
-    no_answer: Option<u64>,
-    cancel: Option<(ClientTx, Vec<u8>)>,
+    pub(super) no_answer: Option<u64>,
+    pub(super) cancel: Option<(ClientTx, Vec<u8>)>,
     /// CANCEL as soon as a provisional arrives (§9.1: not before).
-    cancel_wanted: bool,
+    pub(super) cancel_wanted: bool,
     /// Our ACK for its non-2xx final, resent if the final is.
-    ack: Option<Vec<u8>>,
+    pub(super) ack: Option<Vec<u8>>,
 }
 
-enum Best {
+pub(super) enum Best {
     Received { leg: usize, msg: Message },
     Local(u16),
 }
@@ -146,7 +144,7 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-fn due(t: Option<u64>, now: u64) -> bool {
+pub(super) fn due(t: Option<u64>, now: u64) -> bool {
     t.is_some_and(|t| t <= now)
 }
 
@@ -176,11 +174,11 @@ impl Context {
         legs_over && (self.server.is_terminated() || !self.final_sent)
     }
 
-    fn all_done(&self) -> bool {
+    pub(super) fn all_done(&self) -> bool {
         self.legs.iter().all(|l| l.done)
     }
 
-    fn kind(&self) -> Kind {
+    pub(super) fn kind(&self) -> Kind {
         if self.method == Method::Invite {
             Kind::Invite
         } else {
@@ -188,7 +186,7 @@ impl Context {
         }
     }
 
-    fn consider(&mut self, best: Best, local: bool) {
+    pub(super) fn consider(&mut self, best: Best, local: bool) {
         let code = best.code();
         let replace = match &self.best {
             None => true,
@@ -200,12 +198,12 @@ impl Context {
     }
 }
 
-fn parse(data: Bytes) -> Option<Message> {
+pub(super) fn parse(data: Bytes) -> Option<Message> {
     Message::parse(data, Framing::Datagram, &Limits::default()).ok()
 }
 
 impl Core {
-    fn table(&mut self) -> &mut Table {
+    pub(super) fn table(&mut self) -> &mut Table {
         // Only called on the stateful paths, which exist only with a table.
         self.stateful
             .as_mut()
@@ -214,10 +212,12 @@ impl Core {
 
     /// A new request: a context, 100 Trying for an INVITE, the first
     /// leg(s).
+    /// `key` is the request's §17.2.3 key, as looked up by the caller.
     pub(super) fn new_context(
         &mut self,
         now: u64,
         msg: Message,
+        key: Option<Box<[u8]>>,
         flow: Flow,
         out: &mut Vec<Outcome>,
     ) {
@@ -230,7 +230,7 @@ impl Core {
         if let Some(o) = self.check_loop(&msg, flow, lp) {
             return out.push(o);
         }
-        let Some(key) = server_key(&msg, method) else {
+        let Some(key) = key else {
             return out.push(self.reply(&msg, flow, 400, &"Bad Via", &[]));
         };
         let Some((slot, gen)) = self.table().alloc() else {
@@ -407,27 +407,8 @@ impl Core {
         true
     }
 
-    /// The runtime could not send the request of a leg (RFC 3261 §17.1.4):
-    /// the leg fails as a 408 and the next target is tried.
-    pub(super) fn leg_transport_error(
-        &mut self,
-        now: u64,
-        mut ctx: Box<Context>,
-        i: usize,
-        out: &mut Vec<Outcome>,
-    ) {
-        if let Some(leg) = ctx.legs.get_mut(i) {
-            if leg.tx.handle_transport_error() == ClientEvent::TimedOut {
-                leg.abandoned = true;
-                self.table().stats.transport_errors += 1;
-                self.leg_failed(now, &mut ctx, i, out);
-            }
-        }
-        self.settle(ctx);
-    }
-
     /// Serial forking: start the next target, if the destination allows.
-    fn failover(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) -> bool {
+    pub(super) fn failover(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) -> bool {
         let Some(d) = ctx.dest else { return false };
         if ctx.cancelled || ctx.final_sent || self.cfg.destinations[d].fork != Fork::Serial {
             return false;
@@ -450,7 +431,7 @@ impl Core {
 
     /// Once every leg has its final answer and none is left to try: the
     /// best response goes up (§16.7 step 6).
-    fn conclude(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) {
+    pub(super) fn conclude(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) {
         if ctx.final_sent || !ctx.all_done() {
             return;
         }
@@ -493,7 +474,7 @@ impl Core {
     /// Forward a response from a leg to the caller through the server
     /// transaction.
     #[allow(clippy::too_many_arguments)]
-    fn send_up(
+    pub(super) fn send_up(
         &mut self,
         now: u64,
         ctx: &mut Context,
@@ -523,7 +504,13 @@ impl Core {
     }
 
     /// A response of our own through the server transaction.
-    fn local_reply(&mut self, now: u64, ctx: &mut Context, code: u16, out: &mut Vec<Outcome>) {
+    pub(super) fn local_reply(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        code: u16,
+        out: &mut Vec<Outcome>,
+    ) {
         let Some(req) = ctx.request.as_ref() else {
             return;
         };
@@ -536,382 +523,9 @@ impl Core {
         }
         out.push(o);
     }
-
-    /// A response on leg `i` (§16.7).
-    pub(super) fn leg_response(
-        &mut self,
-        now: u64,
-        mut ctx: Box<Context>,
-        i: usize,
-        msg: &Message,
-        out: &mut Vec<Outcome>,
-    ) {
-        let (Some(code), Some(leg)) = (msg.status(), ctx.legs.get_mut(i)) else {
-            self.settle(ctx);
-            return out.push(self.response(msg));
-        };
-        if msg.cseq().is_some_and(|c| c.method == Method::Cancel) {
-            // The answer to our CANCEL ends its transaction; nothing goes up.
-            if let Some((tx, _)) = leg.cancel.as_mut() {
-                tx.handle_response(code, now);
-            }
-            return self.settle(ctx);
-        }
-        match leg.tx.handle_response(code, now) {
-            ClientEvent::PassUp => self.on_response(now, &mut ctx, i, msg, code, out),
-            ClientEvent::PassUpAndAck => {
-                // §17.1.1.3: the client transaction ACKs a non-2xx final.
-                let ack = parse(leg.request.clone()).map(|req| {
-                    derived_request(
-                        &req,
-                        "ACK",
-                        msg.header(HeaderName::To).unwrap_or_default(),
-                        &[],
-                    )
-                });
-                if let Some(ack) = ack {
-                    out.push(Outcome::Forwarded(leg_transmit(leg, ack.clone())));
-                    leg.ack = Some(ack);
-                }
-                self.on_response(now, &mut ctx, i, msg, code, out);
-            }
-            ClientEvent::Ack => {
-                if let Some(ack) = leg.ack.clone() {
-                    out.push(Outcome::Resent(leg_transmit(leg, ack)));
-                }
-            }
-            _ => self.table().stats.absorbed += 1,
-        }
-        self.settle(ctx);
-    }
-
-    /// §16.7 steps 2–10 for a response its client transaction passed up.
-    fn on_response(
-        &mut self,
-        now: u64,
-        ctx: &mut Context,
-        i: usize,
-        msg: &Message,
-        code: u16,
-        out: &mut Vec<Outcome>,
-    ) {
-        let invite = ctx.method == Method::Invite;
-        let timer_c = self.table().cfg.timer_c_ms;
-        let leg = &mut ctx.legs[i];
-        match code {
-            100..=199 => {
-                leg.no_answer = None;
-                if invite && leg.cancel.is_none() && (!leg.provisional || code > 100) {
-                    // §16.7 step 2: Timer C restarts on a provisional.
-                    leg.timer_c = Some(now + timer_c);
-                }
-                leg.provisional = true;
-                // A leg we want cancelled, or one we gave up on (it timed
-                // out) that rings after all: now it can be cancelled.
-                if invite && (leg.cancel_wanted || leg.done) {
-                    self.send_cancel(now, ctx, i, b"SIP;cause=487", out);
-                }
-                if code > 100 && !ctx.final_sent && !ctx.legs[i].done {
-                    self.send_up(now, ctx, msg, code, None, &[], out);
-                }
-            }
-            200..=299 => {
-                leg.done = true;
-                leg.no_answer = None;
-                leg.timer_c = None;
-                if invite {
-                    // The ACK for a 2xx is end to end and the 2xx is never
-                    // resent by us: only the context's key and timers need
-                    // to live through the Accepted state.
-                    leg.request = Bytes::new();
-                    ctx.last = None;
-                }
-                if invite || !ctx.final_sent {
-                    // Every 2xx to an INVITE goes up, retransmissions too
-                    // (§16.7 step 5, RFC 6026 §7.1).
-                    self.send_up(now, ctx, msg, code, None, &[], out);
-                    ctx.final_sent = true;
-                    ctx.request = None;
-                }
-                if invite {
-                    self.cancel_pending(
-                        now,
-                        ctx,
-                        b"SIP;cause=200;text=\"Call completed elsewhere\"",
-                        out,
-                    );
-                }
-            }
-            _ => {
-                let was_done = leg.done;
-                leg.done = true;
-                leg.no_answer = None;
-                leg.timer_c = None;
-                let target = leg.target;
-                if was_done {
-                    // A late final after its leg timed out: ACKed, not used.
-                    return;
-                }
-                if code == 503 {
-                    if let (Some(d), Some(t), Some(secs)) = (ctx.dest, target, retry_after(msg)) {
-                        self.table().down_until[d][t] = now + u64::from(secs) * 1000;
-                    }
-                }
-                if matches!(code, 401 | 407) {
-                    for name in [HeaderName::WwwAuthenticate, HeaderName::ProxyAuthenticate] {
-                        for v in msg.header_values(name) {
-                            ctx.challenges.push((i, name, v.to_vec()));
-                        }
-                    }
-                }
-                ctx.consider(
-                    Best::Received {
-                        leg: i,
-                        msg: msg.clone(),
-                    },
-                    false,
-                );
-                if code >= 600 {
-                    // §16.7 step 5: a 6xx ends the search.
-                    ctx.order.clear();
-                    self.cancel_pending(now, ctx, b"SIP;cause=600", out);
-                } else if ctx
-                    .dest
-                    .is_some_and(|d| self.cfg.destinations[d].failover_codes.contains(&code))
-                {
-                    self.failover(now, ctx, out);
-                }
-                self.conclude(now, ctx, out);
-            }
-        }
-    }
-
-    /// A leg ended without a final answer: counts as `code` (408, or 487
-    /// after a CANCEL), may fail over.
-    fn leg_failed(&mut self, now: u64, ctx: &mut Context, i: usize, out: &mut Vec<Outcome>) {
-        let leg = &mut ctx.legs[i];
-        if leg.done {
-            return;
-        }
-        leg.done = true;
-        leg.no_answer = None;
-        let code = if ctx.cancelled { 487 } else { 408 };
-        ctx.consider(Best::Local(code), true);
-        self.failover(now, ctx, out);
-        self.conclude(now, ctx, out);
-    }
-
-    /// CANCEL every leg that has no final answer yet (§16.7 step 10,
-    /// §16.10); one without a provisional is cancelled when it gets one.
-    fn cancel_pending(
-        &mut self,
-        now: u64,
-        ctx: &mut Context,
-        reason: &[u8],
-        out: &mut Vec<Outcome>,
-    ) {
-        if ctx.method != Method::Invite {
-            return;
-        }
-        for i in 0..ctx.legs.len() {
-            let l = &mut ctx.legs[i];
-            if l.done || l.cancel.is_some() {
-                continue;
-            }
-            if l.provisional {
-                self.send_cancel(now, ctx, i, reason, out);
-            } else {
-                l.cancel_wanted = true;
-            }
-        }
-    }
-
-    fn send_cancel(
-        &mut self,
-        now: u64,
-        ctx: &mut Context,
-        i: usize,
-        reason: &[u8],
-        out: &mut Vec<Outcome>,
-    ) {
-        let table = self.table();
-        let (timers, guard) = (table.timers, table.timers.b());
-        let leg = &mut ctx.legs[i];
-        // Only a leg that has a provisional and no final can be cancelled
-        // (§9.1).
-        if leg.cancel.is_some() || leg.tx.state() != ClientState::Proceeding {
-            return;
-        }
-        let Some(req) = parse(leg.request.clone()) else {
-            // Cannot happen (we built it), but never wait forever.
-            leg.abandoned = true;
-            return;
-        };
-        let to = req.header(HeaderName::To).unwrap_or_default();
-        let data = derived_request(&req, "CANCEL", to, &[("Reason", reason)]);
-        let tx = ClientTx::new(
-            Kind::NonInvite,
-            leg.transport == Transport::Tcp,
-            now,
-            &timers,
-        );
-        leg.cancel = Some((tx, data.clone()));
-        leg.cancel_wanted = false;
-        // A peer that never answers the CANCEL (nor the INVITE) is given
-        // up after 64*T1.
-        leg.timer_c = Some(now + guard);
-        out.push(Outcome::Forwarded(leg_transmit(leg, data)));
-        self.table().stats.cancels += 1;
-    }
-
-    /// The caller cancelled (§16.10): 200 for the CANCEL, CANCEL on every
-    /// pending leg, no more failover.
-    pub(super) fn cancel_received(
-        &mut self,
-        now: u64,
-        mut ctx: Box<Context>,
-        msg: &Message,
-        flow: Flow,
-        out: &mut Vec<Outcome>,
-    ) {
-        out.push(self.reply(msg, flow, 200, &"OK", &[]));
-        if ctx.method == Method::Invite && !ctx.final_sent {
-            ctx.cancelled = true;
-            ctx.order.clear();
-            let reason = msg
-                .header_by_name("Reason")
-                .map_or(b"SIP;cause=487".to_vec(), <[u8]>::to_vec);
-            self.cancel_pending(now, &mut ctx, &reason, out);
-        }
-        self.settle(ctx);
-    }
-
-    /// An ACK matching an INVITE's server transaction: absorbed if it
-    /// acknowledges our non-2xx final; otherwise (a 2xx ACK from an RFC
-    /// 2543 peer) forwarded like any 2xx ACK.
-    pub(super) fn ack_received(
-        &mut self,
-        now: u64,
-        mut ctx: Box<Context>,
-        msg: &Message,
-        flow: Flow,
-        out: &mut Vec<Outcome>,
-    ) {
-        if matches!(
-            ctx.server.state(),
-            ServerState::Completed | ServerState::Confirmed
-        ) {
-            ctx.server.handle_ack(now);
-            self.table().stats.absorbed += 1;
-        } else {
-            out.push(self.request(msg, flow));
-        }
-        self.settle(ctx);
-    }
-
-    /// A retransmission of a request with a context: the last response
-    /// again, or nothing.
-    pub(super) fn retransmission(
-        &mut self,
-        _now: u64,
-        mut ctx: Box<Context>,
-        out: &mut Vec<Outcome>,
-    ) {
-        match ctx.server.handle_request() {
-            ServerEvent::Resend if ctx.last.is_some() => self.resend_last(&ctx, out),
-            _ => self.table().stats.absorbed += 1,
-        }
-        self.settle(ctx);
-    }
-
-    /// The last response sent upstream, again.
-    fn resend_last(&mut self, ctx: &Context, out: &mut Vec<Outcome>) {
-        if let Some(last) = &ctx.last {
-            out.push(Outcome::Resent(Transmit {
-                data: last.clone(),
-                ..ctx.up.clone()
-            }));
-            self.table().stats.retransmitted += 1;
-        }
-    }
-
-    /// The context's wheel entry fired: run every timer that is due.
-    pub(super) fn context_timeout(
-        &mut self,
-        now: u64,
-        mut ctx: Box<Context>,
-        out: &mut Vec<Outcome>,
-    ) {
-        for _ in 0..MAX_TIMER_STEPS {
-            if !due(ctx.server.poll_timeout(), now) {
-                break;
-            }
-            if ctx.server.handle_timeout(now) == ServerEvent::Resend {
-                self.resend_last(&ctx, out);
-            }
-        }
-        for i in 0..ctx.legs.len() {
-            if ctx.legs[i].abandoned {
-                continue;
-            }
-            for _ in 0..MAX_TIMER_STEPS {
-                let leg = &mut ctx.legs[i];
-                if !due(leg.tx.poll_timeout(), now) {
-                    break;
-                }
-                match leg.tx.handle_timeout(now) {
-                    ClientEvent::Retransmit if !leg.done => {
-                        let data = leg.request.to_vec();
-                        out.push(Outcome::Resent(leg_transmit(leg, data)));
-                        self.table().stats.retransmitted += 1;
-                    }
-                    ClientEvent::TimedOut => {
-                        self.table().stats.timeouts += u64::from(!leg.done);
-                        self.leg_failed(now, &mut ctx, i, out);
-                    }
-                    _ => {}
-                }
-            }
-            for _ in 0..MAX_TIMER_STEPS {
-                let leg = &mut ctx.legs[i];
-                let Some((tx, data)) = leg.cancel.as_mut() else {
-                    break;
-                };
-                if !due(tx.poll_timeout(), now) {
-                    break;
-                }
-                if tx.handle_timeout(now) == ClientEvent::Retransmit {
-                    let data = data.clone();
-                    out.push(Outcome::Resent(leg_transmit(leg, data)));
-                    self.table().stats.retransmitted += 1;
-                }
-            }
-            let leg = &mut ctx.legs[i];
-            if due(leg.no_answer, now) {
-                leg.no_answer = None;
-                self.table().stats.timeouts += u64::from(!ctx.legs[i].done);
-                self.leg_failed(now, &mut ctx, i, out);
-            }
-            let leg = &mut ctx.legs[i];
-            if due(leg.timer_c, now) {
-                leg.timer_c = None;
-                if leg.cancel.is_some() {
-                    // The guard after our CANCEL: give the leg up.
-                    leg.abandoned = true;
-                    self.leg_failed(now, &mut ctx, i, out);
-                } else {
-                    // §16.8: Timer C: CANCEL the leg, count it as a 408.
-                    self.table().stats.timeouts += 1;
-                    self.send_cancel(now, &mut ctx, i, b"SIP;cause=408;text=\"Timer C\"", out);
-                    self.leg_failed(now, &mut ctx, i, out);
-                }
-            }
-        }
-        self.settle(ctx);
-    }
 }
 
-fn leg_transmit(leg: &Leg, data: Vec<u8>) -> Transmit {
+pub(super) fn leg_transmit(leg: &Leg, data: Vec<u8>) -> Transmit {
     Transmit {
         leg: None,
         transport: leg.transport,
@@ -920,14 +534,6 @@ fn leg_transmit(leg: &Leg, data: Vec<u8>) -> Transmit {
         conn: None,
         data,
     }
-}
-
-/// Retry-After in seconds (RFC 3261 §20.33), if present and sane.
-fn retry_after(msg: &Message) -> Option<u32> {
-    let v = msg.header(HeaderName::RetryAfter)?;
-    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-    let n: u32 = std::str::from_utf8(&v[..digits]).ok()?.parse().ok()?;
-    Some(n.min(3600))
 }
 
 #[cfg(test)]

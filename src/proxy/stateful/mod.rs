@@ -15,6 +15,7 @@
 
 mod build;
 mod context;
+mod events;
 mod key;
 #[cfg(test)]
 mod tests;
@@ -190,8 +191,10 @@ impl Core {
         };
         // §17.2.3: a retransmission, an ACK for a non-2xx, or a CANCEL finds
         // its INVITE's context.
-        let found = key::server_key(&msg, method)
-            .and_then(|k| table.index.get(&k).copied())
+        let key = key::server_key(&msg, method);
+        let found = key
+            .as_ref()
+            .and_then(|k| table.index.get(k).copied())
             .and_then(|slot| {
                 let gen = table.slots.get(slot as usize)?.gen;
                 table.take(slot, gen)
@@ -204,8 +207,8 @@ impl Core {
             // An ACK for a 2xx is its own transaction end to end: forwarded
             // statelessly along the route set (§16.6).
             (Method::Ack, None) => out.push(self.request(&msg, flow)),
-            (_, Some(ctx)) => self.retransmission(now, ctx, out),
-            (_, None) => self.new_context(now, msg, flow, out),
+            (_, Some(ctx)) => self.retransmission(ctx, out),
+            (_, None) => self.new_context(now, msg, key, flow, out),
         }
     }
 

@@ -8,21 +8,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::{Config, Transport};
+use crate::proxy::tests::BASE;
 use crate::proxy::{Core, Flow, Hosts, Outcome, Transmit};
 use crate::sip::{Framing, HeaderName, Limits, Message};
 use crate::testkit;
-
-const BASE: &str = r#"
-[server]
-user_agent = "Siphon-test"
-[[listen]]
-transport = "udp"
-addr = "127.0.0.1:5060"
-[[listen]]
-transport = "tcp"
-addr = "127.0.0.1:5060"
-"#;
-
 const TWO_TARGETS: &str = r#"
 [[route]]
 name = "all"
