@@ -5,9 +5,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod proxy;
+pub mod registrar;
 pub mod rt;
 pub mod sip;
 pub mod testkit;

@@ -99,7 +99,7 @@ fn run(path: &std::path::Path) -> ExitCode {
         }
     };
     let _metrics = match &cfg.metrics {
-        Some(m) => match Metrics::start(m.listen, rt.counters()) {
+        Some(m) => match Metrics::start_with(m.listen, rt.counters(), gauges(&rt)) {
             Ok(srv) => {
                 tracing::info!(addr = %srv.addr, "metrics on http://{}/metrics", srv.addr);
                 Some(srv)
@@ -111,6 +111,18 @@ fn run(path: &std::path::Path) -> ExitCode {
         },
         None => None,
     };
+    if let Some(r) = &rt.replayed {
+        tracing::info!(
+            records = r.records,
+            bindings = r.bindings,
+            "registrar journal replayed: {} records, {} live bindings",
+            r.records,
+            r.bindings
+        );
+        for (file, bytes) in &r.torn {
+            tracing::warn!("registrar journal {}: {bytes} bytes at the end were not a whole record (a write cut short) and were skipped", file.display());
+        }
+    }
     let listening: Vec<String> = rt
         .listening
         .iter()
@@ -135,6 +147,19 @@ fn run(path: &std::path::Path) -> ExitCode {
         s.tcp_accepted + s.tcp_connected
     );
     ExitCode::SUCCESS
+}
+
+/// Process-wide gauges for the metrics listener.
+fn gauges(rt: &Runtime) -> Vec<siphon::metrics::Gauge> {
+    let mut g: Vec<siphon::metrics::Gauge> = Vec::new();
+    if let Some(r) = rt.registrar.clone() {
+        g.push((
+            "siphon_registrar_bindings",
+            "bindings in the location table (live, or expired and not yet swept)",
+            Arc::new(move || r.store.len() as u64),
+        ));
+    }
+    g
 }
 
 /// Log lines to stderr, as text or JSON, at the configured level.

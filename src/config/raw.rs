@@ -23,6 +23,39 @@ pub(super) struct RawConfig {
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub tcp: RawTcp,
+    pub registrar: Option<RawRegistrar>,
+    pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegistrar {
+    pub domains: Option<Spanned<Vec<String>>>,
+    pub default_expires: Option<Spanned<i64>>,
+    pub min_expires: Option<Spanned<i64>>,
+    pub max_expires: Option<Spanned<i64>>,
+    pub max_contacts: Option<Spanned<i64>>,
+    pub max_bindings: Option<Spanned<i64>>,
+    pub partitions: Option<Spanned<i64>>,
+    pub journal_dir: Option<String>,
+    pub fsync: Option<Spanned<String>>,
+    pub fsync_interval_ms: Option<Spanned<i64>>,
+    pub compact_interval_s: Option<Spanned<i64>>,
+    pub fork: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub realm: Option<String>,
+    pub secret: Option<String>,
+    pub nonce_lifetime_s: Option<Spanned<i64>>,
+    pub max_nonces: Option<Spanned<i64>>,
+    pub users_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    pub register: Option<bool>,
+    pub requests: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,7 +104,8 @@ pub(super) struct RawRoute {
     pub name: String,
     #[serde(rename = "match", default)]
     pub matcher: RawMatch,
-    pub destination: Spanned<String>,
+    pub destination: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -79,7 +79,7 @@ fn a_full_config() {
     );
     assert_eq!(c.routes[0].matcher.domain.as_deref(), Some("example.com"));
     assert_eq!(c.routes[0].matcher.method.as_deref(), Some("INVITE"));
-    let a = &c.destinations[c.routes[0].destination];
+    let a = &c.destinations[dest(&c.routes[0])];
     assert_eq!(a.name, "carrier_a");
     assert_eq!(
         (
@@ -98,7 +98,7 @@ fn a_full_config() {
         ),
         ("::1", Transport::Tcp, 1)
     );
-    let b = &c.destinations[c.routes[1].destination];
+    let b = &c.destinations[dest(&c.routes[1])];
     assert_eq!(
         (b.targets[0].host.as_str(), b.targets[0].port),
         ("gw.example.net", 5060)
@@ -225,4 +225,11 @@ fn unreadable_file() {
             .starts_with("/nonexistent/siphon.toml: cannot read"),
         "{e}"
     );
+}
+
+fn dest(r: &Route) -> usize {
+    match r.action {
+        Action::Destination(d) => d,
+        Action::Location => panic!("route {} is a location route", r.name),
+    }
 }

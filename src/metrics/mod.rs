@@ -20,9 +20,25 @@ pub struct Metrics {
     thread: Option<JoinHandle<()>>,
 }
 
+/// A gauge read at each scrape: name, help, reader.
+pub type Gauge = (
+    &'static str,
+    &'static str,
+    Arc<dyn Fn() -> u64 + Send + Sync>,
+);
+
 impl Metrics {
     /// Listen on `addr` and serve the sum of `shards`' counters.
     pub fn start(addr: SocketAddr, shards: Vec<Arc<Counters>>) -> std::io::Result<Metrics> {
+        Metrics::start_with(addr, shards, Vec::new())
+    }
+
+    /// As `start`, with process-wide `gauges` besides the shards' series.
+    pub fn start_with(
+        addr: SocketAddr,
+        shards: Vec<Arc<Counters>>,
+        gauges: Vec<Gauge>,
+    ) -> std::io::Result<Metrics> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -34,7 +50,7 @@ impl Metrics {
                 while !flag.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((conn, _)) => {
-                            let _ = serve(conn, &shards);
+                            let _ = serve(conn, &shards, &gauges);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(20))
@@ -60,7 +76,7 @@ impl Drop for Metrics {
     }
 }
 
-fn serve(mut conn: TcpStream, shards: &[Arc<Counters>]) -> std::io::Result<()> {
+fn serve(mut conn: TcpStream, shards: &[Arc<Counters>], gauges: &[Gauge]) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
@@ -82,12 +98,15 @@ fn serve(mut conn: TcpStream, shards: &[Arc<Counters>]) -> std::io::Result<()> {
     match (method, path) {
         (b"GET", b"/metrics") => {
             let per: Vec<Snapshot> = shards.iter().map(|c| Snapshot::of(c)).collect();
-            respond(
-                &mut conn,
-                "200 OK",
-                "text/plain; version=0.0.4",
-                &render(&per),
-            )
+            let mut text = render(&per);
+            for (name, help, read) in gauges {
+                let _ = writeln!(
+                    text,
+                    "# HELP {name} {help}.\n# TYPE {name} gauge\n{name} {}",
+                    read()
+                );
+            }
+            respond(&mut conn, "200 OK", "text/plain; version=0.0.4", &text)
         }
         (b"GET", b"/health") => respond(&mut conn, "200 OK", "text/plain", "ok\n"),
         (b"GET", _) => respond(&mut conn, "404 Not Found", "text/plain", "not found\n"),

@@ -6,6 +6,7 @@
 pub mod branch;
 pub mod hosts;
 pub mod identity;
+mod local;
 mod request;
 mod response;
 mod stateful;
@@ -157,6 +158,30 @@ pub struct Core {
     /// socket's address, the Via sent-by naming it): requests leave from
     /// it, so their responses come back to this shard.
     outbound: Vec<(SocketAddr, SocketAddr, String)>,
+    /// The registrar and location service shared by every shard.
+    registrar: Option<Arc<crate::registrar::Registrar>>,
+    auth: Option<Arc<crate::auth::Auth>>,
+    /// Journal records not yet written (see `take_journal`).
+    journal: Vec<u8>,
+    /// Recent REGISTER answers, for retransmissions.
+    answered: local::Answered,
+    /// The shard's clock at the message being handled (ms), and the unix
+    /// time (ms) at which it was 0.
+    now_ms: u64,
+    unix_base_ms: u64,
+    /// Registrar and authentication counters.
+    pub reg_stats: RegStats,
+}
+
+/// What the registrar and the authenticator of one shard did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegStats {
+    /// REGISTERs answered by the registrar.
+    pub registers: u64,
+    /// 401/407 challenges sent.
+    pub challenges: u64,
+    /// 403 for bad credentials.
+    pub auth_failures: u64,
 }
 
 impl Core {
@@ -185,6 +210,15 @@ impl Core {
             scratch: String::new(),
             stateful,
             outbound: Vec::new(),
+            registrar: None,
+            auth: None,
+            journal: Vec::new(),
+            answered: local::Answered::new(),
+            now_ms: 0,
+            reg_stats: RegStats::default(),
+            unix_base_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         }
     }
 
@@ -219,6 +253,7 @@ impl Core {
     /// Handle one message at `now` (ms on the shard's clock) in the
     /// configured mode; what to do is appended to `out`.
     pub fn handle_at(&mut self, now: u64, data: Bytes, flow: Flow, out: &mut Vec<Outcome>) {
+        self.now_ms = now;
         if self.stateful.is_none() {
             return out.push(self.handle(data, flow));
         }

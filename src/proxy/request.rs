@@ -8,7 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
 use super::{Core, Drop, Flow, Outcome, Transmit};
-use crate::config::{Target, Transport};
+use crate::config::{Action, Target, Transport};
+use crate::registrar::Binding;
 use crate::sip::uri::{Host, Uri};
 use crate::sip::{response, HeaderName, Message, Method, ParseError};
 
@@ -21,6 +22,15 @@ pub(super) struct NextHop {
 }
 
 impl NextHop {
+    /// No hop (a placeholder while a plan's `next` is taken apart).
+    pub(super) fn none() -> NextHop {
+        NextHop {
+            host: String::new(),
+            port: 0,
+            transport: Transport::Udp,
+        }
+    }
+
     pub(super) fn of_target(t: &Target) -> NextHop {
         NextHop {
             host: t.host.clone(),
@@ -48,6 +58,17 @@ pub(super) struct Plan<'m> {
     /// The next hop (the first remaining Route) is a strict router.
     strict_next: bool,
     pub next: Next,
+    /// A registered contact the request goes to (§16.5): its URI becomes
+    /// the Request-URI, its Path values Route headers (RFC 3327).
+    pub retarget: Option<LocTarget>,
+}
+
+/// One registered contact of the AOR a request is for.
+#[derive(Debug, Clone)]
+pub(crate) struct LocTarget {
+    pub contact: Box<[u8]>,
+    pub path: Box<[Box<[u8]>]>,
+    pub hop: NextHop,
 }
 
 /// Where the next hop comes from.
@@ -56,17 +77,27 @@ pub(super) enum Next {
     Hop(NextHop),
     /// A configured route matched: a target of this destination set.
     Destination(usize),
+    /// The location service: the live contacts of the Request-URI's AOR,
+    /// best first.
+    Location(Vec<LocTarget>),
 }
 
 impl Core {
     /// The stateless proxy: plan, pick a next hop, forward.
     pub(super) fn request(&mut self, msg: &Message, flow: Flow) -> Outcome {
-        let plan = match self.plan(msg, flow) {
+        let mut plan = match self.plan(msg, flow) {
             Ok(p) => p,
             Err(out) => return out,
         };
-        let hop = match &plan.next {
+        let hop = match &mut plan.next {
             Next::Hop(h) => h.clone(),
+            // Stateless: the best contact only.
+            Next::Location(targets) => {
+                let t = targets.swap_remove(0);
+                let hop = t.hop.clone();
+                plan.retarget = Some(t);
+                hop
+            }
             Next::Destination(d) => {
                 let d = *d;
                 let targets = &self.cfg.destinations[d].targets;
@@ -168,13 +199,35 @@ impl Core {
             }
         }
 
+        // §10.3 step 1: a REGISTER for a domain we serve (or for us) is
+        // the registrar's; any other is proxied.
+        let to_registrar = remaining.is_empty()
+            && fixed_ruri.is_none()
+            && self
+                .registrar
+                .as_ref()
+                .is_some_and(|r| ruri_is_ours || matches!(ruri.host, Host::Name(h) if r.serves(h)));
+        if method == Method::Register && to_registrar {
+            return Err(self.registrar_request(msg, flow));
+        }
+        // Digest authentication of initial requests, where configured.
+        if let Some(o) = self.challenge_request(msg, flow, method) {
+            return Err(o);
+        }
+
         // §16.5/16.6: the next hop. A Route first; then the configured routes;
-        // then the Request-URI, unless that is us.
+        // then the location service for a domain we serve; then the
+        // Request-URI, unless that is us.
         let strict_next = remaining.first().is_some_and(|u| !u.lr());
         let next = if let Some(r) = remaining.first() {
             Next::Hop(uri_hop(r))
-        } else if let Some(d) = self.configured_destination(msg, &target) {
-            Next::Destination(d)
+        } else if let Some(a) = self.configured_action(msg, &target) {
+            match a {
+                Action::Destination(d) => Next::Destination(d),
+                Action::Location => self.location(msg, flow, &target)?,
+            }
+        } else if to_registrar && target.user.is_some() {
+            self.location(msg, flow, &target)?
         } else if to_me {
             return Err(self.reply(msg, flow, 404, &"Not Found", &[]));
         } else {
@@ -189,7 +242,43 @@ impl Core {
             strict_next,
             next,
             routes,
+            retarget: None,
         })
+    }
+
+    /// The location service (RFC 3261 §10, §16.5): the live contacts of
+    /// the AOR `target` names, best first; 404 for an AOR nobody knows,
+    /// 480 for a known one with no live binding.
+    // The error is what to send instead: an Outcome moved once, on the
+    // path that does not forward.
+    #[allow(clippy::result_large_err)]
+    fn location(&self, msg: &Message, flow: Flow, target: &Uri<'_>) -> Result<Next, Outcome> {
+        let Some(reg) = &self.registrar else {
+            return Err(self.reply(msg, flow, 404, &"Not Found", &[]));
+        };
+        let Some(aor) = reg.aor(target, self.uri_is_me(target)) else {
+            return Err(self.reply(msg, flow, 404, &"Not Found", &[]));
+        };
+        let record = reg.store.get(&aor);
+        let now = self.unix_now();
+        let live: Vec<LocTarget> = record
+            .as_ref()
+            .map(|r| r.live(now).into_iter().filter_map(loc_target).collect())
+            .unwrap_or_default();
+        if live.is_empty() {
+            let user = aor.split(|&b| b == b'@').next().unwrap_or_default();
+            let known = record.is_some()
+                || self
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.knows(&String::from_utf8_lossy(user)));
+            return Err(if known {
+                self.reply(msg, flow, 480, &"Temporarily Unavailable", &[])
+            } else {
+                self.reply(msg, flow, 404, &"Not Found", &[])
+            });
+        }
+        Ok(Next::Location(live))
     }
 
     /// The address and transport of a next hop, or a local answer (503
@@ -278,7 +367,12 @@ impl Core {
                     || (plan.fixed_ruri.is_some() && k == last)
                     || (plan.strict_next && k == own_routes))
             });
-            if let Some(fixed) = plan.fixed_ruri {
+            if let Some(t) = &plan.retarget {
+                e.set_request_uri(msg, &t.contact);
+                for p in t.path.iter() {
+                    e.add_header(msg, "Route", p);
+                }
+            } else if let Some(fixed) = plan.fixed_ruri {
                 let mut text = Vec::new();
                 fixed.write_to(&mut text);
                 e.set_request_uri(msg, &text);
@@ -384,7 +478,7 @@ impl Core {
         reply_to(req, flow, data, code)
     }
 
-    fn uri_is_me(&self, u: &Uri<'_>) -> bool {
+    pub(super) fn uri_is_me(&self, u: &Uri<'_>) -> bool {
         match u.host {
             Host::Name(h) => self.me.is_me(h, u.port),
             Host::V4(a) => self.me.is_me_ip(a.into(), u.port),
@@ -393,8 +487,8 @@ impl Core {
         }
     }
 
-    /// The destination set of the first configured route that matches.
-    fn configured_destination(&self, msg: &Message, ruri: &Uri<'_>) -> Option<usize> {
+    /// The action of the first configured route that matches.
+    fn configured_action(&self, msg: &Message, ruri: &Uri<'_>) -> Option<Action> {
         let host = match ruri.host {
             Host::Name(h) => String::from_utf8_lossy(h).to_ascii_lowercase(),
             Host::V4(a) => a.to_string(),
@@ -412,7 +506,7 @@ impl Core {
                     .as_ref()
                     .is_none_or(|want| msg.method_bytes() == want.as_bytes())
         })?;
-        Some(route.destination)
+        Some(route.action)
     }
 
     fn resolve(&self, host: &str, prefer_v4: bool) -> Option<IpAddr> {
@@ -420,6 +514,29 @@ impl Core {
             .ok()
             .or_else(|| self.hosts.lookup(host, prefer_v4))
     }
+}
+
+/// Where a binding is reached: through its first Path value; over TCP
+/// back to where it registered from (the connection it registered on,
+/// when still open); over UDP at its Contact URI.
+fn loc_target(b: &Binding) -> Option<LocTarget> {
+    let hop = if let Some(p) = b.path.first() {
+        let inner = p.strip_prefix(b"<").and_then(|p| p.strip_suffix(b">"))?;
+        uri_hop(&Uri::parse(inner).ok()?)
+    } else if b.transport == Transport::Tcp {
+        NextHop {
+            host: b.source.ip().to_string(),
+            port: b.source.port(),
+            transport: Transport::Tcp,
+        }
+    } else {
+        uri_hop(&Uri::parse(&b.contact).ok()?)
+    };
+    Some(LocTarget {
+        contact: b.contact.clone(),
+        path: b.path.clone(),
+        hop,
+    })
 }
 
 /// Next hop from a SIP URI: maddr over host, port, transport parameter.

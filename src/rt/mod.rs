@@ -25,8 +25,10 @@ use std::time::{Duration, Instant};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::auth::Auth;
 use crate::config::{Config, Transport};
 use crate::proxy::{Core, Hosts};
+use crate::registrar::Registrar;
 
 pub use limits::{io_memory_per_shard, memlock_limit};
 pub use stats::{Counters, Snapshot, SERIES};
@@ -51,6 +53,9 @@ pub enum StartError {
     },
     /// The executor thread could not be created.
     Executor(String),
+    /// The registrar's journal could not be read, or the users file of
+    /// `[auth]`.
+    Registrar(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -66,6 +71,7 @@ impl std::fmt::Display for StartError {
                 write!(f, "cannot listen on {} {addr}: {source}", transport.as_str())
             }
             StartError::Executor(e) => write!(f, "cannot start a shard: {e}"),
+            StartError::Registrar(e) => write!(f, "{e}"),
         }
     }
 }
@@ -80,6 +86,81 @@ pub struct Runtime {
     /// The addresses actually bound (port 0 in a config is refused, but
     /// tests bind what they ask for).
     pub listening: Vec<(Transport, SocketAddr)>,
+    /// The registrar every shard shares, when configured.
+    pub registrar: Option<Arc<Registrar>>,
+    /// What the journal replay found at start.
+    pub replayed: Option<crate::registrar::journal::Replayed>,
+    housekeeping: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The registrar (its table rebuilt from the journal) and the
+/// authenticator of `cfg`.
+#[allow(clippy::type_complexity)]
+fn services(
+    cfg: &Config,
+) -> Result<
+    (
+        Option<Arc<Registrar>>,
+        Option<crate::registrar::journal::Replayed>,
+        Option<Arc<Auth>>,
+    ),
+    StartError,
+> {
+    let (registrar, replayed) = match &cfg.registrar {
+        Some(r) => {
+            let (reg, replayed) = Registrar::open(r.clone(), cfg.server.shards).map_err(|e| {
+                StartError::Registrar(format!(
+                    "cannot open the registrar journal {}: {e}",
+                    r.journal_dir
+                        .as_deref()
+                        .map_or(String::new(), |d| d.display().to_string())
+                ))
+            })?;
+            (Some(Arc::new(reg)), replayed)
+        }
+        None => (None, None),
+    };
+    let auth = match &cfg.auth {
+        Some(a) => Some(Arc::new(auth_of(a).map_err(StartError::Registrar)?)),
+        None => None,
+    };
+    Ok((registrar, replayed, auth))
+}
+
+/// The authenticator `[auth]` describes: its users from `users` and
+/// `users_file`; the nonce key from `secret` (SHA-256 of it, so proxies
+/// that share it accept each other's nonces) or random.
+fn auth_of(a: &crate::config::AuthCfg) -> Result<Auth, String> {
+    use sha2::Digest;
+    let mut users = match &a.users_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read auth.users_file {}: {e}", f.display()))?;
+            crate::auth::parse_users(&text).map_err(|e| format!("{}: {e}", f.display()))?
+        }
+        None => crate::auth::Users::new(),
+    };
+    for (u, p) in &a.users {
+        users.insert(u.clone(), crate::auth::Credential::password(p));
+    }
+    let secret: [u8; 32] = match &a.secret {
+        Some(s) => sha2::Sha256::digest(s.as_bytes()).into(),
+        None => {
+            let mut k = [0u8; 32];
+            let mut f = std::fs::File::open("/dev/urandom")
+                .map_err(|e| format!("cannot read /dev/urandom for the nonce key: {e}"))?;
+            std::io::Read::read_exact(&mut f, &mut k)
+                .map_err(|e| format!("cannot read /dev/urandom for the nonce key: {e}"))?;
+            k
+        }
+    };
+    Ok(Auth::new(
+        a.realm.clone(),
+        secret,
+        a.nonce_lifetime_s,
+        users,
+        a.max_nonces,
+    ))
 }
 
 impl Runtime {
@@ -88,6 +169,7 @@ impl Runtime {
     /// here, not logged later).
     pub fn start(cfg: Arc<Config>, hosts: Arc<Hosts>) -> Result<Runtime, StartError> {
         probe_listeners(&cfg)?;
+        let (registrar, replayed, auth) = services(&cfg)?;
         let shards = cfg.server.shards;
         let limit = memlock_limit();
         let io_memory = io_memory_per_shard(limit, shards).ok_or(StartError::Memlock {
@@ -129,6 +211,7 @@ impl Runtime {
                 mesh.clone(),
                 all_outbound.clone(),
             );
+            let (registrar, auth) = (registrar.clone(), auth.clone());
             let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores))
                 .name(&format!("siphon-shard-{id}"))
                 .io_memory(io_memory);
@@ -169,6 +252,19 @@ impl Runtime {
                         .filter_map(|(l, s)| udp::bound(s).map(|a| (*l, a)))
                         .collect();
                     core.set_outbound(&all_outbound, &mine);
+                    let journal = registrar.as_ref().and_then(|r| r.writer(id));
+                    if let Some(r) = registrar {
+                        core.set_registrar(r);
+                    }
+                    if let Some(a) = auth {
+                        core.set_auth(a);
+                    }
+                    let epoch = wheel::Epoch::new(Instant::now());
+                    core.set_unix_base(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64),
+                    );
                     let own_sockets = own.into_iter().filter_map(|(_, s)| {
                         udp::bound(&s).map(|a| (a, Rc::new(glommio::net::UdpSocket::from(s))))
                     });
@@ -184,7 +280,10 @@ impl Runtime {
                         tcp: RefCell::new(tcp::Table::new(tcp_cap)),
                         // One idle timer per connection, and room to spare.
                         timers: RefCell::new(wheel::Wheel::with_capacity(tcp_cap + 1024)),
-                        epoch: wheel::Epoch::new(Instant::now()),
+                        epoch,
+                        journal: RefCell::new(journal),
+                        held: RefCell::new(Vec::new()),
+                        journal_buf: RefCell::new(Vec::new()),
                         writers: Cell::new(0),
                         outbox: RefCell::new(Vec::with_capacity(udp::BATCH)),
                         send_headers: RefCell::new(nix::sys::socket::MultiHeaders::preallocate(
@@ -213,11 +312,21 @@ impl Runtime {
             handles.push(handle);
         }
         drop(ready_tx);
+        let housekeeping = match &registrar {
+            Some(r) => Some(
+                crate::registrar::housekeeping(r.clone(), stop.clone())
+                    .map_err(|e| StartError::Executor(e.to_string()))?,
+            ),
+            None => None,
+        };
         let mut rt = Runtime {
             shards: handles,
             stop,
             counters,
             listening: Vec::new(),
+            registrar,
+            replayed,
+            housekeeping,
         };
         for _ in 0..shards {
             // Bounded: a shard whose executor failed to start (pinning to a
@@ -255,6 +364,9 @@ impl Runtime {
     pub fn shutdown(&mut self) {
         self.stop();
         for h in self.shards.drain(..) {
+            let _ = h.join();
+        }
+        if let Some(h) = self.housekeeping.take() {
             let _ = h.join();
         }
     }

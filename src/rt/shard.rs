@@ -69,6 +69,12 @@ pub(super) struct Shard {
     pub mesh: Option<Senders<Handoff>>,
     /// What the core decided for the message being handled (reused).
     pub decided: RefCell<Vec<Outcome>>,
+    /// This shard's end of the registrar journal, when there is one.
+    pub journal: RefCell<Option<crate::registrar::journal::Writer>>,
+    /// What was decided after a change that is not yet in the journal:
+    /// carried out by `flush`, once the journal is written.
+    pub held: RefCell<Vec<Outcome>>,
+    pub journal_buf: RefCell<Vec<u8>>,
 }
 
 impl Shard {
@@ -84,11 +90,55 @@ impl Shard {
     /// Hand one received message to the core and carry out what it decides.
     pub fn handle(self: &Rc<Self>, now: u64, data: bytes::Bytes, flow: crate::proxy::Flow) {
         let mut out = std::mem::take(&mut *self.decided.borrow_mut());
-        self.core.borrow_mut().handle_at(now, data, flow, &mut out);
-        for o in out.drain(..) {
-            self.dispatch(o);
+        let held = {
+            let mut core = self.core.borrow_mut();
+            core.handle_at(now, data, flow, &mut out);
+            core.journal_pending()
+        };
+        if held || !self.held.borrow().is_empty() {
+            // A registrar change waits for its journal write (in `flush`,
+            // once per receive batch), and so does everything after it.
+            self.held.borrow_mut().append(&mut out);
+        } else {
+            for o in out.drain(..) {
+                self.dispatch(o);
+            }
         }
         *self.decided.borrow_mut() = out;
+    }
+
+    /// Write the registrar changes made since the last call to the
+    /// journal, then carry out what waited for them. If the write fails,
+    /// the answers that acknowledge the changes are not sent (the UAs
+    /// retransmit; the error is logged and counted).
+    pub fn write_journal(self: &Rc<Self>) {
+        let mut buf = std::mem::take(&mut *self.journal_buf.borrow_mut());
+        buf.clear();
+        self.core.borrow_mut().take_journal(&mut buf);
+        let ok = match (&mut *self.journal.borrow_mut(), buf.is_empty()) {
+            (_, true) | (None, _) => true,
+            (Some(w), false) => match w.append(&buf) {
+                Ok(()) => {
+                    Counters::add(&self.counters.journal_writes, 1);
+                    Counters::add(&self.counters.journal_bytes, buf.len() as u64);
+                    true
+                }
+                Err(e) => {
+                    Counters::add(&self.counters.journal_errors, 1);
+                    tracing::error!("registrar journal write failed: {e}");
+                    false
+                }
+            },
+        };
+        *self.journal_buf.borrow_mut() = buf;
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for o in held {
+            if ok {
+                self.dispatch(o);
+            } else {
+                self.counters.dropped(Drop::Unsent);
+            }
+        }
     }
 
     /// Carry out what the core decided: TCP writes are queued on their
@@ -124,8 +174,12 @@ impl Shard {
         }
     }
 
-    /// Send the datagrams in the outbox.
-    pub async fn flush(&self) {
+    /// Write the journal (what waits for it goes out after), then send
+    /// the datagrams in the outbox.
+    pub async fn flush(self: &Rc<Self>) {
+        if !self.held.borrow().is_empty() || self.core.borrow().journal_pending() {
+            self.write_journal();
+        }
         udp::flush(self).await;
     }
 
@@ -180,6 +234,13 @@ pub(super) fn run_timers(shard: &Rc<Shard>) {
                 shard.flush().await;
             }
             shard.publish_tx_stats();
+            if let Some(w) = &mut *shard.journal.borrow_mut() {
+                // An idle shard moves to a new journal file too, so that
+                // compaction can go on.
+                if let Err(e) = w.follow_gen() {
+                    tracing::error!("registrar journal: {e}");
+                }
+            }
         }
     })
     .detach();
@@ -199,6 +260,10 @@ impl Shard {
         set(&c.tx_cancels, s.cancels);
         set(&c.tx_failovers, s.failovers);
         set(&c.tx_transport_errors, s.transport_errors);
+        let r = self.core.borrow().reg_stats;
+        set(&c.registers, r.registers);
+        set(&c.auth_challenges, r.challenges);
+        set(&c.auth_failures, r.auth_failures);
     }
 }
 

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::super::request::{upstream, Next, NextHop, Plan};
+use super::super::request::{upstream, LocTarget, Next, NextHop, Plan};
 use super::super::{Core, Flow, Outcome, Transmit};
 use super::build::upstream_response;
 use super::Table;
@@ -62,6 +62,9 @@ pub(in crate::proxy) struct Context {
     pub(super) loop_hash: u64,
     /// The destination set, when a configured route chose the targets.
     pub(super) dest: Option<usize>,
+    /// The registered contacts, when the location service chose them
+    /// (legs' `target` index into it).
+    pub(super) location: Option<Box<[LocTarget]>>,
     /// Targets still to try, in order (serial forking).
     pub(super) order: Vec<usize>,
     pub(super) best: Option<Best>,
@@ -268,6 +271,7 @@ impl Core {
             legs: Vec::new(),
             loop_hash: lp,
             dest: None,
+            location: None,
             order: Vec::new(),
             best: None,
             challenges: Vec::new(),
@@ -289,13 +293,28 @@ impl Core {
                 100,
             ));
         }
-        match &plan.next {
+        let mut plan = plan;
+        match std::mem::replace(&mut plan.next, Next::Hop(NextHop::none())) {
             Next::Hop(h) => {
-                let h = h.clone();
                 self.start_leg(now, &mut ctx, &msg, &plan, h, None, out);
             }
+            Next::Location(targets) => {
+                // Parallel: every contact at once; serial: best first, the
+                // next on a failure (§16.6, q-value order).
+                let parallel = self
+                    .registrar
+                    .as_ref()
+                    .is_none_or(|r| r.cfg.fork == Fork::Parallel);
+                ctx.order = (0..targets.len()).collect();
+                ctx.location = Some(targets.into_boxed_slice());
+                while let Some(t) = (!ctx.order.is_empty()).then(|| ctx.order.remove(0)) {
+                    let started = self.start_location_leg(now, &mut ctx, &msg, &mut plan, t, out);
+                    if started && !parallel {
+                        break;
+                    }
+                }
+            }
             Next::Destination(d) => {
-                let d = *d;
                 ctx.dest = Some(d);
                 ctx.order = self.target_order(d, now);
                 let parallel = self.cfg.destinations[d].fork == Fork::Parallel;
@@ -332,6 +351,27 @@ impl Core {
             .filter(|&i| down.is_none_or(|d| d[i] <= now))
             .take(max)
             .collect()
+    }
+
+    /// Forward `msg` on a new leg to registered contact `t` of the
+    /// context's location targets.
+    fn start_location_leg(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        msg: &Message,
+        plan: &mut Plan<'_>,
+        t: usize,
+        out: &mut Vec<Outcome>,
+    ) -> bool {
+        let Some(target) = ctx.location.as_ref().and_then(|l| l.get(t)).cloned() else {
+            return false;
+        };
+        let hop = target.hop.clone();
+        plan.retarget = Some(target);
+        let started = self.start_leg(now, ctx, msg, plan, hop, Some(t), out);
+        plan.retarget = None;
+        started
     }
 
     /// Forward `msg` on a new leg to `hop`. False if it could not be sent
@@ -409,6 +449,9 @@ impl Core {
 
     /// Serial forking: start the next target, if the destination allows.
     pub(super) fn failover(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) -> bool {
+        if ctx.location.is_some() {
+            return self.location_failover(now, ctx, out);
+        }
         let Some(d) = ctx.dest else { return false };
         if ctx.cancelled || ctx.final_sent || self.cfg.destinations[d].fork != Fork::Serial {
             return false;
@@ -423,6 +466,26 @@ impl Core {
                 let hop = NextHop::of_target(&self.cfg.destinations[d].targets[t]);
                 self.table().stats.failovers += 1;
                 started = self.start_leg(now, ctx, &msg, &plan, hop, Some(t), out);
+            }
+        }
+        ctx.request = Some(msg);
+        started
+    }
+
+    /// Serial forking over registered contacts: the next one.
+    fn location_failover(&mut self, now: u64, ctx: &mut Context, out: &mut Vec<Outcome>) -> bool {
+        if ctx.cancelled || ctx.final_sent {
+            return false;
+        }
+        let Some(msg) = ctx.request.take() else {
+            return false;
+        };
+        let mut started = false;
+        if let Ok(mut plan) = self.plan(&msg, ctx.flow) {
+            while !started && !ctx.order.is_empty() {
+                let t = ctx.order.remove(0);
+                self.table().stats.failovers += 1;
+                started = self.start_location_leg(now, ctx, &msg, &mut plan, t, out);
             }
         }
         ctx.request = Some(msg);

@@ -172,6 +172,7 @@ impl Core {
                 } else if ctx
                     .dest
                     .is_some_and(|d| self.cfg.destinations[d].failover_codes.contains(&code))
+                    || ctx.location.is_some()
                 {
                     self.failover(now, ctx, out);
                 }

@@ -1,0 +1,188 @@
+//! Nonce-count replay detection (RFC 7616 §3.4.5: "the server can detect
+//! request replays by maintaining its own copy of this count").
+//!
+//! For each nonce (keyed by its 16-byte MAC, unique per challenge) the
+//! window remembers the highest `nc` accepted; a request whose `nc` is not
+//! higher is a replay. It is bounded: at most `max_nonces` entries in all,
+//! spread over up to 64 mutex-protected shards so threads rarely contend.
+//! A full shard first drops its expired nonces; if it is still full the
+//! request is refused as stale, which makes the client take a fresh nonce,
+//! rather than the table growing.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+const MAX_SHARDS: usize = 64;
+
+/// What the window says about one `(nonce, nc)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Higher than any `nc` seen for this nonce: accepted and remembered.
+    Fresh,
+    /// Not higher than one already accepted.
+    Replay,
+    /// A new nonce, and no room for it.
+    Full,
+}
+
+struct Entry {
+    /// Issue time of the nonce, to find expired entries.
+    issued: u64,
+    /// Highest nonce count accepted.
+    nc: u32,
+}
+
+/// One shard: nonce MAC → what was accepted for it.
+type Shard = HashMap<[u8; 16], Entry>;
+
+pub(crate) struct ReplayWindow {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+}
+
+impl ReplayWindow {
+    /// A window for at most `max_nonces` nonces (at least 1).
+    pub(crate) fn new(max_nonces: usize) -> ReplayWindow {
+        let max = max_nonces.max(1);
+        let shards = max.min(MAX_SHARDS);
+        ReplayWindow {
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            // shards * per_shard <= max.
+            per_shard: max / shards,
+        }
+    }
+
+    /// Checks `nc` for the nonce `mac` issued at `issued` and, if fresh,
+    /// remembers it. `lifetime` and `now` say which entries have expired.
+    pub(crate) fn check(
+        &self,
+        mac: &[u8; 16],
+        nc: u32,
+        issued: u64,
+        now: u64,
+        lifetime: u64,
+    ) -> Seen {
+        let mut shard = self.shard(mac);
+        if let Some(e) = shard.get_mut(mac) {
+            if nc <= e.nc {
+                return Seen::Replay;
+            }
+            e.nc = nc;
+            return Seen::Fresh;
+        }
+        // An absent nonce counts as "nc 0 seen": nc must start at 1.
+        if nc == 0 {
+            return Seen::Replay;
+        }
+        if shard.len() >= self.per_shard {
+            shard.retain(|_, e| now.saturating_sub(e.issued) <= lifetime);
+            if shard.len() >= self.per_shard {
+                return Seen::Full;
+            }
+        }
+        shard.insert(*mac, Entry { issued, nc });
+        Seen::Fresh
+    }
+
+    /// Nonces remembered, over all shards.
+    pub(crate) fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.lock(i).len()).sum()
+    }
+
+    fn shard(&self, mac: &[u8; 16]) -> MutexGuard<'_, Shard> {
+        // The MAC is uniformly distributed and chosen by us, not the peer.
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&mac[..8]);
+        let i = u64::from_le_bytes(first) % self.shards.len() as u64;
+        self.lock(i as usize)
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A panic while holding the lock cannot leave the map inconsistent
+        // (each operation is one insert, update or retain), so a poisoned
+        // lock is used as is rather than spreading the panic.
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(i: u64) -> [u8; 16] {
+        let mut m = [0u8; 16];
+        m[..8].copy_from_slice(&i.to_le_bytes());
+        m[8..].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn nc_must_increase() {
+        let w = ReplayWindow::new(16);
+        let m = mac(1);
+        assert_eq!(w.check(&m, 1, 0, 0, 60), Seen::Fresh);
+        assert_eq!(w.check(&m, 1, 0, 0, 60), Seen::Replay);
+        assert_eq!(w.check(&m, 3, 0, 0, 60), Seen::Fresh);
+        assert_eq!(w.check(&m, 2, 0, 0, 60), Seen::Replay);
+        assert_eq!(w.check(&m, 4, 0, 0, 60), Seen::Fresh);
+        // Another nonce has its own count.
+        assert_eq!(w.check(&mac(2), 1, 0, 0, 60), Seen::Fresh);
+        assert_eq!(w.check(&mac(3), 0, 0, 0, 60), Seen::Replay);
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn bounded_and_evicts_expired_first() {
+        // One shard of 4: deterministic placement.
+        let w = ReplayWindow::new(4);
+        assert_eq!(w.shards.len(), 4);
+        let w = ReplayWindow {
+            shards: vec![Mutex::new(HashMap::new())].into_boxed_slice(),
+            per_shard: 4,
+        };
+        for i in 0..4 {
+            assert_eq!(w.check(&mac(i), 1, 100, 100, 60), Seen::Fresh);
+        }
+        // Full of live nonces: refused, not grown.
+        assert_eq!(w.check(&mac(9), 1, 100, 120, 60), Seen::Full);
+        assert_eq!(w.len(), 4);
+        // Known nonces still work while full.
+        assert_eq!(w.check(&mac(0), 2, 100, 120, 60), Seen::Fresh);
+        // Once they have expired, they make room.
+        assert_eq!(w.check(&mac(9), 1, 170, 170, 60), Seen::Fresh);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn total_never_exceeds_max() {
+        for max in [1, 3, 63, 64, 65, 1000] {
+            let w = ReplayWindow::new(max);
+            for i in 0..(3 * max as u64 + 10) {
+                w.check(&mac(i), 1, 0, 0, 60);
+            }
+            assert!(w.len() <= max, "max {max}: {}", w.len());
+            assert!(w.len() >= max / 4, "max {max}: {}", w.len());
+        }
+    }
+
+    #[test]
+    fn shared_between_threads() {
+        let w = std::sync::Arc::new(ReplayWindow::new(10_000));
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    let m = mac(1000 + t);
+                    (1..=500).all(|nc| w.check(&m, nc, 0, 0, 60) == Seen::Fresh)
+                        && (1..=500).all(|nc| w.check(&m, nc, 0, 0, 60) == Seen::Replay)
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap_or(false));
+        }
+        assert_eq!(w.len(), 4);
+    }
+}

@@ -1,0 +1,257 @@
+//! Requests the proxy answers as a UAS: REGISTER for the registrar
+//! (RFC 3261 §10.3 steps 1–4: domain, authentication, authorisation; the
+//! rest is `registrar::register`), and Digest challenges of the requests
+//! `[auth]` names (RFC 7616; 401 for REGISTER, 407 for the others).
+//!
+//! A REGISTER's answer is remembered for a short while per shard, keyed
+//! by its transaction, so that a retransmission gets the same answer
+//! again instead of being processed again (its nonce count would look
+//! like a replay).
+
+use std::sync::Arc;
+
+use super::{Core, Flow, Outcome};
+use crate::auth::{Auth, Verdict};
+use crate::config::Transport;
+use crate::registrar::register::{register, Source};
+use crate::sip::{HeaderName, Message, Method};
+
+/// REGISTER answers remembered per shard for retransmissions.
+pub(super) const ANSWERED: usize = 4096;
+
+/// A ring of recent REGISTER answers over UDP (transaction hash, answer,
+/// status), the oldest overwritten first, with an index.
+pub(super) struct Answered {
+    ring: Vec<(u64, Vec<u8>, u16)>,
+    index: std::collections::HashMap<u64, usize>,
+    next: usize,
+}
+
+impl Answered {
+    pub(super) fn new() -> Answered {
+        Answered {
+            ring: Vec::new(),
+            index: Default::default(),
+            next: 0,
+        }
+    }
+
+    fn get(&self, key: u64) -> Option<(&[u8], u16)> {
+        let e = &self.ring[*self.index.get(&key)?];
+        Some((&e.1[..], e.2))
+    }
+
+    fn put(&mut self, key: u64, data: &[u8], code: u16) {
+        if self.ring.len() < ANSWERED {
+            self.index.insert(key, self.ring.len());
+            self.ring.push((key, data.to_vec(), code));
+            return;
+        }
+        let slot = self.next;
+        self.next = (self.next + 1) % ANSWERED;
+        let old = std::mem::replace(&mut self.ring[slot], (key, data.to_vec(), code));
+        if self.index.get(&old.0) == Some(&slot) {
+            self.index.remove(&old.0);
+        }
+        self.index.insert(key, slot);
+    }
+}
+
+impl Core {
+    /// Use `reg` as this shard's registrar and location service.
+    pub fn set_registrar(&mut self, reg: Arc<crate::registrar::Registrar>) {
+        self.registrar = Some(reg);
+    }
+
+    /// Authenticate with `auth` where the config asks for it.
+    pub fn set_auth(&mut self, auth: Arc<Auth>) {
+        self.auth = Some(auth);
+    }
+
+    /// Journal records of the changes made since the last call, appended
+    /// to `out`. The runtime writes them before it sends anything the
+    /// core decided since (a 200 OK for a REGISTER is an acknowledgement
+    /// that the binding is durable).
+    pub fn take_journal(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.journal);
+    }
+
+    /// Records are waiting to be written.
+    pub fn journal_pending(&self) -> bool {
+        !self.journal.is_empty()
+    }
+
+    /// The registrar's clock: unix seconds.
+    pub(super) fn unix_now(&self) -> u64 {
+        (self.unix_base_ms + self.now_ms) / 1000
+    }
+
+    /// Set the unix time (ms) at which the shard's clock (`now` of
+    /// `handle_at`) was 0.
+    pub fn set_unix_base(&mut self, unix_ms: u64) {
+        self.unix_base_ms = unix_ms;
+    }
+
+    /// A REGISTER for the registrar (§10.3).
+    pub(super) fn registrar_request(&mut self, msg: &Message, flow: Flow) -> Outcome {
+        let Some(reg) = self.registrar.clone() else {
+            return self.reply(msg, flow, 404, &"Not Found", &[]);
+        };
+        self.reg_stats.registers += 1;
+        let udp = flow.transport == Transport::Udp;
+        let key = answered_key(msg, flow);
+        if let Some((data, code)) = self.answered.get(key).filter(|_| udp) {
+            let t = super::request::upstream(msg, flow, data.to_vec());
+            return Outcome::Replied(t, code);
+        }
+        // Step 1 was the Request-URI; the AOR is the To URI.
+        let to = match msg.to().map(|t| t.uri()) {
+            Ok(Ok(u)) => u,
+            _ => return self.reply(msg, flow, 400, &"Bad To", &[]),
+        };
+        let Some(aor) = reg.aor(&to, self.uri_is_me(&to)) else {
+            return self.reply(msg, flow, 403, &"Domain Not Served", &[]);
+        };
+        // Steps 3–4: authenticate; the user may change only its own AOR.
+        if let Some(auth) = self.auth.clone().filter(|_| self.auth_register()) {
+            let user = aor.split(|&b| b == b'@').next().unwrap_or_default();
+            if let Some(o) = self.authenticate(&auth, msg, flow, Method::Register, user) {
+                return o;
+            }
+        }
+        let src = Source {
+            addr: flow.remote,
+            transport: flow.transport,
+        };
+        let now = self.unix_now();
+        let r = register(&reg, msg, &aor, src, now, &mut self.journal);
+        let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(n, v)| (*n, &v[..])).collect();
+        let out = self.reply(msg, flow, r.code, &r.reason, &headers);
+        if let Outcome::Replied(t, code) = &out {
+            if udp {
+                self.answered.put(key, &t.data, *code);
+            }
+        }
+        out
+    }
+
+    fn auth_register(&self) -> bool {
+        self.cfg.auth.as_ref().is_some_and(|a| a.register)
+    }
+
+    /// 407 for an initial request of a method `[auth] requests` names,
+    /// unless its Proxy-Authorization is good and its From user is the
+    /// authenticated user.
+    pub(super) fn challenge_request(
+        &mut self,
+        msg: &Message,
+        flow: Flow,
+        method: Method,
+    ) -> Option<Outcome> {
+        let auth = self.auth.clone()?;
+        let cfg = self.cfg.auth.as_ref()?;
+        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        if in_dialog
+            || matches!(method, Method::Ack | Method::Cancel | Method::Register)
+            || !cfg
+                .requests
+                .iter()
+                .any(|m| m.as_bytes() == msg.method_bytes())
+        {
+            return None;
+        }
+        let from = msg.from().ok()?.uri().ok()?;
+        let user = from
+            .user_decoded()
+            .map(|u| u.into_owned())
+            .unwrap_or_default();
+        self.authenticate(&auth, msg, flow, method, &user)
+    }
+
+    /// Check the credentials of `msg` for `user`: `None` when they are
+    /// good, else the answer (a challenge, or 403).
+    fn authenticate(
+        &mut self,
+        auth: &Auth,
+        msg: &Message,
+        flow: Flow,
+        method: Method,
+        user: &[u8],
+    ) -> Option<Outcome> {
+        let (cred, chal, code, reason) = if method == Method::Register {
+            (
+                HeaderName::Authorization,
+                "WWW-Authenticate",
+                401,
+                "Unauthorized",
+            )
+        } else {
+            (
+                HeaderName::ProxyAuthorization,
+                "Proxy-Authenticate",
+                407,
+                "Proxy Authentication Required",
+            )
+        };
+        let now = self.unix_now();
+        let ruri = msg.request_uri_bytes().unwrap_or_default();
+        let mut stale = false;
+        for value in msg.header_values(cred) {
+            match auth.verify(value, msg.method_bytes(), ruri, now) {
+                Verdict::OtherRealm => continue,
+                Verdict::Ok { username } => {
+                    if username.as_bytes() != user {
+                        self.reg_stats.auth_failures += 1;
+                        return Some(self.reply(
+                            msg,
+                            flow,
+                            403,
+                            &"Forbidden (Identity Mismatch)",
+                            &[],
+                        ));
+                    }
+                    return None;
+                }
+                Verdict::Stale => stale = true,
+                Verdict::UnknownUser | Verdict::WrongPassword => {
+                    self.reg_stats.auth_failures += 1;
+                    return Some(self.reply(msg, flow, 403, &"Forbidden", &[]));
+                }
+                Verdict::Malformed(why) => {
+                    return Some(self.reply(msg, flow, 400, &why, &[]));
+                }
+                Verdict::UriMismatch => {
+                    return Some(self.reply(msg, flow, 400, &"Digest URI Mismatch", &[]));
+                }
+                // A replayed or forged nonce gets a fresh challenge.
+                Verdict::Replay | Verdict::BadNonce => {}
+            }
+            break;
+        }
+        self.reg_stats.challenges += 1;
+        let [a, b] = auth.challenges(now, stale);
+        Some(self.reply(
+            msg,
+            flow,
+            code,
+            &reason,
+            &[(chal, a.as_bytes()), (chal, b.as_bytes())],
+        ))
+    }
+}
+
+/// The transaction of a REGISTER (Call-ID, CSeq, branch, source): a
+/// retransmission has the same.
+fn answered_key(msg: &Message, flow: Flow) -> u64 {
+    let mut h = super::branch::StableHash::default();
+    h.write(flow.remote.to_string().as_bytes());
+    h.write(msg.call_id());
+    h.write(&msg.cseq().map_or(0, |c| c.seq).to_le_bytes());
+    h.write(
+        msg.top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}

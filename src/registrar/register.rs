@@ -1,0 +1,362 @@
+//! REGISTER processing (RFC 3261 §10.3 steps 2 and 5–8), sans-IO. The
+//! caller has already decided that the request is for us (step 1), and
+//! authenticated it (steps 3–4); `register` does the rest and says what
+//! to answer. A change is applied to the table and its journal record is
+//! appended to `journal`; the caller sends the answer only once that
+//! record is written.
+//!
+//! Choices, where the RFC leaves room or where this registrar departs
+//! from it:
+//! - **Retransmissions.** A REGISTER with the Call-ID of a binding and the
+//!   *same* CSeq is applied again (§10.3 step 7 asks for a higher CSeq):
+//!   the registrar answers without a transaction, so a retransmitted
+//!   REGISTER must get its 200 again, not an error. A *lower* CSeq is
+//!   refused with 400 "Invalid CSeq Number" and changes nothing.
+//! - **Contact comparison** is URI equivalence (§19.1.4); a Contact with
+//!   both `+sip.instance` and `reg-id` (RFC 5626) replaces the binding
+//!   with the same pair whatever its URI.
+//! - **Too many contacts** for one AOR (`max_contacts`): 403; the table
+//!   full (`max_bindings`): 503 with Retry-After.
+//! - **Path** (RFC 3327) values are stored and echoed in the 200 when
+//!   the UA said `Supported: path`.
+
+use std::net::SocketAddr;
+
+use super::journal;
+use super::store::{Binding, UpdateError};
+use super::Registrar;
+use crate::config::Transport;
+use crate::proxy::branch::StableHash;
+use crate::sip::addr::Contact;
+use crate::sip::uri::Uri;
+use crate::sip::Message;
+
+/// Extension tags this registrar understands (Require).
+const SUPPORTED: &[&[u8]] = &[b"path", b"outbound", b"gruu"];
+
+/// What to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub reason: &'static str,
+    /// Extra header fields, in order.
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// The table changed (a journal record was appended).
+    pub changed: bool,
+}
+
+impl Reply {
+    fn err(code: u16, reason: &'static str) -> Reply {
+        Reply {
+            code,
+            reason,
+            headers: Vec::new(),
+            changed: false,
+        }
+    }
+}
+
+/// Who sent the REGISTER.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+/// Process a REGISTER for `aor` at `now` (unix seconds).
+pub fn register(
+    reg: &Registrar,
+    msg: &Message,
+    aor: &[u8],
+    src: Source,
+    now: u64,
+    journal: &mut Vec<u8>,
+) -> Reply {
+    // Step 2: extensions the UA requires.
+    let mut unsupported: Vec<u8> = Vec::new();
+    for tag in msg.require() {
+        let Ok(tag) = tag else {
+            return Reply::err(400, "Bad Require");
+        };
+        if !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
+            if !unsupported.is_empty() {
+                unsupported.extend_from_slice(b", ");
+            }
+            unsupported.extend_from_slice(tag);
+        }
+    }
+    if !unsupported.is_empty() {
+        let mut r = Reply::err(420, "Bad Extension");
+        r.headers.push(("Unsupported", unsupported));
+        return r;
+    }
+    let header_expires = match msg.expires() {
+        Ok(e) => e,
+        Err(_) => return Reply::err(400, "Bad Expires"),
+    };
+    let cseq = match msg.cseq() {
+        Some(c) => c.seq,
+        None => return Reply::err(400, "Bad CSeq"),
+    };
+    let call_id = {
+        let mut h = StableHash::default();
+        h.write(msg.call_id());
+        h.finish()
+    };
+    let path_ok = msg
+        .supported()
+        .flatten()
+        .any(|t| t.eq_ignore_ascii_case(b"path"));
+    let mut path: Vec<Box<[u8]>> = Vec::new();
+    for p in msg.paths() {
+        match p {
+            Ok(a) if a.uri().is_ok() => {
+                let mut v = Vec::with_capacity(a.uri.len() + 2);
+                v.push(b'<');
+                v.extend_from_slice(a.uri);
+                v.push(b'>');
+                path.push(v.into_boxed_slice());
+            }
+            _ => return Reply::err(400, "Bad Path"),
+        }
+        if path.len() > 8 {
+            return Reply::err(400, "Too Many Path Values");
+        }
+    }
+
+    // Steps 5–6: the contacts and their expiry.
+    let mut wanted: Vec<Wanted<'_>> = Vec::new();
+    let mut star = false;
+    for c in msg.contacts() {
+        match c {
+            Ok(Contact::Star) => star = true,
+            Ok(Contact::Addr(a)) => {
+                let Ok(uri) = a.uri() else {
+                    return Reply::err(400, "Bad Contact URI");
+                };
+                let expires = match a.expires() {
+                    Some(Ok(e)) => e,
+                    Some(Err(_)) => return Reply::err(400, "Bad Contact Expires"),
+                    None => header_expires.unwrap_or(reg.cfg.default_expires),
+                };
+                let q = match a.q() {
+                    Some(Ok(q)) => q,
+                    Some(Err(_)) => return Reply::err(400, "Bad Contact q-value"),
+                    None => 1000,
+                };
+                let instance = a.params.get("+sip.instance").flatten();
+                let reg_id = match a.params.get("reg-id") {
+                    None => 0,
+                    Some(v) => match v.and_then(crate::sip::lex::parse_u32) {
+                        Some(n) if n > 0 => n,
+                        _ => return Reply::err(400, "Bad reg-id"),
+                    },
+                };
+                wanted.push(Wanted {
+                    text: a.uri,
+                    uri,
+                    expires,
+                    q,
+                    instance,
+                    reg_id,
+                });
+            }
+            Err(_) => return Reply::err(400, "Bad Contact"),
+        }
+        if wanted.len() > reg.cfg.max_contacts {
+            return Reply::err(403, "Too Many Contacts");
+        }
+    }
+    if star && (!wanted.is_empty() || header_expires != Some(0)) {
+        return Reply::err(400, "Invalid Wildcard Contact");
+    }
+    for w in &mut wanted {
+        if w.expires != 0 && w.expires < reg.cfg.min_expires {
+            let mut r = Reply::err(423, "Interval Too Brief");
+            r.headers
+                .push(("Min-Expires", reg.cfg.min_expires.to_string().into_bytes()));
+            return r;
+        }
+        w.expires = w.expires.min(reg.cfg.max_expires);
+    }
+
+    // Step 7: apply, all or nothing.
+    let update = if wanted.is_empty() && !star {
+        None
+    } else {
+        let max = reg.cfg.max_contacts;
+        let r = reg.store.update(aor, |old| {
+            apply(old, &wanted, star, call_id, cseq, &path, src, now, max)
+        });
+        match r {
+            Ok(u) => Some(u),
+            Err(UpdateError::Refused(reply)) => return reply,
+            Err(UpdateError::Full) => {
+                let mut r = Reply::err(503, "Registrar Full");
+                r.headers.push(("Retry-After", b"60".to_vec()));
+                return r;
+            }
+        }
+    };
+
+    // Step 8: 200 with every binding now current.
+    let mut reply = Reply::err(200, "OK");
+    let record = match &update {
+        Some(u) => {
+            let bindings = u.record.as_ref().map_or(&[][..], |r| &r.bindings);
+            journal::encode(journal, u.seq, aor, bindings);
+            reply.changed = true;
+            u.record.clone()
+        }
+        None => reg.store.get(aor),
+    };
+    if let Some(r) = record {
+        for b in r.live(now) {
+            reply.headers.push(("Contact", contact_value(b, now)));
+        }
+    }
+    if path_ok && !path.is_empty() {
+        reply.headers.push(("Path", path.join(&b", "[..])));
+    }
+    reply.headers.push(("Date", http_date(now).into_bytes()));
+    reply
+}
+
+/// One Contact of the request.
+struct Wanted<'m> {
+    text: &'m [u8],
+    uri: Uri<'m>,
+    expires: u32,
+    q: u16,
+    instance: Option<&'m [u8]>,
+    reg_id: u32,
+}
+
+impl Wanted<'_> {
+    fn same_as(&self, b: &Binding) -> bool {
+        if let (Some(i), Some(bi)) = (self.instance, &b.instance) {
+            if self.reg_id != 0 && self.reg_id == b.reg_id {
+                return i == &**bi;
+            }
+        }
+        match Uri::parse(&b.contact) {
+            Ok(u) => u.equivalent(&self.uri),
+            Err(_) => *b.contact == *self.text,
+        }
+    }
+}
+
+/// The AOR's bindings after the request (§10.3 steps 6–7), or the answer
+/// that refuses it.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    old: &[Binding],
+    wanted: &[Wanted<'_>],
+    star: bool,
+    call_id: u64,
+    cseq: u32,
+    path: &[Box<[u8]>],
+    src: Source,
+    now: u64,
+    max: usize,
+) -> Result<Vec<Binding>, Reply> {
+    let out_of_order = |b: &Binding| b.call_id == call_id && cseq < b.cseq;
+    let mut next: Vec<Binding> = Vec::with_capacity(old.len() + wanted.len());
+    if star {
+        // Remove every binding, except those this request is older than.
+        for b in old.iter().filter(|b| b.live(now)) {
+            if out_of_order(b) {
+                return Err(Reply::err(400, "Invalid CSeq Number"));
+            }
+        }
+        return Ok(next);
+    }
+    next.extend(old.iter().filter(|b| b.live(now)).cloned());
+    for w in wanted {
+        let at = next.iter().position(|b| w.same_as(b));
+        if let Some(i) = at {
+            if out_of_order(&next[i]) {
+                return Err(Reply::err(400, "Invalid CSeq Number"));
+            }
+        }
+        if w.expires == 0 {
+            if let Some(i) = at {
+                next.remove(i);
+            }
+            continue;
+        }
+        let b = Binding {
+            contact: w.text.into(),
+            expires: now + u64::from(w.expires),
+            q: w.q,
+            cseq,
+            call_id,
+            path: path.to_vec().into_boxed_slice(),
+            instance: w.instance.map(Into::into),
+            reg_id: w.reg_id,
+            source: src.addr,
+            transport: src.transport,
+        };
+        match at {
+            Some(i) => next[i] = b,
+            None => next.push(b),
+        }
+    }
+    if next.len() > max {
+        return Err(Reply::err(403, "Too Many Contacts"));
+    }
+    Ok(next)
+}
+
+/// `<uri>;expires=N[;q=…][;+sip.instance=…;reg-id=…]` for a 200.
+fn contact_value(b: &Binding, now: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(b.contact.len() + 48);
+    v.push(b'<');
+    v.extend_from_slice(&b.contact);
+    v.extend_from_slice(b">;expires=");
+    v.extend_from_slice(b.expires.saturating_sub(now).to_string().as_bytes());
+    if b.q != 1000 {
+        v.extend_from_slice(format!(";q={}.{:03}", b.q / 1000, b.q % 1000).as_bytes());
+    }
+    if let Some(i) = &b.instance {
+        v.extend_from_slice(b";+sip.instance=");
+        v.extend_from_slice(i);
+        if b.reg_id != 0 {
+            v.extend_from_slice(format!(";reg-id={}", b.reg_id).as_bytes());
+        }
+    }
+    v
+}
+
+/// RFC 1123 date (RFC 3261 §20.17), e.g. `Sat, 13 Nov 2010 23:29:00 GMT`.
+pub fn http_date(unix: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;
