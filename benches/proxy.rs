@@ -80,27 +80,49 @@ fn stateful_call(c: &mut Criterion) {
         Path::new("bench.toml"),
     )
     .unwrap();
-    let mut core = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
-    let uac: SocketAddr = "198.51.100.10:5060".parse().unwrap();
+    let core = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
     let uas: SocketAddr = "203.0.113.20:5060".parse().unwrap();
-    let flow = |remote| Flow {
+    call(
+        &mut g,
+        "stateful_call",
+        core,
+        |_| "sip:+15551234567@carrier.example.net".into(),
+        uas,
+    );
+    g.finish();
+}
+
+fn flow(remote: SocketAddr) -> Flow {
+    Flow {
         transport: Transport::Udp,
         local: "192.0.2.1:5060".parse().unwrap(),
         remote,
         conn: None,
-    };
-    let ruri = "sip:+15551234567@carrier.example.net";
+    }
+}
+
+/// A whole call through `core` (INVITE, 180, 200, ACK, BYE, 200), the
+/// Request-URI of call `n` from `ruri`, the callee at `uas`.
+fn call(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut core: Core,
+    ruri: impl Fn(u64) -> String,
+    uas: SocketAddr,
+) {
+    let uac: SocketAddr = "198.51.100.10:5060".parse().unwrap();
     let mut n: u64 = 0;
     let mut now: u64 = 0;
     let mut out: Vec<Outcome> = Vec::new();
-    g.bench_function("stateful_call", |b| {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut spent = std::time::Duration::ZERO;
             for _ in 0..iters {
                 n += 1;
                 now += 1;
+                let ruri = ruri(n);
                 let call = format!("bench-{n}");
-                let invite = request("INVITE", uac, ruri, &call, &format!("z9hG4bKi{n}"), 1);
+                let invite = request("INVITE", uac, &ruri, &call, &format!("z9hG4bKi{n}"), 1);
                 let t = std::time::Instant::now();
                 core.handle_at(now, invite, flow(uac), &mut out);
                 core.handle_timeout(now, &mut out);
@@ -108,8 +130,8 @@ fn stateful_call(c: &mut Criterion) {
                 let fwd = forwarded(&mut out);
                 let ring = response(uas, &fwd, 180);
                 let ok = response(uas, &fwd, 200);
-                let ack = request("ACK", uac, ruri, &call, &format!("z9hG4bKa{n}"), 1);
-                let bye = request("BYE", uac, ruri, &call, &format!("z9hG4bKb{n}"), 2);
+                let ack = request("ACK", uac, &ruri, &call, &format!("z9hG4bKa{n}"), 1);
+                let bye = request("BYE", uac, &ruri, &call, &format!("z9hG4bKb{n}"), 2);
                 let t = std::time::Instant::now();
                 core.handle_at(now, ring, flow(uas), &mut out);
                 core.handle_at(now, ok, flow(uas), &mut out);
@@ -126,6 +148,59 @@ fn stateful_call(c: &mut Criterion) {
             spent
         })
     });
+}
+
+/// The registrar: a REGISTER refresh of one of 10,000 users (parse,
+/// registrar, journal record, 200 with the binding), and a stateful call
+/// to a registered user (location lookup and retargeting included).
+fn registrar(c: &mut Criterion) {
+    const USERS: u64 = 10_000;
+    let mut g = c.benchmark_group("proxy");
+    let text = format!(
+        "{CONFIG}[proxy]\nmode = \"stateful\"\nrecord_route = true\n[registrar]\ndomains = [\"example.com\"]\n"
+    );
+    let cfg = Arc::new(Config::parse(&text, Path::new("bench.toml")).unwrap());
+    let reg = Arc::new(siphon::registrar::Registrar::in_memory(
+        cfg.registrar.clone().unwrap(),
+    ));
+    let mut core = Core::new(cfg.clone(), Arc::new(Hosts::default()));
+    core.set_registrar(reg.clone());
+    let ua: SocketAddr = "198.51.100.30:5060".parse().unwrap();
+    let register = |user: u64, cseq: u64| {
+        Bytes::from(format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP {ua};branch=z9hG4bKr{user}x{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:u{user}@example.com>;tag=r{user}\r\nTo: <sip:u{user}@example.com>\r\nCall-ID: reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:u{user}@{ua}>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n"
+        ))
+    };
+    let mut out = Vec::new();
+    let mut journal = Vec::new();
+    for u in 0..USERS {
+        core.handle_at(0, register(u, 1), flow(ua), &mut out);
+    }
+    out.clear();
+    let mut n: u64 = 0;
+    g.bench_function("register_refresh", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let msg = register(n % USERS, 1 + n / USERS + 1);
+                let t = std::time::Instant::now();
+                core.handle_at(0, msg, flow(ua), &mut out);
+                core.take_journal(&mut journal);
+                spent += t.elapsed();
+                out.clear();
+                journal.clear();
+            }
+            spent
+        })
+    });
+    call(
+        &mut g,
+        "call_to_registered_user",
+        core,
+        |n| format!("sip:u{}@example.com", n % USERS),
+        ua,
+    );
     g.finish();
 }
 
@@ -164,5 +239,5 @@ fn response(from: SocketAddr, req: &siphon::sip::Message, code: u16) -> Bytes {
     Bytes::from(siphon::testkit::response_to(from, req, code, "X"))
 }
 
-criterion_group!(benches, relay, stateful_call);
+criterion_group!(benches, relay, stateful_call, registrar);
 criterion_main!(benches);

@@ -6,23 +6,23 @@
 //!
 //! - Algorithms: SHA-256 and MD5 (absent `algorithm` means MD5, for
 //!   RFC 2617 clients), and their `-sess` variants when a client sends
-//!   them. Challenges offer SHA-256 first, then MD5 (RFC 8760 §2.4: the
-//!   preferred algorithm first). `qop=auth` only; `auth-int` and
-//!   `userhash=true` are refused as malformed.
+//!   them. Challenges offer SHA-256 first, then MD5 (RFC 7616 §3.7 and
+//!   RFC 8760: the preferred algorithm first). `qop=auth` only;
+//!   `auth-int` and `userhash=true` are refused as malformed.
 //! - Nonces are stateless: issue time, a per-challenge sequence number and
-//!   a truncated HMAC-SHA256 under the server secret ([`nonce`] explains
-//!   the layout). An authentic nonce older than `nonce_lifetime_s` gives
+//!   a truncated HMAC-SHA256 under the server secret (layout in
+//!   `nonce.rs`). An authentic nonce older than `nonce_lifetime_s` gives
 //!   [`Verdict::Stale`], but only when the response was right for it
 //!   (RFC 7616 §3.3 `stale`: the client may retry without asking the user
 //!   again); a forged one, or one more than 5 s in the future, gives
 //!   [`Verdict::BadNonce`].
 //! - Replays: with `qop=auth` the nonce count must grow per nonce; a
 //!   bounded, sharded window remembers the highest one accepted
-//!   ([`replay`]). Requests without `qop` (RFC 2069 style) carry no
+//!   (`replay.rs`). Requests without `qop` (RFC 2069 style) carry no
 //!   count: they are checked for nonce validity only, so one can be
 //!   replayed while its nonce lives. Clients that offer qop should use it.
 //! - `uri` must equal the request's Request-URI, byte for byte
-//!   (RFC 3261 §22.4 point 1, RFC 7616 §3.4.6).
+//!   (RFC 3261 §22.4, RFC 7616 §3.4.6).
 //!
 //! # Users file
 //!
@@ -222,8 +222,8 @@ impl Auth {
 
     /// Header values (without the header name) for `WWW-Authenticate` or
     /// `Proxy-Authenticate`: SHA-256 first, then MD5 (RFC 7616 §3.7,
-    /// RFC 8760 §2.4), both `qop="auth"` with the same fresh nonce, and
-    /// `stale=true` when asked. No `opaque`: the nonce carries the state.
+    /// RFC 8760: most preferred first), both `qop="auth"` with the same
+    /// fresh nonce, and `stale=true` when asked. No `opaque`: the nonce carries the state.
     pub fn challenges(&self, now: u64, stale: bool) -> [String; 2] {
         let nonce = self.nonces.mint(now);
         [Algorithm::Sha256, Algorithm::Md5].map(|alg| {

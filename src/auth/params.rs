@@ -104,6 +104,18 @@ pub(crate) fn for_each_param<'a>(
     }
 }
 
+/// `name` in lowercase, in `buf` (no allocation per parameter); a name
+/// longer than any known one comes back empty, and so matches nothing.
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> &'b [u8] {
+    let Some(dst) = buf.get_mut(..name.len()) else {
+        return &[];
+    };
+    for (d, s) in dst.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    dst
+}
+
 /// Stores `value` into an empty slot; a second one is an error.
 fn set<'a>(slot: &mut Option<Value<'a>>, value: Value<'a>) -> Result<(), &'static str> {
     if slot.is_some() {
@@ -135,7 +147,7 @@ impl<'a> RawCredentials<'a> {
     pub(crate) fn parse(value: &'a [u8]) -> Result<RawCredentials<'a>, &'static str> {
         let mut c = RawCredentials::default();
         for_each_param(digest_params(value)?, |name, v| {
-            let slot = match name.to_ascii_lowercase().as_slice() {
+            let slot = match lower(name, &mut [0; 16]) {
                 b"username" => &mut c.username,
                 b"realm" => &mut c.realm,
                 b"nonce" => &mut c.nonce,
@@ -257,7 +269,7 @@ impl<'a> Challenge<'a> {
     pub(crate) fn parse(value: &'a [u8]) -> Result<Challenge<'a>, &'static str> {
         let mut c = Challenge::default();
         for_each_param(digest_params(value)?, |name, v| {
-            let slot = match name.to_ascii_lowercase().as_slice() {
+            let slot = match lower(name, &mut [0; 16]) {
                 b"realm" => &mut c.realm,
                 b"nonce" => &mut c.nonce,
                 b"algorithm" => &mut c.algorithm,

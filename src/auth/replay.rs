@@ -1,10 +1,11 @@
-//! Nonce-count replay detection (RFC 7616 §3.4.5: "the server can detect
-//! request replays by maintaining its own copy of this count").
+//! Nonce-count replay detection (RFC 7616 §3.4, `nc`: the server detects
+//! replays by keeping its own copy of the count).
 //!
 //! For each nonce (keyed by its 16-byte MAC, unique per challenge) the
 //! window remembers the highest `nc` accepted; a request whose `nc` is not
 //! higher is a replay. It is bounded: at most `max_nonces` entries in all,
-//! spread over up to 64 mutex-protected shards so threads rarely contend.
+//! spread over up to 64 mutex-protected shards (of at least 64 entries
+//! each) so threads rarely contend.
 //! A full shard first drops its expired nonces; if it is still full the
 //! request is refused as stale, which makes the client take a fresh nonce,
 //! rather than the table growing.
@@ -13,6 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 const MAX_SHARDS: usize = 64;
+/// Fewest entries per shard: a full shard refuses new nonces even when
+/// others have room, so small windows use fewer shards (a window of up to
+/// 127 is one exact shard).
+const MIN_PER_SHARD: usize = 64;
 
 /// What the window says about one `(nonce, nc)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +49,7 @@ impl ReplayWindow {
     /// A window for at most `max_nonces` nonces (at least 1).
     pub(crate) fn new(max_nonces: usize) -> ReplayWindow {
         let max = max_nonces.max(1);
-        let shards = max.min(MAX_SHARDS);
+        let shards = (max / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
         ReplayWindow {
             shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
             // shards * per_shard <= max.
@@ -135,13 +140,9 @@ mod tests {
 
     #[test]
     fn bounded_and_evicts_expired_first() {
-        // One shard of 4: deterministic placement.
+        // A small window is one shard: deterministic placement.
         let w = ReplayWindow::new(4);
-        assert_eq!(w.shards.len(), 4);
-        let w = ReplayWindow {
-            shards: vec![Mutex::new(HashMap::new())].into_boxed_slice(),
-            per_shard: 4,
-        };
+        assert_eq!((w.shards.len(), w.per_shard), (1, 4));
         for i in 0..4 {
             assert_eq!(w.check(&mac(i), 1, 100, 100, 60), Seen::Fresh);
         }
@@ -153,6 +154,18 @@ mod tests {
         // Once they have expired, they make room.
         assert_eq!(w.check(&mac(9), 1, 170, 170, 60), Seen::Fresh);
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn shard_sizes() {
+        let sizes = |max| {
+            let w = ReplayWindow::new(max);
+            (w.shards.len(), w.per_shard)
+        };
+        assert_eq!(sizes(0), (1, 1));
+        assert_eq!(sizes(127), (1, 127));
+        assert_eq!(sizes(1000), (15, 66));
+        assert_eq!(sizes(1_000_000), (64, 15_625));
     }
 
     #[test]

@@ -373,7 +373,7 @@ fn users_file_feeds_auth() {
         ha1_hex(Algorithm::Sha256, "bob", REALM, "builder"),
     );
     let users = parse_users(&text).unwrap();
-    let a = Auth::new(REALM.into(), SECRET, LIFETIME, users, 10);
+    let a = Auth::new(REALM.into(), SECRET, LIFETIME, users, 1000);
     for (user, pw) in [("alice", "wonderland"), ("bob", "builder")] {
         for alg in BOTH {
             let h = answer(&challenge(&a, alg, NOW), user, pw, 1);
@@ -498,62 +498,51 @@ fn malformed_headers_say_why() {
         let start = good.find("response=\"").unwrap() + 10;
         good[start..start + 32].to_owned()
     };
-    let base = format!("realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{URI}\"");
+    let (user, realm) = ("username=\"alice\"", format!("realm=\"{REALM}\""));
+    let (n, u, r) = (
+        format!("nonce=\"{nonce}\""),
+        format!("uri=\"{URI}\""),
+        format!("response=\"{resp}\""),
+    );
+    let base = format!("{realm}, {n}, {u}");
+    let full = format!("Digest {user}, {base}, {r}");
     let cases: Vec<(String, &str)> = vec![
-        ("Basic YWxpY2U6d29uZGVybGFuZA==".into(), "not a Digest header"),
+        (
+            "Basic YWxpY2U6d29uZGVybGFuZA==".into(),
+            "not a Digest header",
+        ),
         ("Digest".into(), "missing realm"),
-        (format!("Digest username=\"alice\", nonce=\"{nonce}\""), "missing realm"),
-        (format!("Digest {base}, response=\"{resp}\""), "missing username"),
+        (format!("Digest {user}, {n}"), "missing realm"),
+        (format!("Digest {base}, {r}"), "missing username"),
+        (format!("Digest {user}, {realm}, {u}, {r}"), "missing nonce"),
+        (format!("Digest {user}, {realm}, {n}, {r}"), "missing uri"),
+        (format!("Digest {user}, {base}"), "missing response"),
         (
-            format!("Digest username=\"alice\", realm=\"{REALM}\", uri=\"{URI}\", response=\"{resp}\""),
-            "missing nonce",
-        ),
-        (
-            format!("Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", response=\"{resp}\""),
-            "missing uri",
-        ),
-        (format!("Digest username=\"alice\", {base}"), "missing response"),
-        (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", algorithm=SHA-512-256"),
+            format!("{full}, algorithm=SHA-512-256"),
             "unsupported algorithm",
         ),
         (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", qop=auth-int, nc=00000001, cnonce=\"x\""),
+            format!("{full}, qop=auth-int, nc=00000001, cnonce=\"x\""),
             "unsupported qop",
         ),
+        (format!("{full}, userhash=true"), "userhash not supported"),
+        (format!("{full}, qop=auth, cnonce=\"x\""), "missing nc"),
+        (format!("{full}, qop=auth, nc=1, cnonce=\"x\""), "bad nc"),
+        (format!("{full}, qop=auth, nc=00000001"), "missing cnonce"),
+        (format!("{full}, algorithm=MD5-sess"), "missing cnonce"),
         (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", userhash=true"),
-            "userhash not supported",
+            format!("Digest {user}, {base}, response=\"xyz\""),
+            "response not hex",
         ),
         (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", qop=auth, cnonce=\"x\""),
-            "missing nc",
+            format!("Digest {user}, {base}, response=\"\""),
+            "response not hex",
         ),
-        (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", qop=auth, nc=1, cnonce=\"x\""),
-            "bad nc",
-        ),
-        (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", qop=auth, nc=00000001"),
-            "missing cnonce",
-        ),
-        (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", algorithm=MD5-sess"),
-            "missing cnonce",
-        ),
-        (format!("Digest username=\"alice\", {base}, response=\"xyz\""), "response not hex"),
-        (format!("Digest username=\"alice\", {base}, response=\"\""), "response not hex"),
-        (
-            format!("Digest username=\"alice\", {base}, response=\"{resp}\", algorithm=SHA-256"),
-            "bad response length",
-        ),
-        (
-            format!("Digest username=\"alice\", username=\"bob\", {base}, response=\"{resp}\""),
-            "duplicate parameter",
-        ),
-        (format!("Digest username=\"alice\" {base}"), "expected comma"),
+        (format!("{full}, algorithm=SHA-256"), "bad response length"),
+        (format!("{full}, username=\"bob\""), "duplicate parameter"),
+        (format!("Digest {user} {base}"), "expected comma"),
         // Any UTF-8 is a username; this one is unknown.
-        (format!("Digest username=\"\u{fc}\", {base}, response=\"{resp}\""), ""),
+        (format!("Digest username=\"\u{fc}\", {base}, {r}"), ""),
     ];
     for (h, why) in cases {
         let v = verify(&a, &h, NOW);
@@ -565,7 +554,7 @@ fn malformed_headers_say_why() {
         }
     }
     // A username that is not UTF-8.
-    let mut bytes = format!("Digest username=\"\u{1}\", {base}, response=\"{resp}\"").into_bytes();
+    let mut bytes = format!("Digest username=\"\u{1}\", {base}, {r}").into_bytes();
     let at = bytes.iter().position(|&b| b == 1).unwrap();
     bytes[at] = 0xff;
     let v = a.verify(&bytes, b"REGISTER", URI.as_bytes(), NOW);

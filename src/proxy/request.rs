@@ -259,15 +259,17 @@ impl Core {
         let Some(aor) = reg.aor(target, self.uri_is_me(target)) else {
             return Err(self.reply(msg, flow, 404, &"Not Found", &[]));
         };
-        let record = reg.store.get(&aor);
         let now = self.unix_now();
-        let live: Vec<LocTarget> = record
-            .as_ref()
-            .map(|r| r.live(now).into_iter().filter_map(loc_target).collect())
-            .unwrap_or_default();
+        let (known, live) = reg.store.with(&aor, |r| match r {
+            Some(r) => (
+                true,
+                r.live(now).into_iter().filter_map(loc_target).collect(),
+            ),
+            None => (false, Vec::new()),
+        });
         if live.is_empty() {
             let user = aor.split(|&b| b == b'@').next().unwrap_or_default();
-            let known = record.is_some()
+            let known = known
                 || self
                     .auth
                     .as_ref()

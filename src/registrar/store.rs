@@ -74,7 +74,9 @@ impl Record {
     }
 }
 
-type Partition = Vec<Arc<Record>>;
+/// A partition: its records sorted by hash, the hash beside each pointer
+/// so that the search touches only this vector's cache lines.
+type Partition = Vec<(u64, Arc<Record>)>;
 
 struct Slot {
     snap: ArcSwapOption<Partition>,
@@ -133,10 +135,16 @@ impl Store {
     /// The record of `aor`, if it has one (bindings may have expired:
     /// filter with [`Record::live`]).
     pub fn get(&self, aor: &[u8]) -> Option<Arc<Record>> {
+        self.with(aor, |r| r.map(|r| Arc::clone(r)))
+    }
+
+    /// Call `f` with the record of `aor` (or `None`) without taking a
+    /// reference count: the snapshot is held for the call.
+    pub fn with<T>(&self, aor: &[u8], f: impl FnOnce(Option<&Arc<Record>>) -> T) -> T {
         let hash = self.hash(aor);
         let guard = self.slot(hash).snap.load();
-        let part = guard.as_ref()?;
-        find(part, hash, aor).map(|i| part[i].clone())
+        let part: &[(u64, Arc<Record>)] = guard.as_deref().map_or(&[], |p| p.as_slice());
+        f(find(part, hash, aor).map(|i| &part[i].1))
     }
 
     /// Bindings held (live or not yet swept).
@@ -165,9 +173,9 @@ impl Store {
         let slot = self.slot(hash);
         let _w = slot.write.lock().unwrap_or_else(|p| p.into_inner());
         let cur = slot.snap.load_full();
-        let part: &[Arc<Record>] = cur.as_deref().map_or(&[], |p| p.as_slice());
+        let part: &[(u64, Arc<Record>)] = cur.as_deref().map_or(&[], |p| p.as_slice());
         let at = find(part, hash, aor);
-        let old: &[Binding] = at.map_or(&[], |i| &part[i].bindings);
+        let old: &[Binding] = at.map_or(&[], |i| &part[i].1.bindings);
         let new = f(old).map_err(UpdateError::Refused)?;
         let (old_n, new_n) = (old.len(), new.len());
         if new_n > old_n {
@@ -200,12 +208,12 @@ impl Store {
         let slot = self.slot(hash);
         let _w = slot.write.lock().unwrap_or_else(|p| p.into_inner());
         let cur = slot.snap.load_full();
-        let part: &[Arc<Record>] = cur.as_deref().map_or(&[], |p| p.as_slice());
+        let part: &[(u64, Arc<Record>)] = cur.as_deref().map_or(&[], |p| p.as_slice());
         let at = find(part, hash, aor);
-        if at.is_some_and(|i| part[i].seq >= seq) {
+        if at.is_some_and(|i| part[i].1.seq >= seq) {
             return;
         }
-        let old_n = at.map_or(0, |i| part[i].bindings.len());
+        let old_n = at.map_or(0, |i| part[i].1.bindings.len());
         self.bindings.fetch_sub(old_n, Ordering::Relaxed);
         self.bindings.fetch_add(bindings.len(), Ordering::Relaxed);
         self.seq.fetch_max(seq + 1, Ordering::Relaxed);
@@ -233,7 +241,7 @@ impl Store {
                 .snap
                 .load()
                 .as_ref()
-                .is_some_and(|p| p.iter().any(|r| r.bindings.iter().any(|b| !b.live(now))));
+                .is_some_and(|p| p.iter().any(|r| r.1.bindings.iter().any(|b| !b.live(now))));
             if !stale {
                 continue;
             }
@@ -242,9 +250,9 @@ impl Store {
                 continue;
             };
             let mut next: Partition = Vec::with_capacity(cur.len());
-            for r in cur.iter() {
+            for (h, r) in cur.iter() {
                 if r.bindings.iter().all(|b| b.live(now)) {
-                    next.push(r.clone());
+                    next.push((*h, r.clone()));
                     continue;
                 }
                 let keep: Vec<Binding> =
@@ -253,12 +261,15 @@ impl Store {
                 if !keep.is_empty() {
                     // The same seq: expiry is not a change a replay must
                     // order (it expires there too).
-                    next.push(Arc::new(Record {
-                        hash: r.hash,
-                        seq: r.seq,
-                        aor: r.aor.clone(),
-                        bindings: keep.into_boxed_slice(),
-                    }));
+                    next.push((
+                        *h,
+                        Arc::new(Record {
+                            hash: r.hash,
+                            seq: r.seq,
+                            aor: r.aor.clone(),
+                            bindings: keep.into_boxed_slice(),
+                        }),
+                    ));
                 }
             }
             slot.snap.store((!next.is_empty()).then(|| Arc::new(next)));
@@ -277,7 +288,7 @@ impl Store {
     pub fn for_each(&self, mut f: impl FnMut(&Record)) {
         for slot in self.slots.iter() {
             if let Some(p) = slot.snap.load().as_ref() {
-                for r in p.iter() {
+                for (_, r) in p.iter() {
                     f(r);
                 }
             }
@@ -301,25 +312,26 @@ pub enum UpdateError<E> {
     Full,
 }
 
-fn find(part: &[Arc<Record>], hash: u64, aor: &[u8]) -> Option<usize> {
-    let start = part.partition_point(|r| r.hash < hash);
+fn find(part: &[(u64, Arc<Record>)], hash: u64, aor: &[u8]) -> Option<usize> {
+    let start = part.partition_point(|e| e.0 < hash);
     part[start..]
         .iter()
-        .take_while(|r| r.hash == hash)
-        .position(|r| &*r.aor == aor)
+        .take_while(|e| e.0 == hash)
+        .position(|e| &*e.1.aor == aor)
         .map(|i| start + i)
 }
 
 /// A copy of `part` with the record at `at` replaced by `record` (or
 /// removed), or `record` inserted in hash order.
 fn replaced(
-    part: &[Arc<Record>],
+    part: &[(u64, Arc<Record>)],
     hash: u64,
     _aor: &[u8],
     at: Option<usize>,
     record: Option<Arc<Record>>,
 ) -> Option<Partition> {
     let mut next: Partition = Vec::with_capacity(part.len() + 1);
+    let record = record.map(|r| (hash, r));
     match at {
         Some(i) => {
             next.extend_from_slice(&part[..i]);
@@ -327,7 +339,7 @@ fn replaced(
             next.extend_from_slice(&part[i + 1..]);
         }
         None => {
-            let i = part.partition_point(|r| r.hash < hash);
+            let i = part.partition_point(|e| e.0 < hash);
             next.extend_from_slice(&part[..i]);
             next.extend(record);
             next.extend_from_slice(&part[i..]);
