@@ -135,7 +135,7 @@ impl Store {
     /// The record of `aor`, if it has one (bindings may have expired:
     /// filter with [`Record::live`]).
     pub fn get(&self, aor: &[u8]) -> Option<Arc<Record>> {
-        self.with(aor, |r| r.map(|r| Arc::clone(r)))
+        self.with(aor, |r| r.map(Arc::clone))
     }
 
     /// Call `f` with the record of `aor` (or `None`) without taking a
