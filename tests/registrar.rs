@@ -490,3 +490,107 @@ fn stateful_parallel_and_serial_forks_to_contacts() {
         }
     }
 }
+
+/// Users from a users file, one with HA1s only (MD5 and SHA-256), as in
+/// config/registrar-users.txt: both challenges can be answered.
+#[test]
+fn users_file_with_ha1_credentials() {
+    let dir = std::env::temp_dir().join(format!("siphon-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.txt");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/registrar-users.txt"),
+        &file,
+    )
+    .unwrap();
+    let p = common::start_on(
+        1,
+        "127.0.0.1",
+        &["udp"],
+        &format!(
+            "{REG}[auth]\nrealm = \"example.com\"\nusers_file = \"{}\"\n",
+            file.display()
+        ),
+    );
+    let u = ua();
+    let c = format!("Contact: <sip:carol@{}>\r\n", u.addr);
+    for (i, alg) in ["SHA-256", "MD5"].iter().enumerate() {
+        let cseq = 1 + 2 * i as u32;
+        let r = ask(&u, p.addr, &register(&u, "carol", "h1", cseq, &c));
+        assert_eq!(r.status(), Some(401));
+        let ch = challenge(&r, HeaderName::WwwAuthenticate, alg);
+        let cred = client_response(
+            &ch,
+            "carol",
+            "carol-secret",
+            "REGISTER",
+            "sip:example.com",
+            "z",
+            1,
+        )
+        .unwrap();
+        let ok = ask(
+            &u,
+            p.addr,
+            &register(
+                &u,
+                "carol",
+                "h1",
+                cseq + 1,
+                &format!("{c}Authorization: {cred}\r\n"),
+            ),
+        );
+        assert_eq!(ok.status(), Some(200), "{alg}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `algorithms` orders the challenges (for UAs that take the first one,
+/// such as SIPp 3.6.1) and refuses credentials for one not offered.
+#[test]
+fn configured_algorithms_order_and_limit_the_challenges() {
+    let p = common::start_on(
+        1,
+        "127.0.0.1",
+        &["udp"],
+        &format!("{REG}[auth]\nrealm = \"example.com\"\nalgorithms = [\"MD5\"]\nusers = {{ alice = \"w\" }}\n"),
+    );
+    let u = ua();
+    let c = format!("Contact: <sip:alice@{}>\r\n", u.addr);
+    let r = ask(&u, p.addr, &register(&u, "alice", "g1", 1, &c));
+    let offered: Vec<&[u8]> = r.header_values(HeaderName::WwwAuthenticate).collect();
+    assert_eq!(offered.len(), 1);
+    let md5 = String::from_utf8_lossy(offered[0]).into_owned();
+    assert!(md5.contains("algorithm=MD5"), "{md5}");
+    // An SHA-256 answer to the same nonce: not offered, 400.
+    let sha = md5.replace("algorithm=MD5", "algorithm=SHA-256");
+    let cred = client_response(&sha, "alice", "w", "REGISTER", "sip:example.com", "q", 1).unwrap();
+    let r = ask(
+        &u,
+        p.addr,
+        &register(
+            &u,
+            "alice",
+            "g1",
+            2,
+            &format!("{c}Authorization: {cred}\r\n"),
+        ),
+    );
+    assert_eq!(
+        (r.status(), r.reason()),
+        (Some(400), &b"Digest Algorithm Not Offered"[..])
+    );
+    let cred = client_response(&md5, "alice", "w", "REGISTER", "sip:example.com", "q", 1).unwrap();
+    let r = ask(
+        &u,
+        p.addr,
+        &register(
+            &u,
+            "alice",
+            "g1",
+            3,
+            &format!("{c}Authorization: {cred}\r\n"),
+        ),
+    );
+    assert_eq!(r.status(), Some(200));
+}

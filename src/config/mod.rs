@@ -76,6 +76,10 @@ pub struct AuthCfg {
     pub register: bool,
     /// Challenge initial requests of these methods (407).
     pub requests: Vec<String>,
+    /// Digest algorithms offered, one challenge each, in this order
+    /// (RFC 8760: the preferred first); credentials for another are
+    /// refused.
+    pub algorithms: Vec<crate::auth::Algorithm>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -823,6 +827,32 @@ impl Cx<'_> {
             users_file: a.users_file.as_ref().map(|f| self.relative(f.get_ref())),
             register: a.register.unwrap_or(true),
             requests,
+            algorithms: match &a.algorithms {
+                None => vec![crate::auth::Algorithm::Sha256, crate::auth::Algorithm::Md5],
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for name in list.get_ref() {
+                        match crate::auth::Algorithm::parse(name.as_bytes()) {
+                            Some(alg) if !out.contains(&alg) => out.push(alg),
+                            _ => {
+                                return self.err(
+                                    Some(list.span()),
+                                    "auth.algorithms",
+                                    format!("{name:?}: expected \"SHA-256\" or \"MD5\", each once"),
+                                )
+                            }
+                        }
+                    }
+                    if out.is_empty() {
+                        return self.err(
+                            Some(list.span()),
+                            "auth.algorithms",
+                            "name at least one algorithm",
+                        );
+                    }
+                    out
+                }
+            },
         })
     }
 

@@ -56,6 +56,7 @@ pub(super) struct RawAuth {
     pub users: BTreeMap<String, String>,
     pub register: Option<bool>,
     pub requests: Option<Vec<Spanned<String>>>,
+    pub algorithms: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

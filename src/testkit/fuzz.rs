@@ -219,16 +219,37 @@ destination = "d"
 [destination.d]
 targets = [{{ uri = "sip:127.0.0.9:5080" }}, {{ uri = "sip:gw.example.net;transport=tcp" }}]
 {dest}
+[registrar]
+domains = ["example.com"]
+max_contacts = 4
+max_bindings = 64
+[auth]
+realm = "example.com"
+register = false
+requests = ["MESSAGE"]
+users = {{ alice = "a" }}
 "#
     );
     let cfg = match crate::config::Config::parse(&text, std::path::Path::new("fuzz.toml")) {
         Ok(c) => c,
         Err(e) => panic!("the fuzz config must load: {e}"),
     };
-    Core::new(
+    // The registrar (REGISTER, location routing) and digest challenges
+    // are part of what is fuzzed: a small table, a fixed nonce key.
+    let reg = crate::registrar::Registrar::in_memory(cfg.registrar.clone().expect("[registrar]"));
+    let users = {
+        let mut u = crate::auth::Users::new();
+        u.insert("alice".into(), crate::auth::Credential::password("a"));
+        u
+    };
+    let auth = crate::auth::Auth::new("example.com".into(), [7; 32], 300, users, 64);
+    let mut core = Core::new(
         std::sync::Arc::new(cfg),
         std::sync::Arc::new(Hosts::parse("192.0.2.7 gw.example.net\n")),
-    )
+    );
+    core.set_registrar(std::sync::Arc::new(reg));
+    core.set_auth(std::sync::Arc::new(auth));
+    core
 }
 
 fn touch(m: &Message) {
