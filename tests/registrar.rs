@@ -594,3 +594,40 @@ fn configured_algorithms_order_and_limit_the_challenges() {
     );
     assert_eq!(r.status(), Some(200));
 }
+
+/// A UA registered over TCP is called over the connection it registered
+/// on (its Contact names a port nobody listens on).
+#[test]
+fn a_tcp_registration_is_called_over_its_connection() {
+    let p = common::start_on(
+        1,
+        "127.0.0.1",
+        &["udp", "tcp"],
+        &format!("[proxy]\nmode = \"stateful\"\n{REG}"),
+    );
+    let mut phone =
+        siphon::testkit::TcpUa::connect("127.0.0.1", p.addr, Duration::from_secs(3)).unwrap();
+    let me = phone.addr;
+    let reg = format!(
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcpreg\r\nMax-Forwards: 70\r\nFrom: <sip:frank@example.com>;tag=1\r\nTo: <sip:frank@example.com>\r\nCall-ID: tcpreg\r\nCSeq: 1 REGISTER\r\nContact: <sip:frank@127.0.0.1:9;transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+    );
+    phone.send(reg.as_bytes()).unwrap();
+    assert_eq!(phone.expect().status(), Some(200));
+    let caller = ua();
+    caller
+        .send(
+            p.addr,
+            &caller.request("INVITE", "sip:frank@example.com", "t1", "z9hG4bKt1", 1, ""),
+        )
+        .unwrap();
+    assert_eq!(caller.expect().0.status(), Some(100));
+    let inv = phone.expect();
+    assert_eq!(inv.method_bytes(), b"INVITE");
+    assert_eq!(
+        inv.request_uri_bytes(),
+        Some(&b"sip:frank@127.0.0.1:9;transport=tcp"[..])
+    );
+    let ok = phone.response(&inv, 200, "OK");
+    phone.send(&ok).unwrap();
+    assert_eq!(caller.expect().0.status(), Some(200));
+}
