@@ -6,6 +6,12 @@
 //! Each request has its own branch (RFC 3261 §8.1.1.7): `.i` for INVITE,
 //! `.o` for OPTIONS, `.a` for the ACK of a 2xx, `.b` for BYE; the ACK of a
 //! non-2xx final response reuses the INVITE's (§17.1.1.3).
+//!
+//! REGISTERs (`Registers`) are tied to their attempt differently: a user
+//! keeps one Call-ID for the whole run (`USER.RUNID@IP`, so the same
+//! parser reads the user number) and its CSeq counts the rounds over the
+//! users, so (user, CSeq) names the attempt (`RegisterPlan`). Their
+//! branch is `.USER.CSEQ.r`.
 
 use std::io::Write;
 
@@ -34,6 +40,8 @@ pub struct Requests {
     run: u32,
     /// Request-URI of new requests: `sip:service@PROXY` or `sip:PROXY`.
     ruri: String,
+    /// Calls to registered users instead: `sip:user{n % count}@domain`.
+    users: Option<(u64, String)>,
     sdp: Vec<u8>,
 }
 
@@ -53,16 +61,33 @@ impl Requests {
                 Some(u) => format!("sip:{u}@{proxy}"),
                 None => format!("sip:{proxy}"),
             },
+            users: None,
             sdp: sdp(&ip),
             ip,
             run,
         }
     }
 
+    /// Call registered users: call `n` goes to `sip:user{n % count}@domain`
+    /// (Request-URI and To) instead of the configured service.
+    pub fn with_users(mut self, count: u64, domain: &str) -> Requests {
+        self.users = Some((count.max(1), domain.to_owned()));
+        self
+    }
+
+    /// The Request-URI of call `n`'s INVITE.
+    pub fn target(&self, n: u64) -> std::borrow::Cow<'_, str> {
+        match &self.users {
+            Some((count, domain)) => format!("sip:user{}@{domain}", n % count).into(),
+            None => self.ruri.as_str().into(),
+        }
+    }
+
     /// The INVITE of call `n` (the same bytes on every retransmission).
     pub fn invite(&self, out: &mut Vec<u8>, n: u64) {
-        self.start_line(out, "INVITE", &self.ruri, n, 'i');
-        let _ = write!(out, "To: <{}>\r\n", self.ruri);
+        let ruri = self.target(n);
+        self.start_line(out, "INVITE", &ruri, n, 'i');
+        let _ = write!(out, "To: <{ruri}>\r\n");
         self.tail(out, n, 1, "INVITE", &[], true);
     }
 
@@ -81,7 +106,7 @@ impl Requests {
         if resp.status().is_some_and(|s| (200..300).contains(&s)) {
             self.in_dialog(out, n, resp, "ACK", 1, 'a');
         } else {
-            self.start_line(out, "ACK", &self.ruri, n, 'i');
+            self.start_line(out, "ACK", &self.target(n), n, 'i');
             to_line(out, resp);
             self.tail(out, n, 1, "ACK", &[], false);
         }
@@ -103,13 +128,14 @@ impl Requests {
     ) {
         // Remote target: the Contact of the 2xx (§12.1.2); the route set
         // is its Record-Route in reverse.
+        let fallback = self.target(n);
         let target = resp
             .contacts()
             .find_map(|c| match c {
                 Ok(Contact::Addr(a)) => std::str::from_utf8(a.uri).ok(),
                 _ => None,
             })
-            .unwrap_or(&self.ruri);
+            .unwrap_or(&fallback);
         self.start_line(out, method, target, n, b);
         to_line(out, resp);
         // The route set: Record-Route of the 2xx, last first (§12.1.2).
@@ -160,6 +186,111 @@ impl Requests {
         } else {
             out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         }
+    }
+}
+
+/// Which users one generator thread registers, and how its attempts map
+/// to (user, CSeq): attempt `j` is user `first + j % count` in round
+/// `j / count`, with CSeq `round + 1`. Users are split between threads so
+/// that one user's REGISTERs always leave from one thread and socket, in
+/// CSeq order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterPlan {
+    pub first: u64,
+    pub count: u64,
+}
+
+impl RegisterPlan {
+    /// Thread `t` of `threads` over `users` users: a contiguous block,
+    /// the first `users % threads` blocks one larger.
+    pub fn split(users: u64, threads: u64, t: u64) -> RegisterPlan {
+        let (base, extra) = (users / threads, users % threads);
+        RegisterPlan {
+            first: t * base + t.min(extra),
+            count: base + u64::from(t < extra),
+        }
+    }
+
+    /// The user and CSeq of attempt `j`.
+    pub fn attempt(&self, j: u64) -> (u64, u32) {
+        let round = j / self.count;
+        (
+            self.first + j % self.count,
+            (round + 1).min(u32::MAX as u64) as u32,
+        )
+    }
+
+    /// The attempt of `user` with `cseq`, when the user is this plan's.
+    pub fn number(&self, user: u64, cseq: u32) -> Option<u64> {
+        let k = user.checked_sub(self.first).filter(|&k| k < self.count)?;
+        let round = u64::from(cseq).checked_sub(1)?;
+        round.checked_mul(self.count)?.checked_add(k)
+    }
+}
+
+/// Writes REGISTERs for one source socket.
+#[derive(Debug, Clone)]
+pub struct Registers {
+    local: String,
+    ip: String,
+    run: u32,
+    domain: String,
+    /// `host:port` of the users' Contact.
+    contact: String,
+    expires: u32,
+}
+
+impl Registers {
+    /// From socket `local` for users of `domain`, each registering
+    /// `<sip:userK@contact>` (`contact` None: `local` itself).
+    pub fn new(
+        local: std::net::SocketAddr,
+        domain: &str,
+        contact: Option<std::net::SocketAddr>,
+        expires: u32,
+        run: u32,
+    ) -> Registers {
+        Registers {
+            local: local.to_string(),
+            ip: local.ip().to_string(),
+            run,
+            domain: domain.to_owned(),
+            contact: contact.unwrap_or(local).to_string(),
+            expires,
+        }
+    }
+
+    /// The REGISTER of `user` with `cseq` (the same bytes on every
+    /// retransmission).
+    pub fn register(&self, out: &mut Vec<u8>, user: u64, cseq: u32) {
+        let (local, run, domain) = (&self.local, self.run, &self.domain);
+        let _ = write!(
+            out,
+            "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{run:08x}.{user}.{cseq}.r;rport\r\n\
+             From: <sip:user{user}@{domain}>;tag={run:08x}.{user}\r\nTo: <sip:user{user}@{domain}>\r\nCall-ID: "
+        );
+        write_call_id(out, user, self.run, &self.ip);
+        let _ = write!(
+            out,
+            "\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:user{user}@{}>\r\nMax-Forwards: 70\r\nExpires: {}\r\nContent-Length: 0\r\n\r\n",
+            self.contact, self.expires
+        );
+    }
+
+    /// Does the 200 `resp` list `user`'s contact with a non-zero expiry
+    /// (RFC 3261 §10.3 step 8: the 200 lists every current binding)?
+    pub fn lists_contact(&self, resp: &Message, user: u64) -> bool {
+        let mut want = Vec::with_capacity(48);
+        let _ = write!(want, "sip:user{user}@{}", self.contact);
+        let header_expires = resp.expires().ok().flatten();
+        resp.contacts().any(|c| match c {
+            Ok(Contact::Addr(a)) if a.uri.eq_ignore_ascii_case(&want) => match a.expires() {
+                Some(Ok(e)) => e > 0,
+                Some(Err(_)) => false,
+                None => header_expires != Some(0),
+            },
+            _ => false,
+        })
     }
 }
 
@@ -368,6 +499,165 @@ mod tests {
         assert_eq!(bye.to().unwrap().tag(), Some(&b"uas1"[..]));
         assert_eq!(bye.call_id(), inv.call_id());
         assert_eq!(bye.header_values(HeaderName::Route).count(), 2);
+    }
+
+    #[test]
+    fn register_plans_split_users_and_name_attempts_by_user_and_cseq() {
+        // 10 users over 3 threads: 4, 3, 3, contiguous, covering all.
+        let plans: Vec<RegisterPlan> = (0..3).map(|t| RegisterPlan::split(10, 3, t)).collect();
+        assert_eq!(
+            plans.iter().map(|p| (p.first, p.count)).collect::<Vec<_>>(),
+            [(0, 4), (4, 3), (7, 3)]
+        );
+        let p = plans[1];
+        // Rounds over users 4, 5, 6 with CSeq 1, 2, ...
+        assert_eq!(
+            (0..7).map(|j| p.attempt(j)).collect::<Vec<_>>(),
+            [(4, 1), (5, 1), (6, 1), (4, 2), (5, 2), (6, 2), (4, 3)]
+        );
+        for j in 0..1000 {
+            let (user, cseq) = p.attempt(j);
+            assert_eq!(p.number(user, cseq), Some(j));
+        }
+        // Another thread's user, CSeq 0: not ours.
+        assert_eq!(p.number(3, 1), None);
+        assert_eq!(p.number(7, 1), None);
+        assert_eq!(p.number(4, 0), None);
+        assert_eq!(
+            RegisterPlan::split(5, 1, 0),
+            RegisterPlan { first: 0, count: 5 }
+        );
+    }
+
+    fn registers() -> Registers {
+        Registers::new(
+            "127.0.5.2:40001".parse().unwrap(),
+            "example.com",
+            Some("127.0.5.3:5080".parse().unwrap()),
+            3600,
+            0xabc,
+        )
+    }
+
+    #[test]
+    fn the_register_is_well_formed_and_keeps_its_call_id() {
+        let r = registers();
+        let mut b = Vec::new();
+        r.register(&mut b, 42, 7);
+        let m = parse(&b);
+        assert_eq!(m.method(), Some(Method::Register));
+        assert_eq!(m.request_uri_bytes(), Some(&b"sip:example.com"[..]));
+        assert_eq!(
+            m.header(HeaderName::To),
+            Some(&b"<sip:user42@example.com>"[..])
+        );
+        assert_eq!(m.from().unwrap().tag(), Some(&b"00000abc.42"[..]));
+        assert_eq!(m.to().unwrap().tag(), None);
+        assert_eq!(parse_call_id(m.call_id(), 0xabc), Some(42));
+        assert_eq!(
+            m.cseq().map(|c| (c.seq, c.method)),
+            Some((7, Method::Register))
+        );
+        assert_eq!(
+            m.header(HeaderName::Contact),
+            Some(&b"<sip:user42@127.0.5.3:5080>"[..])
+        );
+        assert_eq!(m.expires(), Ok(Some(3600)));
+        assert_eq!(m.max_forwards(), Ok(Some(70)));
+        assert_eq!(m.content_length(), Some(0));
+        let via = m.top_via().unwrap();
+        assert_eq!(via.branch(), Some(&b"z9hG4bK00000abc.42.7.r"[..]));
+        assert_eq!(via.rport(), Some(None));
+
+        // The refresh: same Call-ID, next CSeq, its own branch; a
+        // retransmission is the same bytes.
+        let mut next = Vec::new();
+        r.register(&mut next, 42, 8);
+        let n = parse(&next);
+        assert_eq!(n.call_id(), m.call_id());
+        assert_eq!(n.cseq().unwrap().seq, 8);
+        assert_ne!(n.top_via().unwrap().branch(), via.branch());
+        let mut again = Vec::new();
+        r.register(&mut again, 42, 7);
+        assert_eq!(again, b);
+
+        // Without --contact the user registers its own socket.
+        let own = Registers::new("127.0.5.2:40001".parse().unwrap(), "127.0.5.1", None, 60, 1);
+        let mut b = Vec::new();
+        own.register(&mut b, 0, 1);
+        let m = parse(&b);
+        assert_eq!(m.request_uri_bytes(), Some(&b"sip:127.0.5.1"[..]));
+        assert_eq!(
+            m.header(HeaderName::Contact),
+            Some(&b"<sip:user0@127.0.5.2:40001>"[..])
+        );
+        assert_eq!(m.expires(), Ok(Some(60)));
+    }
+
+    #[test]
+    fn a_200_must_list_the_users_contact_unexpired() {
+        let r = registers();
+        let mut b = Vec::new();
+        r.register(&mut b, 5, 1);
+        let req = parse(&b);
+        let ok = |contacts: &[&[u8]], expires: Option<&[u8]>| {
+            let mut extra: Vec<(&str, &[u8])> = contacts.iter().map(|c| ("Contact", *c)).collect();
+            if let Some(e) = expires {
+                extra.push(("Expires", e));
+            }
+            let mut out = Vec::new();
+            response::build(&req, 200, &"OK", b"t", &extra, &mut out);
+            parse(&out)
+        };
+        let listed = ok(&[b"<sip:user5@127.0.5.3:5080>;expires=3600"], None);
+        assert!(r.lists_contact(&listed, 5));
+        // Another user's binding only.
+        assert!(!r.lists_contact(&listed, 6));
+        // Among others, in one header or several; host case-insensitive.
+        assert!(r.lists_contact(
+            &ok(
+                &[b"<sip:a@h>;expires=10, <sip:user5@127.0.5.3:5080>;expires=10"],
+                None
+            ),
+            5
+        ));
+        assert!(r.lists_contact(
+            &ok(&[b"<sip:a@h>", b"<SIP:user5@127.0.5.3:5080>;q=0.5"], None),
+            5
+        ));
+        // Removed (expires 0), or no contact at all.
+        assert!(!r.lists_contact(&ok(&[b"<sip:user5@127.0.5.3:5080>;expires=0"], None), 5));
+        assert!(!r.lists_contact(&ok(&[b"<sip:user5@127.0.5.3:5080>"], Some(b"0")), 5));
+        assert!(r.lists_contact(&ok(&[b"<sip:user5@127.0.5.3:5080>"], None), 5));
+        assert!(!r.lists_contact(&ok(&[], None), 5));
+        // A different port is a different contact.
+        assert!(!r.lists_contact(&ok(&[b"<sip:user5@127.0.5.3:5081>"], None), 5));
+    }
+
+    #[test]
+    fn calls_to_users_cycle_over_them() {
+        let r = reqs().with_users(3, "example.com");
+        for (n, want) in [
+            (0, "sip:user0@example.com"),
+            (4, "sip:user1@example.com"),
+            (5, "sip:user2@example.com"),
+        ] {
+            let mut b = Vec::new();
+            r.invite(&mut b, n);
+            let m = parse(&b);
+            assert_eq!(m.request_uri_bytes(), Some(want.as_bytes()));
+            assert_eq!(
+                m.header(HeaderName::To),
+                Some(format!("<{want}>").as_bytes())
+            );
+            assert_eq!(parse_call_id(m.call_id(), 0xabc), Some(n));
+            // The ACK of a failure goes to the same Request-URI.
+            let mut busy = Vec::new();
+            response::build(&m, 404, &"Not Found", b"t", &[], &mut busy);
+            let mut a = Vec::new();
+            r.ack(&mut a, n, &parse(&busy));
+            assert_eq!(parse(&a).request_uri_bytes(), Some(want.as_bytes()));
+        }
     }
 
     #[test]

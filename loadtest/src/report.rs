@@ -58,6 +58,14 @@ pub struct Report {
     /// Mean time an INVITE waited in the UAS (taken out of the latency).
     pub uas_wait_mean_us: Option<u64>,
     pub uas: Option<UasStats>,
+    /// `register`: 200s that did not list the user's contact (counted
+    /// in `failed` too).
+    pub bad_answers: u64,
+    /// `register`: refreshes not sent because the user's previous
+    /// REGISTER was unanswered (counted in `failed` too).
+    pub overlaps: u64,
+    /// Generator threads.
+    pub threads: usize,
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -99,6 +107,11 @@ impl Report {
             writeln!(out, "{k:<22} {v}")?;
         }
         writeln!(out, "{:<22} {}", "send_errors", self.send_errors)?;
+        if self.mode == "register" {
+            writeln!(out, "{:<22} {}", "bad_answers", self.bad_answers)?;
+            writeln!(out, "{:<22} {}", "overlaps", self.overlaps)?;
+            writeln!(out, "{:<22} {}", "threads", self.threads)?;
+        }
         if let Some(w) = self.uas_wait_mean_us {
             writeln!(out, "{:<22} {w}", "uas_wait_mean_us")?;
         }

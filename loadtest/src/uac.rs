@@ -16,7 +16,10 @@
 //! (500 ms doubling), and the timeouts, which follow start order and are
 //! found by walking the ring from its oldest call.
 //!
-//! Latency is INVITE (or OPTIONS) to its 2xx, from when the first
+//! `register` runs `--threads` such loops, each with its own sockets and
+//! its block of users (`RegisterPlan`), and adds up their reports.
+//!
+//! Latency is INVITE (or OPTIONS, REGISTER) to its 2xx, from when the first
 //! transmission reached the proxy's socket to the kernel's receive
 //! timestamp of the answer, less the time the INVITE waited in the UAS
 //! (its receive timestamp to when the UAS's 200 reached the proxy): what
@@ -33,7 +36,7 @@ use nix::errno::Errno;
 use siphon::sip::{Framing, Limits, Message, Method};
 
 use crate::args::{Mode, RunConfig};
-use crate::msgs::{parse_call_id, Requests, SERVICE};
+use crate::msgs::{parse_call_id, RegisterPlan, Registers, Requests, SERVICE};
 use crate::net::{bind, realtime_ns, Got, RecvBatch, SendQueue, BATCH, NO_TAG};
 use crate::pace::Pacer;
 use crate::report::Report;
@@ -145,6 +148,36 @@ pub struct UacTotals {
     /// Time INVITEs spent in the UAS, taken out of the latencies.
     pub uas_wait_ns_sum: u64,
     pub uas_wait_count: u64,
+    /// 200s to REGISTER that did not list the user's contact (failed).
+    pub bad_answers: u64,
+    /// REGISTERs not sent because the user's previous one was still
+    /// unanswered (RFC 3261 §10.2 forbids overlapping them); failed.
+    pub overlaps: u64,
+}
+
+impl UacTotals {
+    /// The totals of two loops run side by side.
+    pub fn add(&mut self, o: &UacTotals) {
+        self.attempted += o.attempted;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.timeouts += o.timeouts;
+        self.retransmissions += o.retransmissions;
+        self.unexpected += o.unexpected;
+        self.send_errors += o.send_errors;
+        self.window_ns = self.window_ns.max(o.window_ns);
+        self.start_lag_max_ns = self.start_lag_max_ns.max(o.start_lag_max_ns);
+        self.uas_wait_ns_sum += o.uas_wait_ns_sum;
+        self.uas_wait_count += o.uas_wait_count;
+        self.bad_answers += o.bad_answers;
+        self.overlaps += o.overlaps;
+    }
+}
+
+/// Thread `t` of `threads`'s share of `total` (rate, sockets): an even
+/// split, the first `total % threads` one more.
+pub fn share(total: u64, threads: u64, t: u64) -> u64 {
+    total / threads + u64::from(t < total % threads)
 }
 
 /// The tick for a rate: about `STARTS_PER_TICK` starts, within bounds.
@@ -164,6 +197,10 @@ pub struct Uac {
     socks: Vec<UdpSocket>,
     uas: Option<Uas>,
     reqs: Vec<Requests>,
+    /// `register`: the REGISTER writers (one per socket) and this loop's
+    /// users.
+    regs: Vec<Registers>,
+    plan: Option<RegisterPlan>,
     queues: Vec<SendQueue>,
     run_id: u32,
     pacer: Pacer,
@@ -189,35 +226,65 @@ pub struct Uac {
 impl Uac {
     /// Bind `cfg.sockets` sockets on the UAC address, and the UAS (calls).
     pub fn new(cfg: &RunConfig, run_id: u32) -> std::io::Result<Uac> {
-        let mut socks = Vec::with_capacity(cfg.sockets);
-        let mut reqs = Vec::with_capacity(cfg.sockets);
+        Uac::part(cfg, run_id, 0, 1)
+    }
+
+    /// Loop `t` of `threads`: its share of the rate, the sockets and (for
+    /// `register`) the users; the UAS (calls) only in loop 0.
+    pub fn part(cfg: &RunConfig, run_id: u32, t: usize, threads: usize) -> std::io::Result<Uac> {
+        let (tt, nt) = (t as u64, threads.max(1) as u64);
+        let rate = share(cfg.rate as u64, nt, tt).max(1) as u32;
+        let sockets = share(cfg.sockets as u64, nt, tt).max(1) as usize;
+        let mut socks = Vec::with_capacity(sockets);
+        let mut reqs = Vec::with_capacity(sockets);
+        let mut regs = Vec::new();
         let service = match cfg.mode {
             Mode::Calls => Some(SERVICE),
-            Mode::Options => None,
+            Mode::Options | Mode::Register => None,
         };
-        for _ in 0..cfg.sockets {
-            let s = bind(SocketAddr::new(cfg.uac, 0), true)?;
-            reqs.push(Requests::new(s.local_addr()?, cfg.proxy, service, run_id));
-            socks.push(s);
-        }
-        let cap = ring_size(cfg.rate, cfg.timeout, cfg.hold);
-        let uas = match (cfg.mode, cfg.uas) {
-            (Mode::Calls, Some(addr)) => Some(Uas::bind(addr, cap as usize, run_id)?),
+        let plan = match cfg.mode {
+            Mode::Register => Some(RegisterPlan::split(cfg.aor.users.unwrap_or(1), nt, tt)),
             _ => None,
         };
-        let total = Pacer::total_for(cfg.rate, cfg.duration.as_millis() as u64);
+        for _ in 0..sockets {
+            let s = bind(SocketAddr::new(cfg.uac, 0), true)?;
+            let local = s.local_addr()?;
+            let mut r = Requests::new(local, cfg.proxy, service, run_id);
+            if let (Mode::Calls, Some(n)) = (cfg.mode, cfg.aor.users) {
+                r = r.with_users(n, &cfg.aor.domain);
+            }
+            reqs.push(r);
+            if plan.is_some() {
+                regs.push(Registers::new(
+                    local,
+                    &cfg.aor.domain,
+                    cfg.aor.contact,
+                    cfg.aor.expires,
+                    run_id,
+                ));
+            }
+            socks.push(s);
+        }
+        let cap = ring_size(rate, cfg.timeout, cfg.hold);
+        let uas = match (cfg.mode, cfg.uas) {
+            (Mode::Calls, Some(addr)) if t == 0 => Some(Uas::bind(addr, cap as usize, run_id)?),
+            _ => None,
+        };
+        let total = Pacer::total_for(rate, cfg.duration.as_millis() as u64);
         Ok(Uac {
             mode: cfg.mode,
             proxy: cfg.proxy,
-            queues: (0..cfg.sockets).map(|_| SendQueue::new()).collect(),
+            queues: (0..sockets).map(|_| SendQueue::new()).collect(),
             socks,
             uas,
             reqs,
+            regs,
+            plan,
             run_id,
-            pacer: Pacer::new(cfg.rate, total),
+            pacer: Pacer::new(rate, total),
             tick_ns: cfg
                 .tick
-                .map_or_else(|| tick_ns(cfg.rate), |t| t.as_nanos() as u64),
+                .map_or_else(|| tick_ns(rate), |t| t.as_nanos() as u64),
             hold_ns: cfg.hold.as_nanos() as u64,
             timeout_ns: cfg.timeout.as_nanos() as u64,
             slots: (0..cap).map(|_| Slot::free()).collect(),
@@ -407,13 +474,33 @@ impl Uac {
     fn start(&mut self, now: u64) {
         let n = self.next;
         self.next += 1;
+        if let Some(p) = self.plan {
+            // A UA sends no new REGISTER before the previous one has its
+            // final response or has timed out (RFC 3261 §10.2): with the
+            // user's last one unanswered, this refresh is skipped and
+            // counted as failed. (Sending it would also let a
+            // retransmission of the older CSeq arrive after it and be
+            // refused.)
+            if n >= p.count && self.slot_of(n - p.count).is_some() {
+                self.totals.attempted += 1;
+                self.totals.failed += 1;
+                self.totals.overlaps += 1;
+                return;
+            }
+        }
         let i = (n % self.cap) as usize;
         if self.slots[i].state != State::Free {
             // Only when the ring is smaller than rate x timeout (MAX_SLOTS):
             // the call it holds is at least that old.
             self.end(i, End::Timeout);
         }
-        let sock = (n % self.socks_len() as u64) as usize;
+        // A user always leaves from the same socket (one proxy shard sees
+        // its REGISTERs in order).
+        let key = match self.plan {
+            Some(p) => p.attempt(n).0 - p.first,
+            None => n,
+        };
+        let sock = (key % self.socks_len() as u64) as usize;
         let s = &mut self.slots[i];
         s.n = n;
         s.state = State::Calling;
@@ -439,9 +526,13 @@ impl Uac {
     /// Queue the INVITE or OPTIONS of call `n`; `tag` asks for its send time.
     fn send_initial(&mut self, sock: usize, n: u64, tag: u64) {
         let q = &mut self.queues[sock];
-        match self.mode {
-            Mode::Calls => self.reqs[sock].invite(q.buf(), n),
-            Mode::Options => self.reqs[sock].options(q.buf(), n),
+        match (self.mode, self.plan) {
+            (Mode::Calls, _) => self.reqs[sock].invite(q.buf(), n),
+            (Mode::Register, Some(p)) => {
+                let (user, cseq) = p.attempt(n);
+                self.regs[sock].register(q.buf(), user, cseq)
+            }
+            _ => self.reqs[sock].options(q.buf(), n),
         }
         q.push(self.proxy, tag);
     }
@@ -568,13 +659,25 @@ impl Uac {
                 return;
             }
         };
-        let (Some(n), Some(status), Some(cseq)) = (
+        let (Some(id), Some(status), Some(cseq)) = (
             parse_call_id(msg.call_id(), self.run_id),
             msg.status(),
             msg.cseq(),
         ) else {
             self.totals.unexpected += 1;
             return;
+        };
+        // The Call-ID carries the call number, or for REGISTER the user,
+        // whose CSeq then names the attempt.
+        let n = match self.plan {
+            Some(p) => match p.number(id, cseq.seq) {
+                Some(n) => n,
+                None => {
+                    self.totals.unexpected += 1;
+                    return;
+                }
+            },
+            None => id,
         };
         let Some(i) = self.slot_of(n) else {
             // A call already finished (or never ours): a late answer.
@@ -585,6 +688,7 @@ impl Uac {
         let initial = match self.mode {
             Mode::Calls => Method::Invite,
             Mode::Options => Method::Options,
+            Mode::Register => Method::Register,
         };
         match (cseq.method, state) {
             (m, State::Calling | State::Proceeding) if m == initial => {
@@ -607,7 +711,17 @@ impl Uac {
                     let ns = (g.ts - sl.sent - in_uas).max(0) as u64;
                     self.hist.saturating_record(ns.div_ceil(1000).max(1));
                 }
-                if m == Method::Options {
+                if m == Method::Register && status < 300 {
+                    // The 200 lists the user's bindings: ours must be there.
+                    let s = self.slots[i].sock as usize;
+                    let user = id;
+                    if !self.regs[s].lists_contact(&msg, user) {
+                        self.totals.bad_answers += 1;
+                        self.end(i, End::Failed);
+                        return;
+                    }
+                }
+                if m != Method::Invite {
                     let how = if status < 300 {
                         End::Completed
                     } else {
@@ -660,24 +774,86 @@ impl Uac {
     }
 }
 
-/// Run a `calls` or `options` load as `cfg` says and report.
-pub fn run(cfg: &RunConfig) -> std::io::Result<Report> {
-    let cpu0 = crate::cpu::process_cpu_ns();
-    let run_id = std::process::id().rotate_left(16) ^ (realtime_ns() as u32);
-    let mut uac = Uac::new(cfg, run_id)?;
+/// What one loop left: its counters, latencies and the UAS's counters.
+struct Part {
+    totals: UacTotals,
+    hist: Histogram<u64>,
+    uas: Option<crate::uas::UasStats>,
+}
+
+/// Build and run loop `t` of `threads`; `ready` lines the loops up so
+/// that they start together, after every socket is bound.
+fn run_part(
+    cfg: &RunConfig,
+    run_id: u32,
+    t: usize,
+    threads: usize,
+    ready: &std::sync::Barrier,
+) -> std::io::Result<Part> {
+    let built = Uac::part(cfg, run_id, t, threads);
+    ready.wait();
+    let mut uac = built?;
     // Every call ends by its timeout; the deadline only backs that up.
     let deadline = Instant::now() + cfg.duration + cfg.timeout + cfg.hold + Duration::from_secs(2);
     uac.run(deadline);
+    Ok(Part {
+        uas: uac.uas_stats(),
+        totals: uac.totals,
+        hist: uac.hist,
+    })
+}
+
+/// Run a `calls`, `options` or `register` load as `cfg` says and report.
+pub fn run(cfg: &RunConfig) -> std::io::Result<Report> {
+    let cpu0 = crate::cpu::process_cpu_ns();
+    let run_id = std::process::id().rotate_left(16) ^ (realtime_ns() as u32);
+    let threads = if cfg.mode == Mode::Register {
+        cfg.threads.max(1)
+    } else {
+        1
+    };
+    let ready = std::sync::Barrier::new(threads);
+    let parts: Vec<std::io::Result<Part>> = if threads == 1 {
+        vec![run_part(cfg, run_id, 0, 1, &ready)]
+    } else {
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let ready = &ready;
+                    std::thread::Builder::new()
+                        .name(format!("loadgen-{t}"))
+                        .spawn_scoped(sc, move || run_part(cfg, run_id, t, threads, ready))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err(std::io::Error::other("a generator thread panicked"))
+                    }),
+                    Err(e) => Err(e),
+                })
+                .collect()
+        })
+    };
     let cpu1 = crate::cpu::process_cpu_ns();
-    let uas_stats = uac.uas_stats();
-    let t = uac.totals;
+    let mut t = UacTotals::default();
+    let mut hist: Histogram<u64> =
+        Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid");
+    let mut uas_stats = None;
+    for p in parts {
+        let p = p?;
+        t.add(&p.totals);
+        let _ = hist.add(&p.hist);
+        uas_stats = uas_stats.or(p.uas);
+    }
     let window_s = t.window_ns as f64 / 1e9;
     let calls = if t.completed > 0 {
         t.completed
     } else {
         t.attempted
     };
-    let pct = |q: f64| (!uac.hist.is_empty()).then(|| uac.hist.value_at_quantile(q));
+    let pct = |q: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(q));
     Ok(Report {
         label: cfg.label.clone(),
         mode: cfg.mode.as_str().to_owned(),
@@ -698,7 +874,7 @@ pub fn run(cfg: &RunConfig) -> std::io::Result<Report> {
         p50_us: pct(0.50),
         p90_us: pct(0.90),
         p99_us: pct(0.99),
-        max_us: (!uac.hist.is_empty()).then(|| uac.hist.max()),
+        max_us: (!hist.is_empty()).then(|| hist.max()),
         gen_cpu_us_per_call: match (cpu0, cpu1) {
             (Some(a), Some(b)) if calls > 0 => Some((b - a) as f64 / 1e3 / calls as f64),
             _ => None,
@@ -707,6 +883,9 @@ pub fn run(cfg: &RunConfig) -> std::io::Result<Report> {
         uas_wait_mean_us: (t.uas_wait_count > 0)
             .then(|| t.uas_wait_ns_sum / t.uas_wait_count / 1000),
         uas: uas_stats,
+        bad_answers: t.bad_answers,
+        overlaps: t.overlaps,
+        threads,
     })
 }
 
@@ -722,6 +901,40 @@ mod tests {
         assert_eq!(tick_ns(20_000), 100_000);
         assert_eq!(tick_ns(100_000), 100_000);
         assert_eq!(tick_ns(1), 500_000);
+    }
+
+    #[test]
+    fn threads_share_rates_and_sockets_evenly() {
+        assert_eq!(
+            (0..3).map(|t| share(100_000, 3, t)).collect::<Vec<_>>(),
+            [33_334, 33_333, 33_333]
+        );
+        assert_eq!((0..2).map(|t| share(8, 2, t)).sum::<u64>(), 8);
+        assert_eq!(share(5, 1, 0), 5);
+        let mut a = UacTotals {
+            attempted: 3,
+            window_ns: 10,
+            start_lag_max_ns: 7,
+            overlaps: 1,
+            ..UacTotals::default()
+        };
+        a.add(&UacTotals {
+            attempted: 4,
+            window_ns: 12,
+            start_lag_max_ns: 2,
+            bad_answers: 2,
+            ..UacTotals::default()
+        });
+        assert_eq!(
+            (
+                a.attempted,
+                a.window_ns,
+                a.start_lag_max_ns,
+                a.overlaps,
+                a.bad_answers
+            ),
+            (7, 12, 7, 1, 2)
+        );
     }
 
     #[test]

@@ -77,6 +77,8 @@ fn retransmissions_failures_and_timeouts_are_counted() {
         tick: None,
         tsv: None,
         label: "scripted".into(),
+        aor: Default::default(),
+        threads: 1,
     };
     let started = Instant::now();
     let r = uac::run(&cfg).unwrap();
@@ -98,6 +100,112 @@ fn retransmissions_failures_and_timeouts_are_counted() {
         "{r:#?}"
     );
     // It stopped by itself soon after the last timeout.
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// REGISTER against a scripted registrar: four users, two rounds. user0
+/// is answered 200; user1 403; user2's first REGISTER is lost once (so
+/// its retransmission at 500 ms is still pending when its second round is
+/// due: that refresh is skipped, RFC 3261 §10.2); user3's first 200 does
+/// not list its contact. Bounded: 8 REGISTERs, about 1.5 s.
+#[test]
+fn register_failures_retransmissions_and_overlaps_are_counted() {
+    let peer = UdpSocket::bind("127.0.5.23:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let addr = peer.local_addr().unwrap();
+    let script = std::thread::spawn(move || {
+        // (user, cseq) -> times seen
+        let mut seen = std::collections::BTreeMap::new();
+        let mut buf = vec![0u8; 65_536];
+        let mut out = Vec::new();
+        let end = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < end {
+            let Ok((len, from)) = peer.recv_from(&mut buf) else {
+                if seen.values().sum::<u32>() >= 8 {
+                    break;
+                }
+                continue;
+            };
+            let m = Message::parse(
+                Bytes::copy_from_slice(&buf[..len]),
+                Framing::Datagram,
+                &Limits::default(),
+            )
+            .unwrap();
+            let (user, cseq) = (number(&m), m.cseq().unwrap().seq);
+            let k = seen.entry((user, cseq)).or_insert(0u32);
+            *k += 1;
+            let contact = m.header(siphon::sip::HeaderName::Contact).unwrap().to_vec();
+            let mut listed = contact.clone();
+            listed.extend_from_slice(b";expires=3600");
+            let (code, reason, extra): (u16, &str, Vec<(&str, &[u8])>) = match (user, cseq, *k) {
+                (1, _, _) => (403, "Forbidden", vec![]),
+                (2, 1, 1) => continue,
+                (3, 1, _) => (
+                    200,
+                    "OK",
+                    vec![("Contact", b"<sip:someone@else>;expires=60")],
+                ),
+                _ => (200, "OK", vec![("Contact", &listed[..])]),
+            };
+            response::build(&m, code, &reason, b"reg", &extra, &mut out);
+            peer.send_to(&out, from).unwrap();
+        }
+        seen
+    });
+
+    let cfg = RunConfig {
+        mode: Mode::Register,
+        proxy: addr,
+        uac: "127.0.5.24".parse().unwrap(),
+        uas: None,
+        rate: 10,
+        duration: Duration::from_millis(800),
+        sockets: 2,
+        hold: Duration::ZERO,
+        timeout: Duration::from_millis(1200),
+        tick: None,
+        tsv: None,
+        label: "scripted".into(),
+        aor: siphon_loadtest::args::Aor {
+            users: Some(4),
+            contact: Some("127.0.5.25:5080".parse().unwrap()),
+            ..Default::default()
+        },
+        threads: 1,
+    };
+    let started = Instant::now();
+    let r = uac::run(&cfg).unwrap();
+    let seen = script.join().unwrap();
+    // user2's second round was never sent; every other REGISTER once,
+    // user2's first twice.
+    let want: Vec<((u64, u32), u32)> = vec![
+        ((0, 1), 1),
+        ((0, 2), 1),
+        ((1, 1), 1),
+        ((1, 2), 1),
+        ((2, 1), 2),
+        ((3, 1), 1),
+        ((3, 2), 1),
+    ];
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), want);
+    assert_eq!(
+        (r.attempted, r.completed, r.failed, r.timeouts),
+        (8, 4, 4, 0),
+        "{r:#?}"
+    );
+    assert_eq!(
+        (r.retransmissions, r.bad_answers, r.overlaps, r.unexpected),
+        (1, 1, 1, 0),
+        "{r:#?}"
+    );
+    assert!(!r.passed());
+    assert!(r.max_us.unwrap() >= 500_000, "{r:#?}");
     assert!(
         started.elapsed() < Duration::from_millis(2500),
         "{:?}",

@@ -43,6 +43,8 @@ fn calls_and_options_through_a_stateless_proxy() {
         tick: None,
         tsv: None,
         label: "smoke".into(),
+        aor: Default::default(),
+        threads: 1,
     };
     let r = uac::run(&run).unwrap();
     assert!(r.passed(), "{r:#?}");
