@@ -223,6 +223,7 @@ targets = [{{ uri = "sip:127.0.0.9:5080" }}, {{ uri = "sip:gw.example.net;transp
 domains = ["example.com"]
 max_contacts = 4
 max_bindings = 64
+partitions = 16
 [auth]
 realm = "example.com"
 register = false
