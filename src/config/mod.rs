@@ -6,6 +6,9 @@
 //! new immutable `Config`; nothing is changed in place.
 
 mod raw;
+mod services;
+
+pub use services::{AuthCfg, Registrar};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,55 +34,6 @@ pub struct Config {
     pub registrar: Option<Registrar>,
     /// Digest authentication, when configured.
     pub auth: Option<AuthCfg>,
-}
-
-/// `[registrar]`: REGISTER handling (RFC 3261 §10.3) for `domains`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registrar {
-    /// Domains served, lowercase. A REGISTER or a request whose
-    /// Request-URI names one of them (or one of our addresses) is for the
-    /// registrar / location service. The first one is the domain of an
-    /// AOR written with one of our addresses.
-    pub domains: Vec<String>,
-    pub default_expires: u32,
-    /// Shorter non-zero expiries get 423 with Min-Expires.
-    pub min_expires: u32,
-    /// Longer expiries are cut to this.
-    pub max_expires: u32,
-    /// Bindings per AOR.
-    pub max_contacts: usize,
-    /// Bindings in all.
-    pub max_bindings: usize,
-    /// Snapshot partitions (a power of two).
-    pub partitions: usize,
-    /// Where the journal lives; none: bindings are in memory only.
-    pub journal_dir: Option<std::path::PathBuf>,
-    pub fsync: crate::registrar::Fsync,
-    pub compact_interval: std::time::Duration,
-    /// Stateful mode: try a registered user's contacts all at once, or
-    /// one at a time by q-value.
-    pub fork: Fork,
-}
-
-/// `[auth]`: Digest authentication (RFC 7616, RFC 2617).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthCfg {
-    pub realm: String,
-    /// Key of the nonce HMAC; random at each start when not given.
-    pub secret: Option<String>,
-    pub nonce_lifetime_s: u64,
-    pub max_nonces: usize,
-    /// Users: from `users` (plain passwords) and `users_file`, merged.
-    pub users: Vec<(String, String)>,
-    pub users_file: Option<std::path::PathBuf>,
-    /// Challenge REGISTER (401).
-    pub register: bool,
-    /// Challenge initial requests of these methods (407).
-    pub requests: Vec<String>,
-    /// Digest algorithms offered, one challenge each, in this order
-    /// (RFC 8760: the preferred first); credentials for another are
-    /// refused.
-    pub algorithms: Vec<crate::auth::Algorithm>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,37 +346,26 @@ impl Cx<'_> {
                 .server
                 .user_agent
                 .unwrap_or_else(|| format!("Siphon/{}", env!("CARGO_PKG_VERSION"))),
-            log_format: match &raw.server.log_format {
-                None => LogFormat::Text,
-                Some(f) => match f.get_ref().as_str() {
-                    "text" => LogFormat::Text,
-                    "json" => LogFormat::Json,
-                    other => {
-                        return self.err(
-                            Some(f.span()),
-                            "server.log_format",
-                            format!("{other:?}: expected \"text\" or \"json\""),
-                        )
-                    }
-                },
-            },
-            log_level: match &raw.server.log_level {
-                None => LogLevel::Info,
-                Some(l) => match l.get_ref().as_str() {
-                    "error" => LogLevel::Error,
-                    "warn" => LogLevel::Warn,
-                    "info" => LogLevel::Info,
-                    "debug" => LogLevel::Debug,
-                    "trace" => LogLevel::Trace,
-                    other => {
-                        return self.err(
-                            Some(l.span()),
-                            "server.log_level",
-                            format!("{other:?}: expected error, warn, info, debug or trace"),
-                        )
-                    }
-                },
-            },
+            log_format: self.choice(
+                &raw.server.log_format,
+                "server.log_format",
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+                LogFormat::Text,
+                "\"text\" or \"json\"",
+            )?,
+            log_level: self.choice(
+                &raw.server.log_level,
+                "server.log_level",
+                &[
+                    ("error", LogLevel::Error),
+                    ("warn", LogLevel::Warn),
+                    ("info", LogLevel::Info),
+                    ("debug", LogLevel::Debug),
+                    ("trace", LogLevel::Trace),
+                ],
+                LogLevel::Info,
+                "error, warn, info, debug or trace",
+            )?,
         };
         if server.user_agent.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return self.err(
@@ -488,20 +431,13 @@ impl Cx<'_> {
         }
 
         let proxy = Proxy {
-            mode: match &raw.proxy.mode {
-                None => Mode::Stateless,
-                Some(m) => match m.get_ref().as_str() {
-                    "stateless" => Mode::Stateless,
-                    "stateful" => Mode::Stateful,
-                    other => {
-                        return self.err(
-                            Some(m.span()),
-                            "proxy.mode",
-                            format!("{other:?}: expected \"stateless\" or \"stateful\""),
-                        )
-                    }
-                },
-            },
+            mode: self.choice(
+                &raw.proxy.mode,
+                "proxy.mode",
+                &[("stateless", Mode::Stateless), ("stateful", Mode::Stateful)],
+                Mode::Stateless,
+                "\"stateless\" or \"stateful\"",
+            )?,
             record_route: raw.proxy.record_route.unwrap_or(false),
             max_forwards: match &raw.proxy.max_forwards {
                 Some(v) => self.int(v, "proxy.max_forwards", 1..=255)?,
@@ -527,20 +463,7 @@ impl Cx<'_> {
                     "a destination needs at least one target",
                 );
             }
-            let fork = match &d.fork {
-                None => Fork::Serial,
-                Some(f) => match f.get_ref().as_str() {
-                    "serial" => Fork::Serial,
-                    "parallel" => Fork::Parallel,
-                    other => {
-                        return self.err(
-                            Some(f.span()),
-                            format!("destination.{name}.fork"),
-                            format!("{other:?}: expected \"serial\" or \"parallel\""),
-                        )
-                    }
-                },
-            };
+            let fork = self.fork(&d.fork, &format!("destination.{name}.fork"), Fork::Serial)?;
             let failover_codes = match &d.failover_codes {
                 None => vec![408, 500, 503],
                 Some(codes) => {
@@ -688,183 +611,43 @@ impl Cx<'_> {
         })
     }
 
-    fn registrar(&self, r: &raw::RawRegistrar) -> Result<Registrar, ConfigError> {
-        let int = |v: &Option<Spanned<i64>>, key: &str, def: i64, range| match v {
-            Some(v) => self.int::<i64>(v, &format!("registrar.{key}"), range),
-            None => Ok(def),
-        };
-        let domains: Vec<String> = match &r.domains {
-            Some(d) => {
-                for x in d.get_ref() {
-                    let probe = format!("sip:{x}");
-                    if !matches!(Uri::parse(probe.as_bytes()), Ok(u) if u.user.is_none() && u.port.is_none() && u.params.is_empty())
-                    {
-                        return self.err(
-                            Some(d.span()),
-                            "registrar.domains",
-                            format!("{x:?} is not a domain name or address"),
-                        );
-                    }
-                }
-                d.get_ref().iter().map(|x| x.to_ascii_lowercase()).collect()
-            }
-            None => Vec::new(),
-        };
-        let min_expires = int(&r.min_expires, "min_expires", 60, 0..=86_400)? as u32;
-        let max_expires = int(&r.max_expires, "max_expires", 7200, 1..=604_800)? as u32;
-        let default_expires = int(&r.default_expires, "default_expires", 3600, 1..=604_800)? as u32;
-        if max_expires < min_expires {
-            return self.err(
-                None,
-                "registrar.max_expires",
-                "must not be below min_expires",
-            );
-        }
-        let fsync_ms = int(&r.fsync_interval_ms, "fsync_interval_ms", 100, 1..=60_000)? as u64;
-        let fsync = match &r.fsync {
-            None => crate::registrar::Fsync::Batch(fsync_ms),
-            Some(f) => match f.get_ref().as_str() {
-                "always" => crate::registrar::Fsync::Always,
-                "batch" => crate::registrar::Fsync::Batch(fsync_ms),
-                "never" => crate::registrar::Fsync::Never,
-                other => {
-                    return self.err(
-                        Some(f.span()),
-                        "registrar.fsync",
-                        format!("{other:?}: expected \"always\", \"batch\" or \"never\""),
-                    )
-                }
-            },
-        };
-        let fork = match &r.fork {
-            None => Fork::Parallel,
-            Some(f) => match f.get_ref().as_str() {
-                "serial" => Fork::Serial,
-                "parallel" => Fork::Parallel,
-                other => {
-                    return self.err(
-                        Some(f.span()),
-                        "registrar.fork",
-                        format!("{other:?}: expected \"serial\" or \"parallel\""),
-                    )
-                }
-            },
-        };
-        Ok(Registrar {
-            domains,
-            default_expires,
-            min_expires,
-            max_expires,
-            max_contacts: int(&r.max_contacts, "max_contacts", 16, 1..=256)? as usize,
-            max_bindings: int(&r.max_bindings, "max_bindings", 2_000_000, 1..=100_000_000)?
-                as usize,
-            partitions: int(&r.partitions, "partitions", 65_536, 1..=16_777_216)?
-                .unsigned_abs()
-                .next_power_of_two() as usize,
-            journal_dir: r.journal_dir.as_ref().map(|d| self.relative(d)),
-            fsync,
-            compact_interval: std::time::Duration::from_secs(int(
-                &r.compact_interval_s,
-                "compact_interval_s",
-                300,
-                1..=86_400,
-            )? as u64),
-            fork,
-        })
-    }
-
-    fn auth(&self, a: &raw::RawAuth, reg: Option<&Registrar>) -> Result<AuthCfg, ConfigError> {
-        let realm = match (&a.realm, reg.and_then(|r| r.domains.first())) {
-            (Some(r), _) => r.clone(),
-            (None, Some(d)) => d.clone(),
-            (None, None) => {
-                return self.err(
-                    None,
-                    "auth.realm",
-                    "needed when [registrar] names no domain",
-                )
-            }
-        };
-        if realm
-            .bytes()
-            .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+    /// A string that names one of `choices`; `default` when absent.
+    /// The error lists what is expected, as `expected` says it.
+    fn choice<T: Copy>(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        choices: &[(&str, T)],
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        match choices
+            .iter()
+            .find(|(name, _)| *name == v.get_ref().as_str())
         {
-            return self.err(
-                None,
-                "auth.realm",
-                "must not contain quotes, backslashes or control characters",
-            );
+            Some(&(_, t)) => Ok(t),
+            None => self.err(
+                Some(v.span()),
+                key,
+                format!("{:?}: expected {expected}", v.get_ref()),
+            ),
         }
-        let mut requests = Vec::new();
-        for m in a.requests.iter().flatten() {
-            if !lex::is_token_str(m.get_ref().as_bytes())
-                || matches!(m.get_ref().as_str(), "ACK" | "CANCEL")
-            {
-                return self.err(
-                    Some(m.span()),
-                    "auth.requests",
-                    format!("{:?}: a method name other than ACK and CANCEL", m.get_ref()),
-                );
-            }
-            requests.push(m.get_ref().clone());
-        }
-        Ok(AuthCfg {
-            realm,
-            secret: a.secret.clone(),
-            nonce_lifetime_s: match &a.nonce_lifetime_s {
-                Some(v) => self.int(v, "auth.nonce_lifetime_s", 1..=86_400)?,
-                None => 300,
-            },
-            max_nonces: match &a.max_nonces {
-                Some(v) => self.int(v, "auth.max_nonces", 1..=10_000_000)?,
-                None => 1_000_000,
-            },
-            users: a
-                .users
-                .iter()
-                .map(|(u, p)| (u.clone(), p.clone()))
-                .collect(),
-            users_file: a.users_file.as_ref().map(|f| self.relative(f.get_ref())),
-            register: a.register.unwrap_or(true),
-            requests,
-            algorithms: match &a.algorithms {
-                None => vec![crate::auth::Algorithm::Sha256, crate::auth::Algorithm::Md5],
-                Some(list) => {
-                    let mut out = Vec::new();
-                    for name in list.get_ref() {
-                        match crate::auth::Algorithm::parse(name.as_bytes()) {
-                            Some(alg) if !out.contains(&alg) => out.push(alg),
-                            _ => {
-                                return self.err(
-                                    Some(list.span()),
-                                    "auth.algorithms",
-                                    format!("{name:?}: expected \"SHA-256\" or \"MD5\", each once"),
-                                )
-                            }
-                        }
-                    }
-                    if out.is_empty() {
-                        return self.err(
-                            Some(list.span()),
-                            "auth.algorithms",
-                            "name at least one algorithm",
-                        );
-                    }
-                    out
-                }
-            },
-        })
     }
 
-    /// A path in the config, relative to the config file's directory.
-    fn relative(&self, p: &str) -> std::path::PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            return p.to_path_buf();
-        }
-        self.file
-            .parent()
-            .map_or_else(|| p.to_path_buf(), |d| d.join(p))
+    fn fork(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: Fork,
+    ) -> Result<Fork, ConfigError> {
+        self.choice(
+            v,
+            key,
+            &[("serial", Fork::Serial), ("parallel", Fork::Parallel)],
+            default,
+            "\"serial\" or \"parallel\"",
+        )
     }
 
     fn transaction(&self, p: &raw::RawProxy) -> Result<TransactionCfg, ConfigError> {
