@@ -39,7 +39,7 @@ fn verify(c: &mut Criterion) {
     for (alg, name) in [(Algorithm::Md5, "md5"), (Algorithm::Sha256, "sha256")] {
         for user in ["ha1", "pw"] {
             let auth = auth();
-            let [sha, md5] = auth.challenges(NOW, false);
+            let [sha, md5]: [String; 2] = auth.challenges(NOW, false).try_into().unwrap();
             let challenge = if alg == Algorithm::Md5 { md5 } else { sha };
             let mut nc = 0u32;
             g.bench_function(format!("{name}/{user}"), |b| {

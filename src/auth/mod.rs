@@ -172,6 +172,9 @@ pub struct Auth {
     nonce_lifetime_s: u64,
     users: Users,
     replay: ReplayWindow,
+    /// Challenges offered, in this order; credentials for another
+    /// algorithm are refused.
+    algorithms: Vec<Algorithm>,
 }
 
 impl fmt::Debug for Auth {
@@ -202,7 +205,53 @@ impl Auth {
             nonce_lifetime_s,
             users,
             replay: ReplayWindow::new(max_nonces),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
+    }
+
+    /// Offer these algorithms, in this order (not empty), instead of
+    /// SHA-256 then MD5; credentials for any other are refused.
+    pub fn with_algorithms(mut self, algorithms: Vec<Algorithm>) -> Auth {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms;
+        }
+        self
+    }
+
+    /// The authenticator `[auth]` describes: users from `users` and
+    /// `users_file`; the nonce key from `secret` (its SHA-256, so proxies
+    /// that share it accept each other's nonces) or random.
+    pub fn from_config(a: &crate::config::AuthCfg) -> Result<Auth, String> {
+        use sha2::Digest;
+        let mut users = match &a.users_file {
+            Some(f) => {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| format!("cannot read auth.users_file {}: {e}", f.display()))?;
+                parse_users(&text).map_err(|e| format!("{}: {e}", f.display()))?
+            }
+            None => Users::new(),
+        };
+        for (u, p) in &a.users {
+            users.insert(u.clone(), Credential::password(p));
+        }
+        let secret: [u8; 32] = match &a.secret {
+            Some(s) => sha2::Sha256::digest(s.as_bytes()).into(),
+            None => {
+                let mut k = [0u8; 32];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k))
+                    .map_err(|e| format!("cannot read /dev/urandom for the nonce key: {e}"))?;
+                k
+            }
+        };
+        Ok(Auth::new(
+            a.realm.clone(),
+            secret,
+            a.nonce_lifetime_s,
+            users,
+            a.max_nonces,
+        )
+        .with_algorithms(a.algorithms.clone()))
     }
 
     pub fn realm(&self) -> &str {
@@ -221,25 +270,29 @@ impl Auth {
     }
 
     /// Header values (without the header name) for `WWW-Authenticate` or
-    /// `Proxy-Authenticate`: SHA-256 first, then MD5 (RFC 7616 §3.7,
-    /// RFC 8760: most preferred first), both `qop="auth"` with the same
-    /// fresh nonce, and `stale=true` when asked. No `opaque`: the nonce carries the state.
-    pub fn challenges(&self, now: u64, stale: bool) -> [String; 2] {
+    /// `Proxy-Authenticate`, one per algorithm offered, in order (by
+    /// default SHA-256 first, then MD5: RFC 7616 §3.7, RFC 8760, most
+    /// preferred first), all `qop="auth"` with the same fresh nonce, and
+    /// `stale=true` when asked. No `opaque`: the nonce carries the state.
+    pub fn challenges(&self, now: u64, stale: bool) -> Vec<String> {
         let nonce = self.nonces.mint(now);
-        [Algorithm::Sha256, Algorithm::Md5].map(|alg| {
-            let mut s = String::with_capacity(160 + self.realm.len());
-            s.push_str("Digest realm=");
-            push_quoted(&mut s, &self.realm);
-            s.push_str(", nonce=\"");
-            s.push_str(&nonce);
-            s.push_str("\", algorithm=");
-            s.push_str(alg.name());
-            s.push_str(", qop=\"auth\"");
-            if stale {
-                s.push_str(", stale=true");
-            }
-            s
-        })
+        self.algorithms
+            .iter()
+            .map(|alg| {
+                let mut s = String::with_capacity(160 + self.realm.len());
+                s.push_str("Digest realm=");
+                push_quoted(&mut s, &self.realm);
+                s.push_str(", nonce=\"");
+                s.push_str(&nonce);
+                s.push_str("\", algorithm=");
+                s.push_str(alg.name());
+                s.push_str(", qop=\"auth\"");
+                if stale {
+                    s.push_str(", stale=true");
+                }
+                s
+            })
+            .collect()
     }
 
     /// Checks one `Authorization` / `Proxy-Authorization` value for
@@ -262,6 +315,9 @@ impl Auth {
             Ok(c) => c,
             Err(why) => return Verdict::Malformed(why),
         };
+        if !self.algorithms.contains(&c.algorithm) {
+            return Verdict::Malformed("Digest Algorithm Not Offered");
+        }
         let Some(nonce) = self.nonces.open(&c.nonce) else {
             return Verdict::BadNonce;
         };

@@ -36,7 +36,7 @@ fn auth() -> Auth {
 
 /// The challenge for `alg` from `a`, issued at `at`.
 fn challenge(a: &Auth, alg: Algorithm, at: u64) -> String {
-    let [sha, md5] = a.challenges(at, false);
+    let [sha, md5]: [String; 2] = a.challenges(at, false).try_into().unwrap();
     match alg {
         Algorithm::Sha256 => sha,
         Algorithm::Md5 => md5,
@@ -123,7 +123,7 @@ fn rfc2617_example() {
 #[test]
 fn challenges_offer_sha256_then_md5_with_one_fresh_nonce() {
     let a = auth();
-    let [sha, md5] = a.challenges(NOW, false);
+    let [sha, md5]: [String; 2] = a.challenges(NOW, false).try_into().unwrap();
     let prefix = "Digest realm=\"siphon.test\", nonce=\"";
     assert!(sha.starts_with(prefix), "{sha}");
     assert!(
@@ -133,9 +133,9 @@ fn challenges_offer_sha256_then_md5_with_one_fresh_nonce() {
     assert!(md5.ends_with("\", algorithm=MD5, qop=\"auth\""), "{md5}");
     let nonce = |s: &str| s[prefix.len()..prefix.len() + 64].to_owned();
     assert_eq!(nonce(&sha), nonce(&md5));
-    let [again, _] = a.challenges(NOW, false);
+    let [again, _]: [String; 2] = a.challenges(NOW, false).try_into().unwrap();
     assert_ne!(nonce(&again), nonce(&sha));
-    let [stale_sha, stale_md5] = a.challenges(NOW, true);
+    let [stale_sha, stale_md5]: [String; 2] = a.challenges(NOW, true).try_into().unwrap();
     assert!(stale_sha.ends_with(", stale=true"));
     assert!(stale_md5.ends_with(", stale=true"));
     assert_eq!(a.realm(), REALM);
@@ -695,4 +695,24 @@ proptest! {
         let v = a.verify(h.as_bytes(), b"REGISTER", URI.as_bytes(), NOW);
         prop_assert!(!matches!(v, Verdict::Ok { .. }), "{:?}", v);
     }
+}
+
+#[test]
+fn offered_algorithms_order_the_challenges_and_refuse_the_others() {
+    let a = auth().with_algorithms(vec![Algorithm::Md5]);
+    let chs = a.challenges(NOW, false);
+    assert_eq!(chs.len(), 1);
+    assert!(chs[0].contains("algorithm=MD5"), "{}", chs[0]);
+    assert_eq!(
+        verify(&a, &answer(&chs[0], "alice", "wonderland", 1), NOW),
+        ok("alice")
+    );
+    let sha = chs[0].replace("algorithm=MD5", "algorithm=SHA-256");
+    assert_eq!(
+        verify(&a, &answer(&sha, "alice", "wonderland", 2), NOW),
+        Verdict::Malformed("Digest Algorithm Not Offered")
+    );
+    let both = auth().with_algorithms(vec![Algorithm::Md5, Algorithm::Sha256]);
+    let chs = both.challenges(NOW, false);
+    assert!(chs[0].contains("algorithm=MD5") && chs[1].contains("algorithm=SHA-256"));
 }

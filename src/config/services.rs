@@ -128,7 +128,11 @@ impl Cx<'_> {
         })
     }
 
-    pub(super) fn auth(&self, a: &raw::RawAuth, reg: Option<&Registrar>) -> Result<AuthCfg, ConfigError> {
+    pub(super) fn auth(
+        &self,
+        a: &raw::RawAuth,
+        reg: Option<&Registrar>,
+    ) -> Result<AuthCfg, ConfigError> {
         let realm = match (&a.realm, reg.and_then(|r| r.domains.first())) {
             (Some(r), _) => r.clone(),
             (None, Some(d)) => d.clone(),

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::{Core, Flow, Outcome};
-use crate::auth::{Algorithm, Auth, Verdict};
+use crate::auth::{Auth, Verdict};
 use crate::config::Transport;
 use crate::registrar::register::{register, Source};
 use crate::sip::{HeaderName, Message, Method};
@@ -195,21 +195,9 @@ impl Core {
         };
         let now = self.unix_now();
         let ruri = msg.request_uri_bytes().unwrap_or_default();
-        let offered: &[Algorithm] = self
-            .cfg
-            .auth
-            .as_ref()
-            .map_or(&[Algorithm::Sha256, Algorithm::Md5], |a| &a.algorithms);
         let mut stale = false;
         for value in msg.header_values(cred) {
-            let verdict = match credential_algorithm(value) {
-                Some(alg) if offered.contains(&alg) => {
-                    auth.verify(value, msg.method_bytes(), ruri, now)
-                }
-                Some(_) => Verdict::Malformed("Digest Algorithm Not Offered"),
-                None => Verdict::Malformed("Unsupported Digest Algorithm"),
-            };
-            match verdict {
+            match auth.verify(value, msg.method_bytes(), ruri, now) {
                 Verdict::OtherRealm => continue,
                 Verdict::Ok { username } => {
                     if username.as_bytes() != user {
@@ -242,14 +230,8 @@ impl Core {
         }
         self.reg_stats.challenges += 1;
         // One challenge per algorithm offered, in the configured order.
-        let [sha256, md5] = auth.challenges(now, stale);
-        let headers: Vec<(&str, &[u8])> = offered
-            .iter()
-            .map(|alg| match alg {
-                Algorithm::Sha256 => (chal, sha256.as_bytes()),
-                Algorithm::Md5 => (chal, md5.as_bytes()),
-            })
-            .collect();
+        let challenges = auth.challenges(now, stale);
+        let headers: Vec<(&str, &[u8])> = challenges.iter().map(|c| (chal, c.as_bytes())).collect();
         Some(self.reply(msg, flow, code, &reason, &headers))
     }
 }
@@ -268,57 +250,4 @@ fn answered_key(msg: &Message, flow: Flow) -> u64 {
             .unwrap_or_default(),
     );
     h.finish()
-}
-
-/// The `algorithm` of Digest credentials (absent: MD5, RFC 2617), `-sess`
-/// variants as their base; `None` for one we do not know.
-fn credential_algorithm(value: &[u8]) -> Option<Algorithm> {
-    let lower = value.to_ascii_lowercase();
-    let Some(at) = memchr::memmem::find(&lower, b"algorithm=") else {
-        return Some(Algorithm::Md5);
-    };
-    // Only a parameter name: preceded by the scheme, a comma or space.
-    if at > 0 && !matches!(lower[at - 1], b' ' | b',' | b'\t') {
-        return Some(Algorithm::Md5);
-    }
-    let v = &value[at + 10..];
-    let v = v.strip_prefix(b"\"").unwrap_or(v);
-    let end = v
-        .iter()
-        .position(|&b| matches!(b, b'"' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
-        .unwrap_or(v.len());
-    let name = &v[..end];
-    let base = name
-        .len()
-        .checked_sub(5)
-        .filter(|&n| name[n..].eq_ignore_ascii_case(b"-sess"))
-        .map_or(name, |n| &name[..n]);
-    Algorithm::parse(base)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credential_algorithms() {
-        let alg = |s: &str| credential_algorithm(s.as_bytes());
-        assert_eq!(
-            alg("Digest username=\"a\", response=\"x\""),
-            Some(Algorithm::Md5)
-        );
-        assert_eq!(
-            alg("Digest username=\"a\", algorithm=SHA-256"),
-            Some(Algorithm::Sha256)
-        );
-        assert_eq!(
-            alg("Digest algorithm=\"md5\", username=\"a\""),
-            Some(Algorithm::Md5)
-        );
-        assert_eq!(
-            alg("Digest username=\"a\",algorithm=SHA-256-sess"),
-            Some(Algorithm::Sha256)
-        );
-        assert_eq!(alg("Digest username=\"a\", algorithm=SHA-512-256"), None);
-    }
 }

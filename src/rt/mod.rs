@@ -121,46 +121,12 @@ fn services(
         None => (None, None),
     };
     let auth = match &cfg.auth {
-        Some(a) => Some(Arc::new(auth_of(a).map_err(StartError::Registrar)?)),
+        Some(a) => Some(Arc::new(
+            Auth::from_config(a).map_err(StartError::Registrar)?,
+        )),
         None => None,
     };
     Ok((registrar, replayed, auth))
-}
-
-/// The authenticator `[auth]` describes: its users from `users` and
-/// `users_file`; the nonce key from `secret` (SHA-256 of it, so proxies
-/// that share it accept each other's nonces) or random.
-fn auth_of(a: &crate::config::AuthCfg) -> Result<Auth, String> {
-    use sha2::Digest;
-    let mut users = match &a.users_file {
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| format!("cannot read auth.users_file {}: {e}", f.display()))?;
-            crate::auth::parse_users(&text).map_err(|e| format!("{}: {e}", f.display()))?
-        }
-        None => crate::auth::Users::new(),
-    };
-    for (u, p) in &a.users {
-        users.insert(u.clone(), crate::auth::Credential::password(p));
-    }
-    let secret: [u8; 32] = match &a.secret {
-        Some(s) => sha2::Sha256::digest(s.as_bytes()).into(),
-        None => {
-            let mut k = [0u8; 32];
-            let mut f = std::fs::File::open("/dev/urandom")
-                .map_err(|e| format!("cannot read /dev/urandom for the nonce key: {e}"))?;
-            std::io::Read::read_exact(&mut f, &mut k)
-                .map_err(|e| format!("cannot read /dev/urandom for the nonce key: {e}"))?;
-            k
-        }
-    };
-    Ok(Auth::new(
-        a.realm.clone(),
-        secret,
-        a.nonce_lifetime_s,
-        users,
-        a.max_nonces,
-    ))
 }
 
 impl Runtime {
