@@ -240,7 +240,11 @@ impl Core {
 /// retransmission has the same.
 fn answered_key(msg: &Message, flow: Flow) -> u64 {
     let mut h = super::branch::StableHash::default();
-    h.write(flow.remote.to_string().as_bytes());
+    match flow.remote.ip() {
+        std::net::IpAddr::V4(a) => h.write(&a.octets()),
+        std::net::IpAddr::V6(a) => h.write(&a.octets()),
+    }
+    h.write(&flow.remote.port().to_le_bytes());
     h.write(msg.call_id());
     h.write(&msg.cseq().map_or(0, |c| c.seq).to_le_bytes());
     h.write(

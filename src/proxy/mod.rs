@@ -216,9 +216,7 @@ impl Core {
             answered: local::Answered::new(),
             now_ms: 0,
             reg_stats: RegStats::default(),
-            unix_base_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            unix_base_ms: crate::registrar::unix_now_ms(),
         }
     }
 

@@ -142,6 +142,39 @@ impl Writer {
     }
 }
 
+/// What a file of the journal directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Snapshot,
+    Journal,
+}
+
+/// The snapshots and journals in `dir`, with their generations (other
+/// files, such as a snapshot's `.tmp`, are left out).
+fn files_in(dir: &Path) -> io::Result<Vec<(Kind, u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let found = if let Some(g) = name.strip_prefix("snapshot-") {
+            g.parse().ok().map(|g| (Kind::Snapshot, g))
+        } else if let Some(rest) = name
+            .strip_prefix("journal-")
+            .and_then(|r| r.strip_suffix(".log"))
+        {
+            let g = rest.split('-').next().and_then(|g| g.parse().ok());
+            g.map(|g| (Kind::Journal, g))
+        } else {
+            None
+        };
+        if let Some((kind, g)) = found {
+            out.push((kind, g, e.path()));
+        }
+    }
+    Ok(out)
+}
+
 fn journal_path(dir: &Path, gen: u64, shard: usize) -> PathBuf {
     dir.join(format!("journal-{gen}-{shard}.log"))
 }
@@ -346,22 +379,10 @@ pub fn replay(dir: &Path, store: &Store, now: u64) -> io::Result<Replayed> {
     std::fs::create_dir_all(dir)?;
     let mut snapshots = Vec::new();
     let mut journals = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(g) = name
-            .strip_prefix("snapshot-")
-            .and_then(|g| g.parse::<u64>().ok())
-        {
-            snapshots.push(g);
-        } else if let Some(rest) = name
-            .strip_prefix("journal-")
-            .and_then(|r| r.strip_suffix(".log"))
-        {
-            if let Some(g) = rest.split('-').next().and_then(|g| g.parse::<u64>().ok()) {
-                journals.push((g, e.path()));
-            }
+    for (kind, g, path) in files_in(dir)? {
+        match kind {
+            Kind::Snapshot => snapshots.push(g),
+            Kind::Journal => journals.push((g, path)),
         }
     }
     let base = snapshots.iter().copied().max();
@@ -453,22 +474,9 @@ pub fn compact(shared: &Shared, store: &Store, wait: std::time::Duration) -> io:
     }
     std::fs::rename(&tmp, snapshot_path(&shared.dir, gen))?;
     File::open(&shared.dir)?.sync_all()?;
-    for e in std::fs::read_dir(&shared.dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let old = if let Some(g) = name.strip_prefix("snapshot-") {
-            g.parse::<u64>().is_ok_and(|g| g < gen)
-        } else if let Some(rest) = name.strip_prefix("journal-") {
-            rest.split('-')
-                .next()
-                .and_then(|g| g.parse::<u64>().ok())
-                .is_some_and(|g| g < gen)
-        } else {
-            false
-        };
-        if old {
-            let _ = std::fs::remove_file(e.path());
+    for (_, g, path) in files_in(&shared.dir)? {
+        if g < gen {
+            let _ = std::fs::remove_file(path);
         }
     }
     Ok(true)

@@ -103,9 +103,14 @@ impl Registrar {
 /// Unix time in seconds (the registrar's clock: expiries survive a
 /// restart).
 pub fn unix_now() -> u64 {
+    unix_now_ms() / 1000
+}
+
+/// Unix time in milliseconds.
+pub fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// How often the housekeeping thread wakes.

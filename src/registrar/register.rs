@@ -46,7 +46,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn err(code: u16, reason: &'static str) -> Reply {
+    fn new(code: u16, reason: &'static str) -> Reply {
         Reply {
             code,
             reason,
@@ -76,7 +76,7 @@ pub fn register(
     let mut unsupported: Vec<u8> = Vec::new();
     for tag in msg.require() {
         let Ok(tag) = tag else {
-            return Reply::err(400, "Bad Require");
+            return Reply::new(400, "Bad Require");
         };
         if !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
             if !unsupported.is_empty() {
@@ -86,17 +86,17 @@ pub fn register(
         }
     }
     if !unsupported.is_empty() {
-        let mut r = Reply::err(420, "Bad Extension");
+        let mut r = Reply::new(420, "Bad Extension");
         r.headers.push(("Unsupported", unsupported));
         return r;
     }
     let header_expires = match msg.expires() {
         Ok(e) => e,
-        Err(_) => return Reply::err(400, "Bad Expires"),
+        Err(_) => return Reply::new(400, "Bad Expires"),
     };
     let cseq = match msg.cseq() {
         Some(c) => c.seq,
-        None => return Reply::err(400, "Bad CSeq"),
+        None => return Reply::new(400, "Bad CSeq"),
     };
     let call_id = {
         let mut h = StableHash::default();
@@ -117,10 +117,10 @@ pub fn register(
                 v.push(b'>');
                 path.push(v.into_boxed_slice());
             }
-            _ => return Reply::err(400, "Bad Path"),
+            _ => return Reply::new(400, "Bad Path"),
         }
         if path.len() > 8 {
-            return Reply::err(400, "Too Many Path Values");
+            return Reply::new(400, "Too Many Path Values");
         }
     }
 
@@ -132,16 +132,16 @@ pub fn register(
             Ok(Contact::Star) => star = true,
             Ok(Contact::Addr(a)) => {
                 let Ok(uri) = a.uri() else {
-                    return Reply::err(400, "Bad Contact URI");
+                    return Reply::new(400, "Bad Contact URI");
                 };
                 let expires = match a.expires() {
                     Some(Ok(e)) => e,
-                    Some(Err(_)) => return Reply::err(400, "Bad Contact Expires"),
+                    Some(Err(_)) => return Reply::new(400, "Bad Contact Expires"),
                     None => header_expires.unwrap_or(reg.cfg.default_expires),
                 };
                 let q = match a.q() {
                     Some(Ok(q)) => q,
-                    Some(Err(_)) => return Reply::err(400, "Bad Contact q-value"),
+                    Some(Err(_)) => return Reply::new(400, "Bad Contact q-value"),
                     None => 1000,
                 };
                 let instance = a.params.get("+sip.instance").flatten();
@@ -149,7 +149,7 @@ pub fn register(
                     None => 0,
                     Some(v) => match v.and_then(crate::sip::lex::parse_u32) {
                         Some(n) if n > 0 => n,
-                        _ => return Reply::err(400, "Bad reg-id"),
+                        _ => return Reply::new(400, "Bad reg-id"),
                     },
                 };
                 wanted.push(Wanted {
@@ -161,18 +161,18 @@ pub fn register(
                     reg_id,
                 });
             }
-            Err(_) => return Reply::err(400, "Bad Contact"),
+            Err(_) => return Reply::new(400, "Bad Contact"),
         }
         if wanted.len() > reg.cfg.max_contacts {
-            return Reply::err(403, "Too Many Contacts");
+            return Reply::new(403, "Too Many Contacts");
         }
     }
     if star && (!wanted.is_empty() || header_expires != Some(0)) {
-        return Reply::err(400, "Invalid Wildcard Contact");
+        return Reply::new(400, "Invalid Wildcard Contact");
     }
     for w in &mut wanted {
         if w.expires != 0 && w.expires < reg.cfg.min_expires {
-            let mut r = Reply::err(423, "Interval Too Brief");
+            let mut r = Reply::new(423, "Interval Too Brief");
             r.headers
                 .push(("Min-Expires", reg.cfg.min_expires.to_string().into_bytes()));
             return r;
@@ -192,7 +192,7 @@ pub fn register(
             Ok(u) => Some(u),
             Err(UpdateError::Refused(reply)) => return reply,
             Err(UpdateError::Full) => {
-                let mut r = Reply::err(503, "Registrar Full");
+                let mut r = Reply::new(503, "Registrar Full");
                 r.headers.push(("Retry-After", b"60".to_vec()));
                 return r;
             }
@@ -200,7 +200,7 @@ pub fn register(
     };
 
     // Step 8: 200 with every binding now current.
-    let mut reply = Reply::err(200, "OK");
+    let mut reply = Reply::new(200, "OK");
     let record = match &update {
         Some(u) => {
             let bindings = u.record.as_ref().map_or(&[][..], |r| &r.bindings);
@@ -270,7 +270,7 @@ fn apply(
         // Remove every binding, except those this request is older than.
         for b in old.iter().filter(|b| b.live(now)) {
             if out_of_order(b) {
-                return Err(Reply::err(400, "Invalid CSeq Number"));
+                return Err(Reply::new(400, "Invalid CSeq Number"));
             }
         }
         return Ok(next);
@@ -280,7 +280,7 @@ fn apply(
         let at = next.iter().position(|b| w.same_as(b));
         if let Some(i) = at {
             if out_of_order(&next[i]) {
-                return Err(Reply::err(400, "Invalid CSeq Number"));
+                return Err(Reply::new(400, "Invalid CSeq Number"));
             }
         }
         if w.expires == 0 {
@@ -307,7 +307,7 @@ fn apply(
         }
     }
     if next.len() > max {
-        return Err(Reply::err(403, "Too Many Contacts"));
+        return Err(Reply::new(403, "Too Many Contacts"));
     }
     Ok(next)
 }

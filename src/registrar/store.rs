@@ -57,7 +57,6 @@ impl Binding {
 /// Every binding of one AOR, as of one change.
 #[derive(Debug)]
 pub struct Record {
-    pub hash: u64,
     pub seq: u64,
     /// The canonical AOR, `user@domain`.
     pub aor: Box<[u8]>,
@@ -65,6 +64,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record of `aor` as of change `seq`; `None` when no binding is
+    /// left (the AOR leaves the table).
+    fn new(seq: u64, aor: Box<[u8]>, bindings: Vec<Binding>) -> Option<Arc<Record>> {
+        (!bindings.is_empty()).then(|| {
+            Arc::new(Record {
+                seq,
+                aor,
+                bindings: bindings.into_boxed_slice(),
+            })
+        })
+    }
+
     /// Bindings that have not expired at `now`, best first: highest q,
     /// then the one that expires last (the most recently refreshed).
     pub fn live(&self, now: u64) -> Vec<&Binding> {
@@ -188,16 +199,9 @@ impl Store {
             self.bindings.fetch_sub(old_n - new_n, Ordering::Relaxed);
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let record = (!new.is_empty()).then(|| {
-            Arc::new(Record {
-                hash,
-                seq,
-                aor: aor.into(),
-                bindings: new.into_boxed_slice(),
-            })
-        });
+        let record = Record::new(seq, aor.into(), new);
         slot.snap
-            .store(replaced(part, hash, aor, at, record.clone()).map(Arc::new));
+            .store(replaced(part, hash, at, record.clone()).map(Arc::new));
         Ok(Update { seq, record })
     }
 
@@ -217,16 +221,9 @@ impl Store {
         self.bindings.fetch_sub(old_n, Ordering::Relaxed);
         self.bindings.fetch_add(bindings.len(), Ordering::Relaxed);
         self.seq.fetch_max(seq + 1, Ordering::Relaxed);
-        let record = (!bindings.is_empty()).then(|| {
-            Arc::new(Record {
-                hash,
-                seq,
-                aor: aor.into(),
-                bindings: bindings.into_boxed_slice(),
-            })
-        });
+        let record = Record::new(seq, aor.into(), bindings);
         slot.snap
-            .store(replaced(part, hash, aor, at, record).map(Arc::new));
+            .store(replaced(part, hash, at, record).map(Arc::new));
     }
 
     /// Drop the bindings that expired before `now` from partitions
@@ -258,19 +255,9 @@ impl Store {
                 let keep: Vec<Binding> =
                     r.bindings.iter().filter(|b| b.live(now)).cloned().collect();
                 dropped += r.bindings.len() - keep.len();
-                if !keep.is_empty() {
-                    // The same seq: expiry is not a change a replay must
-                    // order (it expires there too).
-                    next.push((
-                        *h,
-                        Arc::new(Record {
-                            hash: r.hash,
-                            seq: r.seq,
-                            aor: r.aor.clone(),
-                            bindings: keep.into_boxed_slice(),
-                        }),
-                    ));
-                }
+                // The same seq: expiry is not a change a replay must order
+                // (it expires there too).
+                next.extend(Record::new(r.seq, r.aor.clone(), keep).map(|r| (*h, r)));
             }
             slot.snap.store((!next.is_empty()).then(|| Arc::new(next)));
         }
@@ -326,7 +313,6 @@ fn find(part: &[(u64, Arc<Record>)], hash: u64, aor: &[u8]) -> Option<usize> {
 fn replaced(
     part: &[(u64, Arc<Record>)],
     hash: u64,
-    _aor: &[u8],
     at: Option<usize>,
     record: Option<Arc<Record>>,
 ) -> Option<Partition> {
@@ -462,7 +448,6 @@ mod tests {
         let c = binding("sip:c@h", 200);
         let d = binding("sip:d@h", 5);
         let r = Record {
-            hash: 0,
             seq: 1,
             aor: Box::new(*b"x"),
             bindings: vec![a, b, c, d].into_boxed_slice(),

@@ -226,11 +226,7 @@ impl Runtime {
                         core.set_auth(a);
                     }
                     let epoch = wheel::Epoch::new(Instant::now());
-                    core.set_unix_base(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as u64),
-                    );
+                    core.set_unix_base(crate::registrar::unix_now_ms());
                     let own_sockets = own.into_iter().filter_map(|(_, s)| {
                         udp::bound(&s).map(|a| (a, Rc::new(glommio::net::UdpSocket::from(s))))
                     });
