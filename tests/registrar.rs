@@ -39,6 +39,26 @@ fn ask(ua: &Ua, to: SocketAddr, msg: &[u8]) -> Message {
     ua.expect().0
 }
 
+/// Digest credentials for a REGISTER to `sip:example.com`, answering `ch`.
+fn reg_cred(ch: &str, user: &str, password: &str, nc: u32) -> String {
+    client_response(ch, user, password, "REGISTER", "sip:example.com", "cn", nc).unwrap()
+}
+
+/// A REGISTER with `contact` (a Contact line) and the credentials `cred`,
+/// and its answer.
+fn ask_authed(
+    ua: &Ua,
+    to: SocketAddr,
+    user: &str,
+    call_id: &str,
+    cseq: u32,
+    contact: &str,
+    cred: &str,
+) -> Message {
+    let extra = format!("{contact}Authorization: {cred}\r\n");
+    ask(ua, to, &register(ua, user, call_id, cseq, &extra))
+}
+
 #[test]
 fn register_refresh_query_unregister_wildcard_and_423() {
     let p = common::start_on(1, "127.0.0.1", &["udp"], REG);
@@ -175,125 +195,29 @@ fn digest_challenge_retry_wrong_password_and_replay() {
         let r = ask(&u, p.addr, &register(&u, "alice", "a1", 100 + i as u32, &c));
         let ch = challenge(&r, HeaderName::WwwAuthenticate, alg);
         let cseq = 2 + i as u32 * 10;
-        let cred = client_response(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:example.com",
-            "cn",
-            1,
-        )
-        .unwrap();
-        let ok = ask(
-            &u,
-            p.addr,
-            &register(
-                &u,
-                "alice",
-                "a1",
-                cseq,
-                &format!("{c}Authorization: {cred}\r\n"),
-            ),
-        );
+        let cred = reg_cred(&ch, "alice", "wonderland", 1);
+        let ok = ask_authed(&u, p.addr, "alice", "a1", cseq, &c, &cred);
         assert_eq!(ok.status(), Some(200), "{alg}");
         // The same credentials again (the same nc) on a new transaction:
         // a replay, challenged afresh.
-        let again = ask(
-            &u,
-            p.addr,
-            &register(
-                &u,
-                "alice",
-                "a1",
-                cseq + 1,
-                &format!("{c}Authorization: {cred}\r\n"),
-            ),
-        );
+        let again = ask_authed(&u, p.addr, "alice", "a1", cseq + 1, &c, &cred);
         assert_eq!(again.status(), Some(401), "{alg} replay");
         // A retransmission of the accepted REGISTER gets its 200 again.
-        let rt = ask(
-            &u,
-            p.addr,
-            &register(
-                &u,
-                "alice",
-                "a1",
-                cseq,
-                &format!("{c}Authorization: {cred}\r\n"),
-            ),
-        );
+        let rt = ask_authed(&u, p.addr, "alice", "a1", cseq, &c, &cred);
         assert_eq!(rt.status(), Some(200), "{alg} retransmission");
         // The next nc on the same nonce is fine.
-        let cred2 = client_response(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:example.com",
-            "cn",
-            2,
-        )
-        .unwrap();
-        let ok = ask(
-            &u,
-            p.addr,
-            &register(
-                &u,
-                "alice",
-                "a1",
-                cseq + 2,
-                &format!("{c}Authorization: {cred2}\r\n"),
-            ),
-        );
+        let cred2 = reg_cred(&ch, "alice", "wonderland", 2);
+        let ok = ask_authed(&u, p.addr, "alice", "a1", cseq + 2, &c, &cred2);
         assert_eq!(ok.status(), Some(200), "{alg} nc=2");
     }
 
     // Wrong password: 403; somebody else's AOR: 403.
     let ch = challenge(&r, HeaderName::WwwAuthenticate, "MD5");
-    let bad = client_response(
-        &ch,
-        "alice",
-        "rabbit",
-        "REGISTER",
-        "sip:example.com",
-        "cn",
-        9,
-    )
-    .unwrap();
-    let no = ask(
-        &u,
-        p.addr,
-        &register(
-            &u,
-            "alice",
-            "a1",
-            50,
-            &format!("{c}Authorization: {bad}\r\n"),
-        ),
-    );
+    let bad = reg_cred(&ch, "alice", "rabbit", 9);
+    let no = ask_authed(&u, p.addr, "alice", "a1", 50, &c, &bad);
     assert_eq!(no.status(), Some(403));
-    let bobs = client_response(
-        &ch,
-        "bob",
-        "builder",
-        "REGISTER",
-        "sip:example.com",
-        "cn",
-        1,
-    )
-    .unwrap();
-    let no = ask(
-        &u,
-        p.addr,
-        &register(
-            &u,
-            "alice",
-            "a1",
-            51,
-            &format!("{c}Authorization: {bobs}\r\n"),
-        ),
-    );
+    let bobs = reg_cred(&ch, "bob", "builder", 1);
+    let no = ask_authed(&u, p.addr, "alice", "a1", 51, &c, &bobs);
     assert_eq!(no.status(), Some(403));
     let s = common::settled(&p.rt, |s| s.auth_failures >= 2);
     assert_eq!(s.auth_failures, 2);
@@ -314,27 +238,8 @@ fn authenticated_call_to_a_registered_user() {
     let c = format!("Contact: <sip:alice@{}>\r\n", alice.addr);
     let r = ask(&alice, p.addr, &register(&alice, "alice", "a1", 1, &c));
     let ch = challenge(&r, HeaderName::WwwAuthenticate, "SHA-256");
-    let cred = client_response(
-        &ch,
-        "alice",
-        "wonderland",
-        "REGISTER",
-        "sip:example.com",
-        "x",
-        1,
-    )
-    .unwrap();
-    let r = ask(
-        &alice,
-        p.addr,
-        &register(
-            &alice,
-            "alice",
-            "a1",
-            2,
-            &format!("{c}Authorization: {cred}\r\n"),
-        ),
-    );
+    let cred = reg_cred(&ch, "alice", "wonderland", 1);
+    let r = ask_authed(&alice, p.addr, "alice", "a1", 2, &c, &cred);
     assert_eq!(r.status(), Some(200));
 
     let bob = ua();
@@ -519,27 +424,8 @@ fn users_file_with_ha1_credentials() {
         let r = ask(&u, p.addr, &register(&u, "carol", "h1", cseq, &c));
         assert_eq!(r.status(), Some(401));
         let ch = challenge(&r, HeaderName::WwwAuthenticate, alg);
-        let cred = client_response(
-            &ch,
-            "carol",
-            "carol-secret",
-            "REGISTER",
-            "sip:example.com",
-            "z",
-            1,
-        )
-        .unwrap();
-        let ok = ask(
-            &u,
-            p.addr,
-            &register(
-                &u,
-                "carol",
-                "h1",
-                cseq + 1,
-                &format!("{c}Authorization: {cred}\r\n"),
-            ),
-        );
+        let cred = reg_cred(&ch, "carol", "carol-secret", 1);
+        let ok = ask_authed(&u, p.addr, "carol", "h1", cseq + 1, &c, &cred);
         assert_eq!(ok.status(), Some(200), "{alg}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -564,34 +450,14 @@ fn configured_algorithms_order_and_limit_the_challenges() {
     assert!(md5.contains("algorithm=MD5"), "{md5}");
     // An SHA-256 answer to the same nonce: not offered, 400.
     let sha = md5.replace("algorithm=MD5", "algorithm=SHA-256");
-    let cred = client_response(&sha, "alice", "w", "REGISTER", "sip:example.com", "q", 1).unwrap();
-    let r = ask(
-        &u,
-        p.addr,
-        &register(
-            &u,
-            "alice",
-            "g1",
-            2,
-            &format!("{c}Authorization: {cred}\r\n"),
-        ),
-    );
+    let cred = reg_cred(&sha, "alice", "w", 1);
+    let r = ask_authed(&u, p.addr, "alice", "g1", 2, &c, &cred);
     assert_eq!(
         (r.status(), r.reason()),
         (Some(400), &b"Digest Algorithm Not Offered"[..])
     );
-    let cred = client_response(&md5, "alice", "w", "REGISTER", "sip:example.com", "q", 1).unwrap();
-    let r = ask(
-        &u,
-        p.addr,
-        &register(
-            &u,
-            "alice",
-            "g1",
-            3,
-            &format!("{c}Authorization: {cred}\r\n"),
-        ),
-    );
+    let cred = reg_cred(&md5, "alice", "w", 1);
+    let r = ask_authed(&u, p.addr, "alice", "g1", 3, &c, &cred);
     assert_eq!(r.status(), Some(200));
 }
 
