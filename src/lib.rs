@@ -10,6 +10,7 @@ pub mod config;
 pub mod metrics;
 pub mod proxy;
 pub mod registrar;
+pub mod routing;
 pub mod rt;
 pub mod sip;
 pub mod testkit;

@@ -1,0 +1,7 @@
+//! The carrier routing table (DESIGN.md `routing/`): longest-prefix
+//! tables, source address lists, selection algorithms over destination
+//! sets and target health. Sans-IO: callers pass `now`.
+
+pub mod health;
+pub mod prefix;
+pub mod select;
