@@ -99,7 +99,7 @@ fn run(path: &std::path::Path) -> ExitCode {
         }
     };
     let _metrics = match &cfg.metrics {
-        Some(m) => match Metrics::start_with(m.listen, rt.counters(), gauges(&rt)) {
+        Some(m) => match Metrics::start_with(m.listen, rt.counters(), gauges(&rt), None) {
             Ok(srv) => {
                 tracing::info!(addr = %srv.addr, "metrics on http://{}/metrics", srv.addr);
                 Some(srv)

@@ -1,7 +1,9 @@
-//! The metrics listener: `GET /metrics` (Prometheus text format 0.0.4) and
-//! `GET /health`, on a thread of its own so that a scrape never touches a
+//! The metrics and admin listener: `GET /metrics` (Prometheus text format
+//! 0.0.4), `GET /health`, and the admin API under `/admin/` (JSON, see
+//! [`Admin`]), on a thread of its own so that a scrape never touches a
 //! shard. It reads the shards' counters (relaxed atomics) and sums them.
-//! Bounded: one connection at a time, 8 KiB of request, 2 s to send it.
+//! Bounded: one connection at a time, 8 KiB of request head, 64 KiB of
+//! body, 2 s to send it.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -12,6 +14,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::rt::{Counters, Snapshot, SERIES};
+
+/// The admin API and the metrics that are not per-shard counters: the
+/// runtime implements it (routing table, health, registrar, reload).
+pub trait Admin: Send + Sync {
+    /// Append Prometheus text (with HELP/TYPE lines) to `out`.
+    fn metrics(&self, out: &mut String);
+    /// Answer `method path` with a status and a JSON body, or `None` for
+    /// a path the admin API does not know (404).
+    fn handle(&self, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)>;
+}
 
 /// A running metrics listener.
 pub struct Metrics {
@@ -30,14 +42,16 @@ pub type Gauge = (
 impl Metrics {
     /// Listen on `addr` and serve the sum of `shards`' counters.
     pub fn start(addr: SocketAddr, shards: Vec<Arc<Counters>>) -> std::io::Result<Metrics> {
-        Metrics::start_with(addr, shards, Vec::new())
+        Metrics::start_with(addr, shards, Vec::new(), None)
     }
 
-    /// As `start`, with process-wide `gauges` besides the shards' series.
+    /// As `start`, with process-wide `gauges` besides the shards' series,
+    /// and the admin API when `admin` is given.
     pub fn start_with(
         addr: SocketAddr,
         shards: Vec<Arc<Counters>>,
         gauges: Vec<Gauge>,
+        admin: Option<Arc<dyn Admin>>,
     ) -> std::io::Result<Metrics> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
@@ -50,7 +64,7 @@ impl Metrics {
                 while !flag.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((conn, _)) => {
-                            let _ = serve(conn, &shards, &gauges);
+                            let _ = serve(conn, &shards, &gauges, admin.as_deref());
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(20))
@@ -76,27 +90,20 @@ impl Drop for Metrics {
     }
 }
 
-fn serve(mut conn: TcpStream, shards: &[Arc<Counters>], gauges: &[Gauge]) -> std::io::Result<()> {
+fn serve(
+    mut conn: TcpStream,
+    shards: &[Arc<Counters>],
+    gauges: &[Gauge],
+    admin: Option<&dyn Admin>,
+) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut req = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = conn.read(&mut buf)?;
-        if n == 0 || req.len() + n > 8192 {
-            return respond(&mut conn, "400 Bad Request", "text/plain", "bad request\n");
-        }
-        req.extend_from_slice(&buf[..n]);
-    }
-    let line = req.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let (method, path) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    match (method, path) {
-        (b"GET", b"/metrics") => {
+    let Some((method, path, body)) = read_request(&mut conn)? else {
+        return respond(&mut conn, "400 Bad Request", "text/plain", "bad request\n");
+    };
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/metrics") => {
             let per: Vec<Snapshot> = shards.iter().map(|c| Snapshot::of(c)).collect();
             let mut text = render(&per);
             for (name, help, read) in gauges {
@@ -106,10 +113,28 @@ fn serve(mut conn: TcpStream, shards: &[Arc<Counters>], gauges: &[Gauge]) -> std
                     read()
                 );
             }
+            if let Some(a) = admin {
+                a.metrics(&mut text);
+            }
             respond(&mut conn, "200 OK", "text/plain; version=0.0.4", &text)
         }
-        (b"GET", b"/health") => respond(&mut conn, "200 OK", "text/plain", "ok\n"),
-        (b"GET", _) => respond(&mut conn, "404 Not Found", "text/plain", "not found\n"),
+        ("GET", "/health") => respond(&mut conn, "200 OK", "text/plain", "ok\n"),
+        (m, p) if p.starts_with("/admin/") => match admin.and_then(|a| a.handle(m, p, &body)) {
+            Some((code, json)) => respond(&mut conn, &status_line(code), "application/json", &json),
+            None if admin.is_none() => respond(
+                &mut conn,
+                "404 Not Found",
+                "application/json",
+                "{\"error\":\"the admin API is off ([metrics] admin)\"}\n",
+            ),
+            None => respond(
+                &mut conn,
+                "404 Not Found",
+                "application/json",
+                "{\"error\":\"not found\"}\n",
+            ),
+        },
+        ("GET", _) => respond(&mut conn, "404 Not Found", "text/plain", "not found\n"),
         _ => respond(
             &mut conn,
             "405 Method Not Allowed",
@@ -117,6 +142,67 @@ fn serve(mut conn: TcpStream, shards: &[Arc<Counters>], gauges: &[Gauge]) -> std
             "method not allowed\n",
         ),
     }
+}
+
+/// Most of a request head, and the body its Content-Length announces
+/// (bounded): method, path (query included), body. `None` if it is not
+/// an HTTP request we accept.
+fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<(String, String, Vec<u8>)>> {
+    const HEAD_MAX: usize = 8192;
+    const BODY_MAX: usize = 65_536;
+    let mut req = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut buf)?;
+        if n == 0 || req.len() + n > HEAD_MAX + BODY_MAX {
+            return Ok(None);
+        }
+        req.extend_from_slice(&buf[..n]);
+        if req.len() > HEAD_MAX && !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(None);
+        }
+    };
+    let head = String::from_utf8_lossy(&req[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or_default().split(' ');
+    let (method, path) = (
+        first.next().unwrap_or_default().to_string(),
+        first.next().unwrap_or_default().to_string(),
+    );
+    let length = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if length > BODY_MAX {
+        return Ok(None);
+    }
+    let mut body = req[head_end..].to_vec();
+    while body.len() < length {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    body.truncate(length);
+    Ok(Some((method, path, body)))
+}
+
+fn status_line(code: u16) -> String {
+    let reason = match code {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        422 => "Unprocessable Entity",
+        _ => "Error",
+    };
+    format!("{code} {reason}")
 }
 
 fn respond(conn: &mut TcpStream, status: &str, ctype: &str, body: &str) -> std::io::Result<()> {

@@ -5,3 +5,4 @@
 pub mod health;
 pub mod prefix;
 pub mod select;
+pub mod stats;
