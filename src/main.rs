@@ -16,7 +16,7 @@ use bytes::Bytes;
 use siphon::config::Config;
 use siphon::metrics::Metrics;
 use siphon::proxy::Hosts;
-use siphon::rt::Runtime;
+use siphon::rt::{Control, Runtime};
 use siphon::sip::{Framing, Limits, Message};
 
 /// The bundled config, relative to the working directory.
@@ -34,8 +34,11 @@ USAGE:
 run:
     Starts one shard per core (server.shards) serving the UDP and TCP
     listeners of FILE as a stateless proxy, and the metrics listener if
-    configured. SIGTERM or SIGINT stops it: it stops reading, lets queued
-    TCP writes drain for up to 2 s, and exits 0. Exit 1 on a config error,
+    configured. SIGHUP reloads the routing (routes, destination sets,
+    prefix tables, ACLs) from FILE; a config that does not validate is
+    rejected with its error and the running one stays. SIGTERM or SIGINT
+    stops it: it stops reading, lets queued TCP writes drain for up to
+    2 s, and exits 0. Exit 1 on a config error,
     2 on a usage error, 3 if it cannot start (port in use, RLIMIT_MEMLOCK
     too low, metrics port in use).
 
@@ -85,8 +88,13 @@ fn run(path: &std::path::Path) -> ExitCode {
     };
     init_logs(&cfg.server);
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+    let hup = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGHUP, &hup),
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
             tracing::error!("cannot handle signal {sig}: {e}");
             return ExitCode::from(3);
         }
@@ -98,8 +106,15 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    let control = Arc::new(Control::new(&rt, cfg.clone(), path.to_path_buf()));
     let _metrics = match &cfg.metrics {
-        Some(m) => match Metrics::start_with(m.listen, rt.counters(), gauges(&rt), None) {
+        Some(m) => match Metrics::start_with(
+            m.listen,
+            rt.counters(),
+            gauges(&rt),
+            m.admin
+                .then(|| control.clone() as Arc<dyn siphon::metrics::Admin>),
+        ) {
             Ok(srv) => {
                 tracing::info!(addr = %srv.addr, "metrics on http://{}/metrics", srv.addr);
                 Some(srv)
@@ -130,6 +145,10 @@ fn run(path: &std::path::Path) -> ExitCode {
         .collect();
     tracing::info!(shards = cfg.server.shards, config = %path.display(), "{} shards serving {}", cfg.server.shards, listening.join(", "));
     while !stop.load(Ordering::Relaxed) {
+        if hup.swap(false, Ordering::Relaxed) {
+            // The outcome is logged by the reload itself.
+            let _ = control.reload();
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!("stopping");
@@ -195,11 +214,12 @@ fn check(args: &[String]) -> ExitCode {
     match Config::load(&path) {
         Ok(c) => {
             println!(
-                "{}: OK ({} listeners, {} routes, {} destinations, {} shards)",
+                "{}: OK ({} listeners, {} routes, {} destinations, {} prefix table entries, {} shards)",
                 path.display(),
                 c.listen.len(),
                 c.routes.len(),
                 c.destinations.len(),
+                c.prefix_tables.iter().map(|t| t.table.len()).sum::<usize>(),
                 c.server.shards
             );
             ExitCode::SUCCESS

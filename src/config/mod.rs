@@ -6,8 +6,13 @@
 //! new immutable `Config`; nothing is changed in place.
 
 mod raw;
+mod routing;
 mod services;
 
+pub use routing::{
+    Action, Destination, Fork, HeaderMatch, Match, PrefixTableCfg, Rewrite, Route, Target,
+    NO_DESTINATION,
+};
 pub use services::{AuthCfg, Registrar};
 
 use std::fmt;
@@ -17,7 +22,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::sip::lex;
-use crate::sip::uri::{Host, Scheme, Uri};
+use crate::sip::uri::Uri;
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +33,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Destination sets; routes refer to them by index.
     pub destinations: Vec<Destination>,
+    /// Prefix tables loaded from their files; routes refer to them by
+    /// index.
+    pub prefix_tables: Vec<PrefixTableCfg>,
     pub metrics: Option<Metrics>,
     pub tcp: Tcp,
     /// The registrar and location service, when configured.
@@ -161,70 +169,12 @@ impl Default for TransactionCfg {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub name: String,
-    pub matcher: Match,
-    pub action: Action,
-}
-
-/// What a route does with a request it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Send it to a destination set (index into `Config::destinations`).
-    Destination(usize),
-    /// Look up the Request-URI's AOR in the location service.
-    Location,
-}
-
-/// Conditions that must all hold; an empty match matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Match {
-    /// Request-URI host, compared case-insensitively (stored lowercase).
-    pub domain: Option<String>,
-    /// Request-URI user starts with this.
-    pub user_prefix: Option<String>,
-    /// Request method, exactly (methods are case-sensitive).
-    pub method: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
-    pub name: String,
-    pub targets: Vec<Target>,
-    /// Stateful mode: one target at a time, or all at once.
-    pub fork: Fork,
-    /// Stateful mode: final responses after which the next target is tried
-    /// (a timeout or transport error always counts as 408).
-    pub failover_codes: Vec<u16>,
-    /// Stateful mode: at most this many targets per request (serial).
-    pub max_attempts: usize,
-}
-
-/// How a stateful proxy uses the targets of a destination set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fork {
-    /// One target at a time, starting at the round-robin position; the
-    /// next one after a failover code, a timeout or a transport error.
-    Serial,
-    /// Every target at once (RFC 3261 §16.6 parallel search).
-    Parallel,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// The URI as written, e.g. `sip:10.0.0.5:5060;transport=tcp`.
-    pub uri: String,
-    /// Host, lowercase (an IPv6 address without brackets).
-    pub host: String,
-    pub port: u16,
-    pub transport: Transport,
-    pub weight: u32,
-    pub priority: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metrics {
+    /// Default 127.0.0.1:9060.
     pub listen: SocketAddr,
+    /// Serve the admin API (`/admin/`). Default: on for a loopback
+    /// listener, off otherwise (it can change routing and health).
+    pub admin: bool,
 }
 
 /// A configuration error: where, which key, what is wrong.
@@ -450,119 +400,35 @@ impl Cx<'_> {
             transaction: self.transaction(&raw.proxy)?,
         };
 
-        let mut destinations = Vec::with_capacity(raw.destination.len());
-        for (name, d) in &raw.destination {
-            let mut targets = Vec::with_capacity(d.targets.get_ref().len());
-            for (i, t) in d.targets.get_ref().iter().enumerate() {
-                targets.push(self.target(t, &format!("destination.{name}.targets[{i}]"))?);
-            }
-            if targets.is_empty() {
-                return self.err(
-                    Some(d.targets.span()),
-                    format!("destination.{name}.targets"),
-                    "a destination needs at least one target",
-                );
-            }
-            let fork = self.fork(&d.fork, &format!("destination.{name}.fork"), Fork::Serial)?;
-            let failover_codes = match &d.failover_codes {
-                None => vec![408, 500, 503],
-                Some(codes) => {
-                    let mut out = Vec::new();
-                    for c in codes.get_ref() {
-                        out.push(self.int(
-                            c,
-                            &format!("destination.{name}.failover_codes"),
-                            300..=699,
-                        )?);
-                    }
-                    out
-                }
-            };
-            let max_attempts = match &d.max_attempts {
-                Some(v) => self.int(v, &format!("destination.{name}.max_attempts"), 1..=16)?,
-                None => targets.len().min(16),
-            };
-            destinations.push(Destination {
-                name: name.clone(),
-                targets,
-                fork,
-                failover_codes,
-                max_attempts,
-            });
-        }
-
-        let mut routes = Vec::with_capacity(raw.route.len());
-        for (i, r) in raw.route.iter().enumerate() {
-            let key = |k: &str| format!("route[{i}].{k}");
-            let action = match (&r.destination, &r.action) {
-                (Some(d), None) => match destinations.iter().position(|x| x.name == *d.get_ref()) {
-                    Some(i) => Action::Destination(i),
-                    None => {
-                        return self.err(
-                            Some(d.span()),
-                            key("destination"),
-                            format!("unknown destination {:?}", d.get_ref()),
-                        )
-                    }
-                },
-                (None, Some(a)) if a.get_ref() == "location" => {
-                    if raw.registrar.is_none() {
-                        return self.err(
-                            Some(a.span()),
-                            key("action"),
-                            "\"location\" needs a [registrar] section",
-                        );
-                    }
-                    Action::Location
-                }
-                (None, Some(a)) => {
-                    return self.err(
-                        Some(a.span()),
-                        key("action"),
-                        format!("{:?}: expected \"location\"", a.get_ref()),
-                    )
-                }
-                _ => {
-                    return self.err(
-                        None,
-                        key("destination"),
-                        "a route needs either destination or action",
-                    )
-                }
-            };
-            let method = match &r.matcher.method {
-                Some(m) if lex::is_token_str(m.get_ref().as_bytes()) => Some(m.get_ref().clone()),
-                Some(m) => {
-                    return self.err(
-                        Some(m.span()),
-                        key("match.method"),
-                        format!("{:?} is not a method name", m.get_ref()),
-                    )
-                }
-                None => None,
-            };
-            routes.push(Route {
-                name: r.name.clone(),
-                matcher: Match {
-                    domain: r.matcher.domain.as_ref().map(|d| d.to_ascii_lowercase()),
-                    user_prefix: r.matcher.user_prefix.clone(),
-                    method,
-                },
-                action,
-            });
-        }
+        let destinations = self.destinations(&raw.destination, &listen)?;
+        let acls = self.acls(&raw.acl)?;
+        let prefix_tables = self.prefix_tables(&raw.prefix_table, &destinations)?;
+        let routes = self.routes(
+            &raw.route,
+            &destinations,
+            &prefix_tables,
+            &acls,
+            raw.registrar.is_some(),
+        )?;
 
         let metrics = match &raw.metrics {
-            Some(m) => match m.listen.get_ref().parse() {
-                Ok(listen) => Some(Metrics { listen }),
-                Err(_) => {
-                    return self.err(
-                        Some(m.listen.span()),
-                        "metrics.listen",
-                        format!("{:?} is not an IP address and port", m.listen.get_ref()),
-                    )
-                }
-            },
+            Some(m) => {
+                let listen = match &m.listen {
+                    None => SocketAddr::from(([127, 0, 0, 1], 9060)),
+                    Some(l) => match l.get_ref().parse() {
+                        Ok(a) => a,
+                        Err(_) => {
+                            return self.err(
+                                Some(l.span()),
+                                "metrics.listen",
+                                format!("{:?} is not an IP address and port", l.get_ref()),
+                            )
+                        }
+                    },
+                };
+                let admin = m.admin.unwrap_or(listen.ip().is_loopback());
+                Some(Metrics { listen, admin })
+            }
             None => None,
         };
 
@@ -604,6 +470,7 @@ impl Cx<'_> {
             proxy,
             routes,
             destinations,
+            prefix_tables,
             metrics,
             tcp,
             registrar,
@@ -693,49 +560,6 @@ impl Cx<'_> {
                 format!("{other:?}: expected \"udp\" or \"tcp\""),
             ),
         }
-    }
-
-    fn target(&self, t: &raw::RawTarget, key: &str) -> Result<Target, ConfigError> {
-        let text = t.uri.get_ref();
-        let bad = |why: &str| {
-            self.err(
-                Some(t.uri.span()),
-                format!("{key}.uri"),
-                format!("{text:?}: {why}"),
-            )
-        };
-        let Ok(uri) = Uri::parse(text.as_bytes()) else {
-            return bad("not a sip: URI");
-        };
-        if uri.scheme != Scheme::Sip {
-            return bad("only sip: targets are supported");
-        }
-        let host = match uri.host {
-            Host::Name(n) => String::from_utf8_lossy(n).to_ascii_lowercase(),
-            Host::V4(a) => a.to_string(),
-            Host::V6(_, a) => a.to_string(),
-            Host::None => return bad("no host"),
-        };
-        let transport = match uri.transport() {
-            None => Transport::Udp,
-            Some(t) if t.eq_ignore_ascii_case(b"udp") => Transport::Udp,
-            Some(t) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
-            Some(_) => return bad("transport must be udp or tcp"),
-        };
-        Ok(Target {
-            uri: text.clone(),
-            host,
-            port: uri.port.unwrap_or(5060),
-            transport,
-            weight: match &t.weight {
-                Some(w) => self.int(w, &format!("{key}.weight"), 0..=1_000_000)?,
-                None => 1,
-            },
-            priority: match &t.priority {
-                Some(p) => self.int(p, &format!("{key}.priority"), 0..=1_000_000)?,
-                None => 0,
-            },
-        })
     }
 }
 

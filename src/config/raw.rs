@@ -20,6 +20,10 @@ pub(super) struct RawConfig {
     pub route: Vec<RawRoute>,
     #[serde(default)]
     pub destination: BTreeMap<String, RawDestination>,
+    #[serde(default)]
+    pub acl: BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub prefix_table: BTreeMap<String, RawPrefixTable>,
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub tcp: RawTcp,
@@ -107,14 +111,71 @@ pub(super) struct RawRoute {
     pub matcher: RawMatch,
     pub destination: Option<Spanned<String>>,
     pub action: Option<Spanned<String>>,
+    /// With action = "reply".
+    pub code: Option<Spanned<i64>>,
+    pub reason: Option<String>,
+    pub rewrite: Option<RawRewrite>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMatch {
-    pub domain: Option<String>,
-    pub user_prefix: Option<String>,
-    pub method: Option<Spanned<String>>,
+    pub domain: Option<OneOrMany>,
+    pub user_prefix: Option<OneOrMany>,
+    pub prefix_table: Option<Spanned<String>>,
+    pub source: Option<Spanned<OneOrMany>>,
+    pub source_not: Option<Spanned<OneOrMany>>,
+    pub method: Option<Spanned<OneOrMany>>,
+    pub header: Option<RawHeaderMatch>,
+}
+
+/// A string, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            OneOrMany::One(s) => std::slice::from_ref(s),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeaderMatch {
+    pub name: String,
+    pub regex: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRewrite {
+    pub strip: Option<Spanned<i64>>,
+    pub prepend: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrefixTable {
+    pub file: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProbe {
+    pub mode: Option<Spanned<String>>,
+    pub interval_ms: Option<Spanned<i64>>,
+    pub timeout_ms: Option<Spanned<i64>>,
+    pub down_after: Option<Spanned<i64>>,
+    pub up_after: Option<Spanned<i64>>,
+    pub alive_codes: Option<Spanned<Vec<String>>>,
+    pub passive_hold_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +185,10 @@ pub(super) struct RawDestination {
     pub fork: Option<Spanned<String>>,
     pub failover_codes: Option<Spanned<Vec<Spanned<i64>>>>,
     pub max_attempts: Option<Spanned<i64>>,
+    pub algorithm: Option<Spanned<String>>,
+    pub hash_key: Option<Spanned<String>>,
+    pub fallback: Option<Spanned<String>>,
+    pub probe: Option<RawProbe>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,10 +197,14 @@ pub(super) struct RawTarget {
     pub uri: Spanned<String>,
     pub weight: Option<Spanned<i64>>,
     pub priority: Option<Spanned<i64>>,
+    pub max_load: Option<Spanned<i64>>,
+    pub transport: Option<Spanned<String>>,
+    pub listener: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMetrics {
-    pub listen: Spanned<String>,
+    pub listen: Option<Spanned<String>>,
+    pub admin: Option<bool>,
 }

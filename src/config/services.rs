@@ -216,7 +216,7 @@ impl Cx<'_> {
     }
 
     /// A path in the config, relative to the config file's directory.
-    fn relative(&self, p: &str) -> PathBuf {
+    pub(super) fn relative(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
             return p.to_path_buf();

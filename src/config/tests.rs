@@ -77,8 +77,9 @@ fn a_full_config() {
             transaction: TransactionCfg::default(),
         }
     );
-    assert_eq!(c.routes[0].matcher.domain.as_deref(), Some("example.com"));
-    assert_eq!(c.routes[0].matcher.method.as_deref(), Some("INVITE"));
+    assert_eq!(c.routes[0].matcher.domain, ["example.com"]);
+    assert_eq!(c.routes[0].matcher.method, ["INVITE"]);
+    assert_eq!(c.routes[0].matcher.user_prefix, ["+1"]);
     let a = &c.destinations[dest(&c.routes[0])];
     assert_eq!(a.name, "carrier_a");
     assert_eq!(
@@ -106,7 +107,8 @@ fn a_full_config() {
     assert_eq!(
         c.metrics,
         Some(Metrics {
-            listen: "127.0.0.1:9090".parse().unwrap()
+            listen: "127.0.0.1:9090".parse().unwrap(),
+            admin: true,
         })
     );
 }
@@ -230,6 +232,66 @@ fn unreadable_file() {
 fn dest(r: &Route) -> usize {
     match r.action {
         Action::Destination(d) => d,
-        Action::Location => panic!("route {} is a location route", r.name),
+        ref other => panic!("route {} is {other:?}", r.name),
     }
+}
+
+#[test]
+fn routing_errors_name_file_line_and_key() {
+    let l = "[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n";
+    let d = "[destination.a]\ntargets = [{ uri = \"sip:h\" }]\n";
+    let cases: Vec<(String, &str)> = vec![
+        (format!("{l}{d}[[route]]\nname = \"x\"\nmatch = {{ source = [\"10.0.0.0/33\"] }}\ndestination = \"a\"\n"), "test.toml:8: route[0].match.source: \"10.0.0.0/33\" is neither an [acl] name nor an address"),
+        (format!("{l}{d}[acl]\nx = [\"banana\"]\n"), "test.toml:7: acl.x: "),
+        (format!("{l}{d}[[route]]\nname = \"x\"\nmatch = {{ header = {{ name = \"X\", regex = \"(\" }} }}\ndestination = \"a\"\n"), "test.toml:8: route[0].match.header.regex: \"(\": "),
+        (format!("{l}{d}[[route]]\nname = \"x\"\nmatch = {{ prefix_table = \"t\" }}\n"), "test.toml:8: route[0].match.prefix_table: unknown prefix table \"t\""),
+        (format!("{l}{d}[[route]]\nname = \"x\"\naction = \"reply\"\n"), "test.toml:8: route[0].code: \"reply\" needs a code"),
+        (format!("{l}{d}[[route]]\nname = \"x\"\naction = \"reply\"\ncode = 200\n"), "test.toml:9: route[0].code: 200 is out of range 300..=699"),
+        (format!("{l}{d}[[route]]\nname = \"x\"\ndestination = \"a\"\ncode = 403\n"), "test.toml: route[0].code: code and reason go with action = \"reply\""),
+        (format!("{l}{d}[[route]]\nname = \"x\"\ndestination = \"a\"\nrewrite = {{ prepend = \"a@b\" }}\n"), "test.toml: route[0].rewrite.prepend: \"a@b\": only characters allowed in a URI user"),
+        (format!("{l}{d}algorithm = \"fastest\"\n"), "test.toml:6: destination.a.algorithm: \"fastest\": expected \"round-robin\""),
+        (format!("{l}{d}hash_key = \"call-id\"\n"), "test.toml:6: destination.a.hash_key: only with algorithm = \"hash\""),
+        (format!("{l}{d}fallback = \"a\"\n"), "test.toml:6: destination.a.fallback: a set cannot fall back to itself"),
+        (format!("{l}{d}fallback = \"b\"\n[destination.b]\ntargets = [{{ uri = \"sip:g\" }}]\nfallback = \"a\"\n"), "test.toml:6: destination.a.fallback: fallbacks form a cycle"),
+        (format!("{l}{d}probe = {{ mode = \"sometimes\" }}\n"), "test.toml:6: destination.a.probe.mode: \"sometimes\": expected"),
+        (format!("{l}{d}probe = {{ interval_ms = 1000, timeout_ms = 2000 }}\n"), "test.toml: destination.a.probe.timeout_ms: must not be above interval_ms"),
+        (format!("{l}{d}probe = {{ alive_codes = [\"2x\"] }}\n"), "test.toml:6: destination.a.probe.alive_codes: "),
+        (format!("{l}[destination.a]\ntargets = [{{ uri = \"sip:h\", listener = \"127.0.0.1:5061\" }}]\n"), "test.toml:5: destination.a.targets[0].listener: \"127.0.0.1:5061\" is not the address of a udp [[listen]]"),
+        (format!("{l}[destination.a]\ntargets = [{{ uri = \"sip:h\" }}, {{ uri = \"sip:h\" }}]\n"), "test.toml:5: destination.a.targets[1].uri: \"sip:h\" is listed twice"),
+        (format!("{l}[prefix_table.t]\nfile = \"/nonexistent/p.csv\"\n"), "test.toml:5: prefix_table.t.file: /nonexistent/p.csv"),
+    ];
+    for (text, want) in &cases {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.starts_with(want), "got {e:?}\nwant {want:?}...");
+    }
+}
+
+#[test]
+fn prefix_tables_load_relative_to_the_config_and_resolve_destinations() {
+    let dir = std::env::temp_dir().join(format!("siphon-cfg-prefix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("p.csv"),
+        "prefix,destination\n+44,a\n+4420,b\n+49\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad.csv"), "+44,a\n+1,nowhere\n").unwrap();
+    let text = |file: &str| {
+        format!("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{{ uri = \"sip:h\" }}]\n[destination.b]\ntargets = [{{ uri = \"sip:g\" }}]\n[prefix_table.t]\nfile = \"{file}\"\n[[route]]\nname = \"r\"\nmatch = {{ prefix_table = \"t\", source_not = \"10.0.0.0/8\" }}\n")
+    };
+    let c = Config::parse(&text("p.csv"), &dir.join("siphon.toml")).unwrap();
+    let t = &c.prefix_tables[0].table;
+    assert_eq!(t.lookup(b"+442071234567"), Some((5, 1)));
+    assert_eq!(t.lookup(b"+4477"), Some((3, 0)));
+    assert_eq!(t.lookup(b"+4930"), Some((3, NO_DESTINATION)));
+    assert_eq!(c.routes[0].action, Action::FromTable);
+    assert_eq!(c.routes[0].matcher.source_not, ["10.0.0.0/8"]);
+    let e = Config::parse(&text("bad.csv"), &dir.join("siphon.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad.csv:2: unknown destination \"nowhere\""),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

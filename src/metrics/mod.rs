@@ -5,6 +5,8 @@
 //! Bounded: one connection at a time, 8 KiB of request head, 64 KiB of
 //! body, 2 s to send it.
 
+pub mod json;
+
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -7,6 +7,7 @@ pub mod branch;
 pub mod hosts;
 pub mod identity;
 mod local;
+mod probe;
 mod request;
 mod response;
 mod stateful;
@@ -18,7 +19,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use arc_swap::ArcSwap;
+
 use crate::config::{Config, Mode, Transport};
+use crate::routing::{Picker, Routing};
 use crate::sip::{Edits, Framing, Limits, Message};
 
 pub use branch::LegRef;
@@ -121,6 +125,11 @@ pub enum Drop {
     /// A bounded queue was full: a connection's write queue or the
     /// hand-off to another shard.
     QueueFull,
+    /// A route with `action = "drop"` matched.
+    Policy,
+    /// The answer to one of our OPTIONS probes: taken by the health
+    /// check, not forwarded (not an error).
+    ProbeReply,
 }
 
 impl Drop {
@@ -137,6 +146,8 @@ impl Drop {
             Drop::NoListener => "no_listener",
             Drop::Unsent => "unsent",
             Drop::QueueFull => "queue_full",
+            Drop::Policy => "route_drop",
+            Drop::ProbeReply => "probe_reply",
         }
     }
 }
@@ -150,8 +161,17 @@ pub struct Core {
     limits: Limits,
     edits: Edits,
     scratch: String,
-    /// Round-robin position per destination set.
-    next_target: Vec<usize>,
+    /// The routing table every shard shares (swapped whole on a reload),
+    /// the snapshot this shard is using, and its selection state.
+    routing: Arc<ArcSwap<Routing>>,
+    cur: Arc<Routing>,
+    picker: Picker,
+    /// Scratch for the targets to try.
+    order: Vec<usize>,
+    /// The shard's index (latency histograms are per shard).
+    shard: usize,
+    /// Probing: this shard sends the OPTIONS probes.
+    prober: bool,
     /// Stateful mode: this shard's transactions.
     stateful: Option<stateful::Table>,
     /// This shard's own UDP socket per UDP listener (listener address, its
@@ -197,12 +217,21 @@ impl Core {
         let stateful = (cfg.proxy.mode == Mode::Stateful).then(|| {
             let t = cfg.proxy.transaction;
             let cap = t.max_transactions.div_ceil(shards.max(1));
-            let sizes: Vec<usize> = cfg.destinations.iter().map(|d| d.targets.len()).collect();
-            stateful::Table::new(t, shard as u16, cap, &sizes)
+            stateful::Table::new(t, shard as u16, cap)
         });
+        // A validated config compiles: its regexes and address lists were
+        // checked when it was loaded.
+        let routing = Routing::build(&cfg, None, shards, 0)
+            .unwrap_or_else(|e| panic!("a validated config does not compile: {e}"));
+        let cur = Arc::new(routing);
         Core {
             me: Identity::new(&cfg),
-            next_target: vec![0; cfg.destinations.len()],
+            routing: Arc::new(ArcSwap::new(cur.clone())),
+            cur,
+            picker: Picker::new(0x5eed ^ shard as u64),
+            order: Vec::new(),
+            shard,
+            prober: shard == 0,
             cfg,
             hosts,
             limits: Limits::default(),
@@ -234,6 +263,28 @@ impl Core {
             .collect();
     }
 
+    /// Use the routing table shared by every shard (the runtime's, which
+    /// a reload replaces).
+    pub fn set_routing(&mut self, shared: Arc<ArcSwap<Routing>>) {
+        self.cur = shared.load_full();
+        self.routing = shared;
+    }
+
+    /// The routing table this core reads (for a reload to replace).
+    pub fn routing(&self) -> Arc<ArcSwap<Routing>> {
+        self.routing.clone()
+    }
+
+    /// Take up a new routing table if one was swapped in: one atomic load
+    /// per message; requests in progress keep the table they started
+    /// with.
+    fn refresh_routing(&mut self) {
+        let shared = self.routing.load();
+        if shared.generation != self.cur.generation {
+            self.cur = arc_swap::Guard::into_inner(shared);
+        }
+    }
+
     pub fn identity(&self) -> &Identity {
         &self.me
     }
@@ -241,9 +292,12 @@ impl Core {
     /// Handle one message (a whole datagram, or one stream frame) as the
     /// stateless proxy.
     pub fn handle(&mut self, data: Bytes, flow: Flow) -> Outcome {
+        self.refresh_routing();
         match self.parse(data, flow) {
             Ok(msg) if msg.is_request() => self.request(&msg, flow),
-            Ok(msg) => self.response(&msg),
+            Ok(msg) => self
+                .probe_reply(&msg)
+                .unwrap_or_else(|| self.response(&msg)),
             Err(out) => out,
         }
     }
@@ -255,9 +309,13 @@ impl Core {
         if self.stateful.is_none() {
             return out.push(self.handle(data, flow));
         }
+        self.refresh_routing();
         match self.parse(data.clone(), flow) {
             Ok(msg) if msg.is_request() => self.stateful_request(now, msg, flow, out),
-            Ok(msg) => self.stateful_response(now, data, msg, flow, out),
+            Ok(msg) => match self.probe_reply(&msg) {
+                Some(o) => out.push(o),
+                None => self.stateful_response(now, data, msg, flow, out),
+            },
             Err(o) => out.push(o),
         }
     }

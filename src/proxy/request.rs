@@ -8,10 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
 use super::{Core, Drop, Flow, Outcome, Transmit};
-use crate::config::{Action, Target, Transport};
+use crate::config::{Target, Transport};
 use crate::registrar::Binding;
+use crate::routing::{Decision, Request as RouteRequest, Routing};
 use crate::sip::uri::{Host, Uri};
 use crate::sip::{response, HeaderName, Message, Method, ParseError};
+use std::sync::atomic::Ordering;
 
 /// Where the request goes next.
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub(super) struct NextHop {
     host: String,
     port: u16,
     transport: Transport,
+    /// The listener to send from, when the target names one.
+    pub listener: Option<SocketAddr>,
 }
 
 impl NextHop {
@@ -28,6 +32,7 @@ impl NextHop {
             host: String::new(),
             port: 0,
             transport: Transport::Udp,
+            listener: None,
         }
     }
 
@@ -36,8 +41,18 @@ impl NextHop {
             host: t.host.clone(),
             port: t.port,
             transport: t.transport,
+            listener: t.listener,
         }
     }
+}
+
+/// A resolved next hop: the address, the transport, and the listener to
+/// send from when the target names one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dest {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    pub from: Option<SocketAddr>,
 }
 
 /// Methods Siphon answers in Allow (OPTIONS to the proxy itself).
@@ -61,6 +76,11 @@ pub(super) struct Plan<'m> {
     /// A registered contact the request goes to (§16.5): its URI becomes
     /// the Request-URI, its Path values Route headers (RFC 3327).
     pub retarget: Option<LocTarget>,
+    /// The Request-URI after the matching route's user rewrite.
+    pub rewritten: Option<Vec<u8>>,
+    /// The configured route that matched (counted once per request by
+    /// the caller: a failover plans again).
+    pub route: Option<usize>,
 }
 
 /// One registered contact of the AOR a request is for.
@@ -89,6 +109,7 @@ impl Core {
             Ok(p) => p,
             Err(out) => return out,
         };
+        count_route(&self.cur, plan.route);
         let hop = match &mut plan.next {
             Next::Hop(h) => h.clone(),
             // Stateless: the best contact only.
@@ -98,15 +119,23 @@ impl Core {
                 plan.retarget = Some(t);
                 hop
             }
-            Next::Destination(d) => {
-                let d = *d;
-                let targets = &self.cfg.destinations[d].targets;
-                let i = self.next_target[d] % targets.len();
-                self.next_target[d] = (i + 1) % targets.len();
-                NextHop::of_target(&targets[i])
+            &mut Next::Destination(set) => {
+                let routing = self.cur.clone();
+                let mut order = std::mem::take(&mut self.order);
+                let set = self
+                    .picker
+                    .order(&routing, set, msg, self.now_ms, &mut order);
+                let first = order.first().copied();
+                self.order = order;
+                let Some(t) = first else {
+                    return self.reply(msg, flow, 503, &"No Destination Available", &[]);
+                };
+                let t = &routing.sets[set].targets[t];
+                t.stats.requests.fetch_add(1, Ordering::Relaxed);
+                NextHop::of_target(&t.cfg)
             }
         };
-        let (dest, transport) = match self.resolve_hop(msg, flow, &hop) {
+        let dest = match self.resolve_hop(msg, flow, &hop) {
             Ok(d) => d,
             Err(out) => return out,
         };
@@ -116,7 +145,7 @@ impl Core {
         }
         let mut branch = std::mem::take(&mut self.scratch);
         stateless_branch(msg, lp, &mut branch, flow.conn);
-        let out = match self.build_request(msg, flow, &plan, dest, transport, &branch) {
+        let out = match self.build_request(msg, flow, &plan, dest, &branch) {
             Ok(t) => Outcome::Forwarded(t),
             Err(drop) => Outcome::Dropped(drop),
         };
@@ -219,12 +248,30 @@ impl Core {
         // then the location service for a domain we serve; then the
         // Request-URI, unless that is us.
         let strict_next = remaining.first().is_some_and(|u| !u.lr());
+        let mut rewritten = None;
+        let mut matched = None;
         let next = if let Some(r) = remaining.first() {
             Next::Hop(uri_hop(r))
-        } else if let Some(a) = self.configured_action(msg, &target) {
-            match a {
-                Action::Destination(d) => Next::Destination(d),
-                Action::Location => self.location(msg, flow, &target)?,
+        } else if let Some((route, decision, rewrite)) = self.configured_route(msg, flow, &target) {
+            if let Some(user) = rewrite {
+                let mut uri = target;
+                uri.user = Some(&user);
+                let mut text = Vec::with_capacity(64);
+                uri.write_to(&mut text);
+                rewritten = Some(text);
+            }
+            matched = Some(route);
+            match decision {
+                Decision::Set(set) => Next::Destination(set),
+                Decision::Location => self.location(msg, flow, &target)?,
+                Decision::Reply(code, reason) => {
+                    count_route(&self.cur, matched);
+                    return Err(self.reply(msg, flow, code, &reason, &[]));
+                }
+                Decision::Drop => {
+                    count_route(&self.cur, matched);
+                    return Err(Outcome::Dropped(Drop::Policy));
+                }
             }
         } else if to_registrar && target.user.is_some() {
             self.location(msg, flow, &target)?
@@ -243,6 +290,8 @@ impl Core {
             next,
             routes,
             retarget: None,
+            rewritten,
+            route: matched,
         })
     }
 
@@ -293,7 +342,7 @@ impl Core {
         msg: &Message,
         flow: Flow,
         hop: &NextHop,
-    ) -> Result<(SocketAddr, Transport), Outcome> {
+    ) -> Result<Dest, Outcome> {
         let Some(dest_ip) = self.resolve(&hop.host, flow.remote.ip().is_ipv4()) else {
             return Err(self.reply(msg, flow, 503, &"Unresolvable Destination", &[]));
         };
@@ -304,7 +353,11 @@ impl Core {
         if self.me.listener(hop.transport, dest).is_none() {
             return Err(Outcome::Dropped(Drop::NoListener));
         }
-        Ok((dest, hop.transport))
+        Ok(Dest {
+            addr: dest,
+            transport: hop.transport,
+            from: hop.listener,
+        })
     }
 
     /// §16.3 step 4: a Via of ours with the loop part we would put in our
@@ -325,17 +378,18 @@ impl Core {
         msg: &Message,
         flow: Flow,
         plan: &Plan<'_>,
-        dest: SocketAddr,
-        mut transport: Transport,
+        to: Dest,
         branch: &str,
     ) -> Result<Transmit, Drop> {
+        let (dest, mut transport, from) = (to.addr, to.transport, to.from);
         let limit = self.cfg.proxy.udp_max_size;
         let method = plan.method;
         let routes = &plan.routes;
         let own_routes = plan.own_routes;
         let remaining = &routes[own_routes..];
         loop {
-            let Some(out_me) = self.me.listener(transport, dest) else {
+            let named = from.and_then(|a| self.me.by_local(transport, a));
+            let Some(out_me) = named.or_else(|| self.me.listener(transport, dest)) else {
                 return Err(Drop::NoListener);
             };
             // The edits (§16.6). Received/rport first: it rewrites the top Via
@@ -374,6 +428,8 @@ impl Core {
                 for p in t.path.iter() {
                     e.add_header(msg, "Route", p);
                 }
+            } else if let Some(uri) = &plan.rewritten {
+                e.set_request_uri(msg, uri);
             } else if let Some(fixed) = plan.fixed_ruri {
                 let mut text = Vec::new();
                 fixed.write_to(&mut text);
@@ -489,8 +545,17 @@ impl Core {
         }
     }
 
-    /// The action of the first configured route that matches.
-    fn configured_action(&self, msg: &Message, ruri: &Uri<'_>) -> Option<Action> {
+    /// The first configured route that matches: its index, what it says
+    /// to do, and the Request-URI user after its rewrite (if it has one).
+    fn configured_route(
+        &self,
+        msg: &Message,
+        flow: Flow,
+        ruri: &Uri<'_>,
+    ) -> Option<(usize, Decision, Option<Vec<u8>>)> {
+        if self.cur.routes.is_empty() {
+            return None;
+        }
         let host = match ruri.host {
             Host::Name(h) => String::from_utf8_lossy(h).to_ascii_lowercase(),
             Host::V4(a) => a.to_string(),
@@ -498,23 +563,47 @@ impl Core {
             Host::None => String::new(),
         };
         let user = ruri.user_decoded();
-        let route = self.cfg.routes.iter().find(|r| {
-            let m = &r.matcher;
-            m.domain.as_ref().is_none_or(|d| *d == host)
-                && m.user_prefix
-                    .as_ref()
-                    .is_none_or(|p| user.as_deref().is_some_and(|u| u.starts_with(p.as_bytes())))
-                && m.method
-                    .as_ref()
-                    .is_none_or(|want| msg.method_bytes() == want.as_bytes())
-        })?;
-        Some(route.action)
+        let req = RouteRequest {
+            msg,
+            host: &host,
+            user: user.as_deref(),
+            source: flow.remote.ip(),
+        };
+        let (i, decision) = self.cur.decide(&req)?;
+        let w = &self.cur.routes[i].cfg.rewrite;
+        let rewrite = (!w.is_none()).then(|| {
+            let mut u = w.prepend.as_bytes().to_vec();
+            u.extend_from_slice(strip_chars(ruri.user.unwrap_or_default(), w.strip));
+            u
+        });
+        Some((i, decision, rewrite))
     }
 
-    fn resolve(&self, host: &str, prefer_v4: bool) -> Option<IpAddr> {
+    pub(super) fn resolve(&self, host: &str, prefer_v4: bool) -> Option<IpAddr> {
         host.parse()
             .ok()
             .or_else(|| self.hosts.lookup(host, prefer_v4))
+    }
+}
+
+/// `user` (as written in the URI) without its first `n` characters, an
+/// escape (`%HH`) counting as one, so that a rewrite never cuts one in
+/// half.
+fn strip_chars(user: &[u8], n: usize) -> &[u8] {
+    let mut at = 0;
+    for _ in 0..n {
+        if at >= user.len() {
+            break;
+        }
+        at += if user[at] == b'%' { 3 } else { 1 };
+    }
+    user.get(at..).unwrap_or_default()
+}
+
+/// One more request through route `route`, if one matched.
+pub(super) fn count_route(routing: &Routing, route: Option<usize>) {
+    if let Some(r) = route.and_then(|i| routing.routes.get(i)) {
+        r.matched.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -530,6 +619,7 @@ fn loc_target(b: &Binding) -> Option<LocTarget> {
             host: b.source.ip().to_string(),
             port: b.source.port(),
             transport: Transport::Tcp,
+            listener: None,
         }
     } else {
         uri_hop(&Uri::parse(&b.contact).ok()?)
@@ -558,6 +648,7 @@ fn uri_hop(u: &Uri<'_>) -> NextHop {
         host,
         port: u.port.unwrap_or(5060),
         transport,
+        listener: None,
     }
 }
 
@@ -624,5 +715,20 @@ pub(super) fn upstream(req: &Message, flow: Flow, data: Vec<u8>) -> Transmit {
         dest,
         conn: flow.conn,
         data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_chars;
+
+    #[test]
+    fn a_rewrite_strips_characters_not_halves_of_escapes() {
+        assert_eq!(strip_chars(b"+15551234", 1), b"15551234");
+        assert_eq!(strip_chars(b"%2B15551234", 1), b"15551234");
+        assert_eq!(strip_chars(b"%2B1", 2), b"");
+        assert_eq!(strip_chars(b"12", 5), b"");
+        assert_eq!(strip_chars(b"1%2", 2), b"", "a truncated escape at the end");
+        assert_eq!(strip_chars(b"", 3), b"");
     }
 }

@@ -5,5 +5,9 @@
 pub mod cidr;
 pub mod health;
 pub mod prefix;
+pub mod report;
 pub mod select;
 pub mod stats;
+mod table;
+
+pub use table::{CompiledRoute, Decision, Picker, Request, Routing, Set, SetTarget};

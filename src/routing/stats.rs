@@ -26,12 +26,6 @@ pub struct TargetStats {
     pub responses: [AtomicU64; 6],
     /// Legs to it that failed and made the proxy try another target.
     pub failovers: AtomicU64,
-    /// OPTIONS probes sent, and those that failed (a non-alive reply or
-    /// no reply).
-    pub probes: AtomicU64,
-    pub probe_failures: AtomicU64,
-    /// Health changes (up or down).
-    pub state_changes: AtomicU64,
     /// Calls being set up through it now (INVITE legs without a final
     /// response): the load of least-load and max_load.
     pub active: AtomicU32,
@@ -49,9 +43,6 @@ impl TargetStats {
             requests: AtomicU64::new(0),
             responses: Default::default(),
             failovers: AtomicU64::new(0),
-            probes: AtomicU64::new(0),
-            probe_failures: AtomicU64::new(0),
-            state_changes: AtomicU64::new(0),
             active: AtomicU32::new(0),
             first_provisional: Latency::new(stripes),
             final_response: Latency::new(stripes),
@@ -78,6 +69,24 @@ impl TargetStats {
 
     pub fn load(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
+    }
+}
+
+/// One call in setup through a target, for as long as this lives (so a
+/// leg that is dropped in any way gives its load back).
+#[derive(Debug)]
+pub struct Active(std::sync::Arc<TargetStats>);
+
+impl Active {
+    pub fn new(stats: std::sync::Arc<TargetStats>) -> Active {
+        stats.call_started();
+        Active(stats)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.call_ended();
     }
 }
 
@@ -170,14 +179,20 @@ mod tests {
         l.record(1, 3_000_000); // 3 s
         let mut out = String::new();
         l.render(&mut out, "x_seconds", "target=\"a\"");
-        assert!(out.contains("x_seconds_bucket{target=\"a\",le=\"0.001\"} 1\n"), "{out}");
+        assert!(
+            out.contains("x_seconds_bucket{target=\"a\",le=\"0.001\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("x_seconds_bucket{target=\"a\",le=\"0.025\"} 1\n"));
         assert!(out.contains("x_seconds_bucket{target=\"a\",le=\"0.05\"} 2\n"));
         assert!(out.contains("x_seconds_bucket{target=\"a\",le=\"2.5\"} 2\n"));
         assert!(out.contains("x_seconds_bucket{target=\"a\",le=\"5\"} 3\n"));
         assert!(out.contains("x_seconds_bucket{target=\"a\",le=\"+Inf\"} 3\n"));
         assert!(out.contains("x_seconds_count{target=\"a\"} 3\n"));
-        assert!(out.contains("x_seconds_sum{target=\"a\"} 3.0308\n"), "{out}");
+        assert!(
+            out.contains("x_seconds_sum{target=\"a\"} 3.0308\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -188,7 +203,11 @@ mod tests {
         s.response(503);
         s.response(99); // not a status: ignored
         s.response(700);
-        let by: Vec<u64> = s.responses.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let by: Vec<u64> = s
+            .responses
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         assert_eq!(by, [1, 1, 0, 0, 1, 0]);
         s.call_started();
         s.call_ended();

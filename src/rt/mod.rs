@@ -8,6 +8,7 @@
 //!
 //! The metrics listener runs on its own thread (`crate::metrics`).
 
+mod admin;
 mod limits;
 mod shard;
 mod stats;
@@ -29,7 +30,9 @@ use crate::auth::Auth;
 use crate::config::{Config, Transport};
 use crate::proxy::{Core, Hosts};
 use crate::registrar::Registrar;
+use crate::routing::Routing;
 
+pub use admin::{Control, Reloaded};
 pub use limits::{io_memory_per_shard, memlock_limit};
 pub use stats::{Counters, Snapshot, SERIES};
 
@@ -91,6 +94,11 @@ pub struct Runtime {
     /// What the journal replay found at start.
     pub replayed: Option<crate::registrar::journal::Replayed>,
     housekeeping: Option<std::thread::JoinHandle<()>>,
+    /// The routing table every shard reads; a reload swaps it.
+    pub routing: Arc<arc_swap::ArcSwap<Routing>>,
+    /// The shards' clock (milliseconds since start): health times are on
+    /// it.
+    pub epoch: wheel::Epoch,
 }
 
 /// The registrar (its table rebuilt from the journal) and the
@@ -159,6 +167,13 @@ impl Runtime {
                 Vec::new()
             });
         }
+        // One routing table for every shard, swapped whole on a reload;
+        // one clock for every shard, so target health (shared) reads the
+        // same time everywhere.
+        let routing = Arc::new(arc_swap::ArcSwap::from_pointee(
+            Routing::build(&cfg, None, shards, 0).map_err(StartError::Registrar)?,
+        ));
+        let epoch = wheel::Epoch::new(Instant::now());
         let all_outbound: Arc<Vec<SocketAddr>> = Arc::new(
             outbound
                 .iter()
@@ -177,7 +192,7 @@ impl Runtime {
                 mesh.clone(),
                 all_outbound.clone(),
             );
-            let (registrar, auth) = (registrar.clone(), auth.clone());
+            let (registrar, auth, routing) = (registrar.clone(), auth.clone(), routing.clone());
             let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores))
                 .name(&format!("siphon-shard-{id}"))
                 .io_memory(io_memory);
@@ -218,6 +233,7 @@ impl Runtime {
                         .filter_map(|(l, s)| udp::bound(s).map(|a| (*l, a)))
                         .collect();
                     core.set_outbound(&all_outbound, &mine);
+                    core.set_routing(routing);
                     let journal = registrar.as_ref().and_then(|r| r.writer(id));
                     if let Some(r) = registrar {
                         core.set_registrar(r);
@@ -225,7 +241,6 @@ impl Runtime {
                     if let Some(a) = auth {
                         core.set_auth(a);
                     }
-                    let epoch = wheel::Epoch::new(Instant::now());
                     core.set_unix_base(crate::registrar::unix_now_ms());
                     let own_sockets = own.into_iter().filter_map(|(_, s)| {
                         udp::bound(&s).map(|a| (a, Rc::new(glommio::net::UdpSocket::from(s))))
@@ -289,6 +304,8 @@ impl Runtime {
             registrar,
             replayed,
             housekeeping,
+            routing,
+            epoch,
         };
         for _ in 0..shards {
             // Bounded: a shard whose executor failed to start (pinning to a

@@ -225,6 +225,15 @@ pub(super) fn run_timers(shard: &Rc<Shard>) {
                     Timer::TcpIdle(id) => tcp::idle_check(&shard, id, now),
                 }
             }
+            // Health probes (the probing shard only; nothing elsewhere).
+            shard.core.borrow_mut().poll_probes(now, &mut out);
+            let probes = !out.is_empty();
+            for o in out.drain(..) {
+                shard.dispatch(o);
+            }
+            if probes {
+                shard.flush().await;
+            }
             let due = shard.core.borrow().poll_timeout().is_some_and(|t| t <= now);
             if due {
                 shard.core.borrow_mut().handle_timeout(now, &mut out);

@@ -91,7 +91,7 @@ counters! {
 }
 
 /// Every drop reason, in counter order.
-pub const DROPS: [Drop; 11] = [
+pub const DROPS: [Drop; 13] = [
     Drop::Keepalive,
     Drop::Garbage,
     Drop::BadResponse,
@@ -103,6 +103,8 @@ pub const DROPS: [Drop; 11] = [
     Drop::NoListener,
     Drop::Unsent,
     Drop::QueueFull,
+    Drop::Policy,
+    Drop::ProbeReply,
 ];
 
 impl Counters {

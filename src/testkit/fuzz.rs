@@ -219,6 +219,24 @@ destination = "d"
 [destination.d]
 targets = [{{ uri = "sip:127.0.0.9:5080" }}, {{ uri = "sip:gw.example.net;transport=tcp" }}]
 {dest}
+[[route]]
+name = "scanner"
+match = {{ header = {{ name = "User-Agent", regex = "^(?i)friendly-scanner" }} }}
+action = "drop"
+[[route]]
+name = "denied"
+match = {{ source = ["10.0.0.0/8", "2001:db8::/32"] }}
+action = "reply"
+code = 403
+[[route]]
+name = "uk"
+match = {{ user_prefix = ["+44", "0044"], method = ["INVITE", "MESSAGE"] }}
+destination = "h"
+rewrite = {{ strip = 3, prepend = "0" }}
+[destination.h]
+algorithm = "hash"
+hash_key = "from-user"
+targets = [{{ uri = "sip:127.0.0.9:5090", weight = 3 }}, {{ uri = "sip:127.0.0.10:5090" }}]
 [registrar]
 domains = ["example.com"]
 max_contacts = 4

@@ -25,12 +25,16 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::super::request::{upstream, LocTarget, Next, NextHop, Plan};
+use std::sync::Arc;
+
+use super::super::request::{count_route, upstream, LocTarget, Next, NextHop, Plan};
 use super::super::{Core, Flow, Outcome, Transmit};
 use super::build::upstream_response;
 use super::Table;
 use crate::config::{Fork, Transport};
 use crate::proxy::branch::{loop_hash, LegRef};
+use crate::routing::stats::Active;
+use crate::routing::{Routing, SetTarget};
 use crate::rt::wheel::TimerKey;
 use crate::sip::{response, Framing, HeaderName, Limits, Message, Method};
 use crate::transaction::{ClientTx, Kind, ServerTx};
@@ -60,7 +64,11 @@ pub(in crate::proxy) struct Context {
     pub(super) last: Option<Vec<u8>>,
     pub(super) legs: Vec<Leg>,
     pub(super) loop_hash: u64,
-    /// The destination set, when a configured route chose the targets.
+    /// The routing table the request was routed with (a reload does not
+    /// change what a request in progress does), the route that matched
+    /// and the destination set whose targets the legs go to.
+    pub(super) routing: Option<Arc<Routing>>,
+    pub(super) route: Option<usize>,
     pub(super) dest: Option<usize>,
     /// The registered contacts, when the location service chose them
     /// (legs' `target` index into it).
@@ -82,8 +90,14 @@ pub(super) struct Leg {
     pub(super) transport: Transport,
     pub(super) local: SocketAddr,
     pub(super) dest: SocketAddr,
-    /// Index of the target in the destination set.
+    /// Index of the target in the destination set (or of the contact in
+    /// the location targets).
     pub(super) target: Option<usize>,
+    /// When the request was sent (latencies per target).
+    pub(super) sent_at: u64,
+    /// An INVITE leg to a destination set's target counts in its load
+    /// until it has a final answer or is dropped.
+    pub(super) active: Option<Active>,
     pub(super) provisional: bool,
     /// Has its final answer (received, or a timeout counted as 408).
     pub(super) done: bool,
@@ -152,6 +166,31 @@ pub(super) fn due(t: Option<u64>, now: u64) -> bool {
 }
 
 impl Context {
+    /// The destination set the legs go to, if a route chose one.
+    pub(super) fn set(&self) -> Option<&crate::routing::Set> {
+        if self.location.is_some() {
+            return None;
+        }
+        Some(&self.routing.as_ref()?.sets[self.dest?])
+    }
+
+    /// A final response sent upstream, counted on the route that matched.
+    fn count_final(&self, code: u16) {
+        let r = self
+            .routing
+            .as_ref()
+            .zip(self.route)
+            .and_then(|(r, i)| r.routes.get(i));
+        if let Some(c) = r.and_then(|r| r.responses.get(usize::from(code / 100).wrapping_sub(1))) {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The destination set's target that leg target index `t` names.
+    pub(super) fn set_target(&self, t: Option<usize>) -> Option<&SetTarget> {
+        self.set()?.targets.get(t?)
+    }
+
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut next = self.server.poll_timeout();
         let mut min = |t: Option<u64>| {
@@ -270,6 +309,8 @@ impl Core {
             last: None,
             legs: Vec::new(),
             loop_hash: lp,
+            routing: None,
+            route: None,
             dest: None,
             location: None,
             order: Vec::new(),
@@ -294,6 +335,9 @@ impl Core {
             ));
         }
         let mut plan = plan;
+        count_route(&self.cur, plan.route);
+        ctx.route = plan.route;
+        ctx.routing = Some(self.cur.clone());
         match std::mem::replace(&mut plan.next, Next::Hop(NextHop::none())) {
             Next::Hop(h) => {
                 self.start_leg(now, &mut ctx, &msg, &plan, h, None, out);
@@ -314,16 +358,18 @@ impl Core {
                     }
                 }
             }
-            Next::Destination(d) => {
+            Next::Destination(set) => {
+                let routing = self.cur.clone();
+                let mut order = std::mem::take(&mut ctx.order);
+                let d = self.picker.order(&routing, set, &msg, now, &mut order);
+                ctx.order = order;
+                let parallel = routing.sets[d].cfg.fork == Fork::Parallel;
                 ctx.dest = Some(d);
-                ctx.order = self.target_order(d, now);
-                let parallel = self.cfg.destinations[d].fork == Fork::Parallel;
                 if ctx.order.is_empty() {
                     ctx.consider(Best::Local(503), true);
                 }
                 while let Some(t) = (!ctx.order.is_empty()).then(|| ctx.order.remove(0)) {
-                    let hop = NextHop::of_target(&self.cfg.destinations[d].targets[t]);
-                    let started = self.start_leg(now, &mut ctx, &msg, &plan, hop, Some(t), out);
+                    let started = self.start_target_leg(now, &mut ctx, &msg, &plan, t, out);
                     if started && !parallel {
                         break;
                     }
@@ -336,21 +382,34 @@ impl Core {
         self.settle(ctx);
     }
 
-    /// The targets of destination `d` to try, in order: from the
-    /// round-robin position, without those taken out by a Retry-After,
-    /// at most `max_attempts`.
-    fn target_order(&mut self, d: usize, now: u64) -> Vec<usize> {
-        let dest = &self.cfg.destinations[d];
-        let n = dest.targets.len();
-        let start = self.next_target[d] % n;
-        self.next_target[d] = (start + 1) % n;
-        let max = dest.max_attempts;
-        let down = &self.stateful.as_ref().map(|t| &t.down_until[d]);
-        (0..n)
-            .map(|i| (start + i) % n)
-            .filter(|&i| down.is_none_or(|d| d[i] <= now))
-            .take(max)
-            .collect()
+    /// Forward `msg` on a new leg to target `t` of the context's
+    /// destination set.
+    fn start_target_leg(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        msg: &Message,
+        plan: &Plan<'_>,
+        t: usize,
+        out: &mut Vec<Outcome>,
+    ) -> bool {
+        let Some(target) = ctx.set_target(Some(t)) else {
+            return false;
+        };
+        let hop = NextHop::of_target(&target.cfg);
+        let stats = target.stats.clone();
+        if !self.start_leg(now, ctx, msg, plan, hop, Some(t), out) {
+            return false;
+        }
+        stats
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if ctx.method == Method::Invite {
+            if let Some(leg) = ctx.legs.last_mut() {
+                leg.active = Some(Active::new(stats));
+            }
+        }
+        true
     }
 
     /// Forward `msg` on a new leg to registered contact `t` of the
@@ -390,7 +449,7 @@ impl Core {
         if ctx.legs.len() >= MAX_LEGS {
             return false;
         }
-        let (dest, transport) = match self.resolve_hop(msg, ctx.flow, &hop) {
+        let dest = match self.resolve_hop(msg, ctx.flow, &hop) {
             Ok(d) => d,
             Err(o) => {
                 let code = match o {
@@ -409,7 +468,7 @@ impl Core {
         };
         let mut branch = std::mem::take(&mut self.scratch);
         leg.write_branch(ctx.loop_hash, &mut branch);
-        let built = self.build_request(msg, ctx.flow, plan, dest, transport, &branch);
+        let built = self.build_request(msg, ctx.flow, plan, dest, &branch);
         self.scratch = branch;
         let mut t = match built {
             Ok(t) => t,
@@ -433,6 +492,8 @@ impl Core {
             local: t.local,
             dest: t.dest,
             target,
+            sent_at: now,
+            active: None,
             provisional: false,
             done: false,
             abandoned: false,
@@ -452,8 +513,10 @@ impl Core {
         if ctx.location.is_some() {
             return self.location_failover(now, ctx, out);
         }
-        let Some(d) = ctx.dest else { return false };
-        if ctx.cancelled || ctx.final_sent || self.cfg.destinations[d].fork != Fork::Serial {
+        let Some(fork) = ctx.set().map(|s| s.cfg.fork) else {
+            return false;
+        };
+        if ctx.cancelled || ctx.final_sent || fork != Fork::Serial {
             return false;
         }
         let Some(msg) = ctx.request.take() else {
@@ -463,9 +526,17 @@ impl Core {
         if let Ok(plan) = self.plan(&msg, ctx.flow) {
             while !started && !ctx.order.is_empty() {
                 let t = ctx.order.remove(0);
-                let hop = NextHop::of_target(&self.cfg.destinations[d].targets[t]);
+                // Skip what went down (or filled up) since the order was
+                // made.
+                let usable = ctx.set_target(Some(t)).is_some_and(|x| {
+                    x.health.available(now)
+                        && (x.cfg.max_load == 0 || x.stats.load() < x.cfg.max_load)
+                });
+                if !usable {
+                    continue;
+                }
                 self.table().stats.failovers += 1;
-                started = self.start_leg(now, ctx, &msg, &plan, hop, Some(t), out);
+                started = self.start_target_leg(now, ctx, &msg, &plan, t, out);
             }
         }
         ctx.request = Some(msg);
@@ -551,6 +622,9 @@ impl Core {
         if !ctx.server.send_response(sent_code, now) {
             return;
         }
+        if sent_code >= 200 && !ctx.final_sent {
+            ctx.count_final(sent_code);
+        }
         let Some(data) = upstream_response(&mut self.edits, msg, ctx.up.transport, status, extra)
         else {
             return;
@@ -579,6 +653,9 @@ impl Core {
         };
         if !ctx.server.send_response(code, now) {
             return;
+        }
+        if code >= 200 && !ctx.final_sent {
+            ctx.count_final(code);
         }
         let o = self.reply(req, ctx.flow, code, &reason(code), &[]);
         if let Outcome::Replied(t, _) = &o {

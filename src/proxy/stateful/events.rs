@@ -7,7 +7,10 @@ use bytes::Bytes;
 use super::super::{Core, Flow, Outcome, Transmit};
 use super::build::derived_request;
 use super::context::{due, leg_transmit, parse, Best, Context, MAX_TIMER_STEPS};
+use std::sync::atomic::Ordering;
+
 use crate::config::Transport;
+use crate::routing::health::Why;
 use crate::sip::{HeaderName, Message, Method};
 use crate::transaction::{ClientEvent, ClientState, ClientTx, Kind, ServerEvent, ServerState};
 
@@ -25,7 +28,7 @@ impl Core {
             if leg.tx.handle_transport_error() == ClientEvent::TimedOut {
                 leg.abandoned = true;
                 self.table().stats.transport_errors += 1;
-                self.leg_failed(now, &mut ctx, i, out);
+                self.leg_failed(now, &mut ctx, i, Why::TransportError, out);
             }
         }
         self.settle(ctx);
@@ -91,6 +94,7 @@ impl Core {
     ) {
         let invite = ctx.method == Method::Invite;
         let timer_c = self.table().cfg.timer_c_ms;
+        self.target_stats(now, ctx, i, code);
         let leg = &mut ctx.legs[i];
         match code {
             100..=199 => {
@@ -111,6 +115,7 @@ impl Core {
             }
             200..=299 => {
                 leg.done = true;
+                leg.active = None;
                 leg.no_answer = None;
                 leg.timer_c = None;
                 if invite {
@@ -139,6 +144,7 @@ impl Core {
             _ => {
                 let was_done = leg.done;
                 leg.done = true;
+                leg.active = None;
                 leg.no_answer = None;
                 leg.timer_c = None;
                 let target = leg.target;
@@ -147,8 +153,14 @@ impl Core {
                     return;
                 }
                 if code == 503 {
-                    if let (Some(d), Some(t), Some(secs)) = (ctx.dest, target, retry_after(msg)) {
-                        self.table().down_until[d][t] = now + u64::from(secs) * 1000;
+                    // Retry-After takes the target out for that long.
+                    if let (Some(t), Some(secs)) = (ctx.set_target(target), retry_after(msg)) {
+                        t.health.retry_after(secs, now);
+                        tracing::info!(
+                            set = ctx.set().map_or("", |s| s.cfg.name.as_str()),
+                            target = %t.cfg.uri,
+                            "503 with Retry-After: {secs} s out of service"
+                        );
                     }
                 }
                 if matches!(code, 401 | 407) {
@@ -170,11 +182,11 @@ impl Core {
                     ctx.order.clear();
                     self.cancel_pending(now, ctx, b"SIP;cause=600", out);
                 } else if ctx
-                    .dest
-                    .is_some_and(|d| self.cfg.destinations[d].failover_codes.contains(&code))
+                    .set()
+                    .is_some_and(|s| s.cfg.failover_codes.contains(&code))
                     || ctx.location.is_some()
                 {
-                    self.failover(now, ctx, out);
+                    self.failover_from(now, ctx, target, out);
                 }
                 self.conclude(now, ctx, out);
             }
@@ -182,18 +194,50 @@ impl Core {
     }
 
     /// A leg ended without a final answer: counts as `code` (408, or 487
-    /// after a CANCEL), may fail over.
-    fn leg_failed(&mut self, now: u64, ctx: &mut Context, i: usize, out: &mut Vec<Outcome>) {
+    /// after a CANCEL), may fail over. A target that never answered at all
+    /// (no provisional either) is marked down at once (passive health),
+    /// unless the caller cancelled.
+    fn leg_failed(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        i: usize,
+        why: Why,
+        out: &mut Vec<Outcome>,
+    ) {
         let leg = &mut ctx.legs[i];
         if leg.done {
             return;
         }
         leg.done = true;
         leg.no_answer = None;
+        leg.active = None;
+        let silent = !leg.provisional && !ctx.cancelled;
+        let target = leg.target;
+        if let (true, Some(t)) = (silent, ctx.set_target(target)) {
+            let set = ctx.set().map_or("", |s| s.cfg.name.as_str());
+            t.note(set, t.health.passive_failure(why, now));
+        }
         let code = if ctx.cancelled { 487 } else { 408 };
         ctx.consider(Best::Local(code), true);
-        self.failover(now, ctx, out);
+        self.failover_from(now, ctx, target, out);
         self.conclude(now, ctx, out);
+    }
+
+    /// Fail over after a leg to `target` failed; counted on that target
+    /// when another target is tried.
+    fn failover_from(
+        &mut self,
+        now: u64,
+        ctx: &mut Context,
+        target: Option<usize>,
+        out: &mut Vec<Outcome>,
+    ) {
+        if self.failover(now, ctx, out) {
+            if let Some(t) = ctx.set_target(target) {
+                t.stats.failovers.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// CANCEL every leg that has no final answer yet (§16.7 step 10,
@@ -357,7 +401,7 @@ impl Core {
                     }
                     ClientEvent::TimedOut => {
                         self.table().stats.timeouts += u64::from(!leg.done);
-                        self.leg_failed(now, &mut ctx, i, out);
+                        self.leg_failed(now, &mut ctx, i, Why::Timeout, out);
                     }
                     _ => {}
                 }
@@ -380,7 +424,7 @@ impl Core {
             if due(leg.no_answer, now) {
                 leg.no_answer = None;
                 self.table().stats.timeouts += u64::from(!ctx.legs[i].done);
-                self.leg_failed(now, &mut ctx, i, out);
+                self.leg_failed(now, &mut ctx, i, Why::Timeout, out);
             }
             let leg = &mut ctx.legs[i];
             if due(leg.timer_c, now) {
@@ -388,16 +432,38 @@ impl Core {
                 if leg.cancel.is_some() {
                     // The guard after our CANCEL: give the leg up.
                     leg.abandoned = true;
-                    self.leg_failed(now, &mut ctx, i, out);
+                    self.leg_failed(now, &mut ctx, i, Why::Timeout, out);
                 } else {
                     // §16.8: Timer C: CANCEL the leg, count it as a 408.
                     self.table().stats.timeouts += 1;
                     self.send_cancel(now, &mut ctx, i, b"SIP;cause=408;text=\"Timer C\"", out);
-                    self.leg_failed(now, &mut ctx, i, out);
+                    self.leg_failed(now, &mut ctx, i, Why::Timeout, out);
                 }
             }
         }
         self.settle(ctx);
+    }
+}
+
+impl Core {
+    /// Counters and latencies of the target leg `i` went to, for a
+    /// response `code` its client transaction passed up; a final answer
+    /// also tells passive health the target is alive.
+    fn target_stats(&self, now: u64, ctx: &Context, i: usize, code: u16) {
+        let leg = &ctx.legs[i];
+        let Some(t) = ctx.set_target(leg.target) else {
+            return;
+        };
+        t.stats.response(code);
+        let us = now.saturating_sub(leg.sent_at) * 1000;
+        if code < 200 {
+            if !leg.provisional {
+                t.stats.first_provisional.record(self.shard, us);
+            }
+        } else if !leg.done {
+            t.stats.final_response.record(self.shard, us);
+            t.health.passive_success();
+        }
     }
 }
 

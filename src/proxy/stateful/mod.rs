@@ -77,14 +77,11 @@ pub(super) struct Table {
     index: HashMap<Box<[u8]>, u32>,
     wheel: Wheel<(u32, u32)>,
     pub stats: TxStats,
-    /// Per destination set, per target: taken out until this time (a 503
-    /// with Retry-After).
-    pub down_until: Vec<Vec<u64>>,
     fired: Vec<(u32, u32)>,
 }
 
 impl Table {
-    pub fn new(cfg: TransactionCfg, shard: u16, cap: usize, destinations: &[usize]) -> Table {
+    pub fn new(cfg: TransactionCfg, shard: u16, cap: usize) -> Table {
         let cap = cap.max(1);
         Table {
             shard,
@@ -100,7 +97,6 @@ impl Table {
             index: HashMap::new(),
             wheel: Wheel::with_capacity(cap),
             stats: TxStats::default(),
-            down_until: destinations.iter().map(|&n| vec![0; n]).collect(),
             fired: Vec::new(),
         }
     }

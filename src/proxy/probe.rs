@@ -1,0 +1,121 @@
+//! OPTIONS probing of destination-set targets (the health checks of the
+//! routing table). One shard sends the probes ([`Core::poll_probes`], on
+//! its timer tick); the answer may arrive on any shard, which hands it to
+//! the target's shared health state ([`Core::probe_reply`]). A probe is a
+//! bare OPTIONS outside any transaction: its branch names the set, the
+//! target and the probe's sequence number, and a probe with no answer by
+//! the timeout counts as a failure (a locally generated 408).
+
+use std::fmt::Write as _;
+
+use super::{Core, Drop, Outcome, Transmit};
+use crate::config::Transport;
+use crate::routing::{select, SetTarget};
+use crate::sip::Message;
+
+/// The branch prefix of our probes (RFC 3261 magic cookie first).
+const PROBE: &str = "z9hG4bKsp-";
+
+impl Core {
+    /// The probing shard: send the probes that are due and count those
+    /// that went unanswered. Cheap when nothing is due (a few atomic
+    /// loads per target).
+    pub fn poll_probes(&mut self, now: u64, out: &mut Vec<Outcome>) {
+        if !self.prober {
+            return;
+        }
+        self.refresh_routing();
+        let routing = self.cur.clone();
+        for set in &routing.sets {
+            let set_id = select::hash_key(set.cfg.name.as_bytes());
+            for t in &set.targets {
+                t.note(&set.cfg.name, t.health.handle_timeout(now));
+                let Some(seq) = t.health.probe_due(now) else {
+                    continue;
+                };
+                // Unresolvable or no listener for it: it goes unanswered,
+                // and the timeout counts it.
+                if let Some(tx) = self.probe_request(set_id, t, seq) {
+                    out.push(Outcome::Forwarded(tx));
+                }
+            }
+        }
+    }
+
+    /// If `msg` answers one of our probes: give it to the target's health
+    /// and say it was taken.
+    pub(super) fn probe_reply(&self, msg: &Message) -> Option<Outcome> {
+        let via = msg.top_via().ok()?;
+        let id = via.branch()?.strip_prefix(PROBE.as_bytes())?;
+        if !self.me.is_me(via.host, via.port) {
+            return None;
+        }
+        let code = msg.status()?;
+        let mut parts = std::str::from_utf8(id)
+            .ok()?
+            .split('-')
+            .map(|p| u64::from_str_radix(p, 16).ok());
+        let (set_id, target_id, seq) = (parts.next()??, parts.next()??, parts.next()??);
+        let set = self
+            .cur
+            .sets
+            .iter()
+            .find(|s| select::hash_key(s.cfg.name.as_bytes()) == set_id);
+        // A reply for a target no longer configured (a reload removed it).
+        let Some(set) = set else {
+            return Some(Outcome::Dropped(Drop::ProbeReply));
+        };
+        if let Some(t) = set.targets.iter().find(|t| t.id == target_id) {
+            t.stats.response(code);
+            let seq = u32::try_from(seq).ok()?;
+            t.note(&set.cfg.name, t.health.probe_reply(seq, code, self.now_ms));
+        }
+        Some(Outcome::Dropped(Drop::ProbeReply))
+    }
+
+    /// The OPTIONS probe `seq` for target `t`.
+    fn probe_request(&self, set_id: u64, t: &SetTarget, seq: u32) -> Option<Transmit> {
+        let ip = self.resolve(&t.cfg.host, true)?;
+        let dest = std::net::SocketAddr::new(ip, t.cfg.port);
+        let transport = t.cfg.transport;
+        let named = t.cfg.listener.and_then(|a| self.me.by_local(transport, a));
+        let me = named.or_else(|| self.me.listener(transport, dest))?;
+        // Over UDP from this shard's own socket when it has one, as
+        // requests go (so the answer comes back here).
+        let own = match transport {
+            Transport::Udp => self.outbound.iter().find(|o| o.0 == me.addr),
+            Transport::Tcp => None,
+        };
+        let (sent_by, local) = own.map_or((me.sent_by(), me.addr), |o| (&o.2, o.1));
+        let via = match transport {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        };
+        let branch = format!("{PROBE}{set_id:x}-{:x}-{seq:x}", t.id);
+        let mut m = String::with_capacity(512);
+        let _ = write!(
+            m,
+            "OPTIONS {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/{via} {sent_by};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:siphon@{host}>;tag={tag:x}\r\n\
+             To: <{uri}>\r\n\
+             Call-ID: {branch}@{host}\r\n\
+             CSeq: {seq} OPTIONS\r\n\
+             User-Agent: {ua}\r\n\
+             Content-Length: 0\r\n\r\n",
+            uri = t.cfg.uri,
+            host = me.host,
+            tag = t.id ^ u64::from(seq),
+            ua = self.cfg.server.user_agent,
+        );
+        Some(Transmit {
+            transport,
+            local,
+            dest,
+            conn: None,
+            data: m.into_bytes(),
+            leg: None,
+        })
+    }
+}

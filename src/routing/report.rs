@@ -1,0 +1,253 @@
+//! The routing table as the operator sees it: JSON for the admin API
+//! (sets, targets, their state and why) and the Prometheus series of
+//! routes and targets.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::health::{AdminState, Status};
+use super::stats::label;
+use super::{Routing, Set, SetTarget};
+use crate::metrics::json;
+
+/// Every destination set: `{"generation": n, "sets": [...]}`.
+pub fn sets_json(routing: &Routing, now_ms: u64) -> String {
+    let sets: Vec<String> = routing.sets.iter().map(|s| set_json(s, now_ms)).collect();
+    format!(
+        "{{\"generation\":{},\"sets\":[{}]}}\n",
+        routing.generation,
+        sets.join(",")
+    )
+}
+
+/// One set: its algorithm, whether any target can take a call, and its
+/// targets.
+pub fn set_json(set: &Set, now_ms: u64) -> String {
+    let targets: Vec<String> = set.targets.iter().map(|t| target_json(t, now_ms)).collect();
+    let available = set.targets.iter().any(|t| t.health.available(now_ms));
+    format!(
+        "{{\"name\":{},\"algorithm\":{},\"available\":{available},\"targets\":[{}]}}",
+        json::string(&set.cfg.name),
+        json::string(set.cfg.algorithm.name()),
+        targets.join(",")
+    )
+}
+
+fn admin_name(a: AdminState) -> &'static str {
+    match a {
+        AdminState::Up => "up",
+        AdminState::Down => "down",
+        AdminState::Drain => "drain",
+    }
+}
+
+/// One target: configuration, health (and the reason for it), load and
+/// counters. Times are milliseconds ago (`*_ms_ago`) or from now.
+pub fn target_json(t: &SetTarget, now_ms: u64) -> String {
+    let s: Status = t.health.status(now_ms);
+    let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
+    let state = if s.admin != AdminState::Up {
+        admin_name(s.admin)
+    } else if !s.up {
+        "down"
+    } else if s.available {
+        "up"
+    } else {
+        "out"
+    };
+    let st = &t.stats;
+    let by_class: Vec<String> = st
+        .responses
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{}xx\":{}", i + 1, c.load(Ordering::Relaxed)))
+        .collect();
+    format!(
+        "{{\"uri\":{},\"weight\":{},\"priority\":{},\"max_load\":{},\"state\":\"{state}\",\"admin\":\"{}\",\"healthy\":{},\"available\":{},\"reason\":{},\"last_code\":{},\"since_ms_ago\":{},\"out_for_ms\":{},\"active\":{},\"requests\":{},\"responses\":{{{}}},\"failovers\":{},\"probes\":{},\"probes_failed\":{},\"changes\":{}}}",
+        json::string(&t.cfg.uri),
+        t.cfg.weight,
+        t.cfg.priority,
+        t.cfg.max_load,
+        admin_name(s.admin),
+        s.up,
+        s.available,
+        s.reason.map_or("null".to_string(), |w| json::string(&w.describe())),
+        s.last_code.map_or("null".to_string(), |c| c.to_string()),
+        opt(s.since_ms.map(|t| now_ms.saturating_sub(t))),
+        opt(s.out_until_ms.map(|t| t.saturating_sub(now_ms))),
+        st.load(),
+        st.requests.load(Ordering::Relaxed),
+        by_class.join(","),
+        st.failovers.load(Ordering::Relaxed),
+        s.probes_sent,
+        s.probes_failed,
+        s.changes,
+    )
+}
+
+/// `[{"name": …, "matched": n}, …]` in rule order.
+pub fn routes_json(routing: &Routing) -> String {
+    let routes: Vec<String> = routing
+        .routes
+        .iter()
+        .map(|r| {
+            let by_class: Vec<String> = r
+                .responses
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("\"{}xx\":{}", i + 1, c.load(Ordering::Relaxed)))
+                .collect();
+            format!(
+                "{{\"name\":{},\"matched\":{},\"responses\":{{{}}}}}",
+                json::string(&r.cfg.name),
+                r.matched.load(Ordering::Relaxed),
+                by_class.join(",")
+            )
+        })
+        .collect();
+    format!("[{}]", routes.join(","))
+}
+
+/// The Prometheus series of routes and targets (HELP and TYPE once per
+/// family).
+pub fn metrics(routing: &Routing, now_ms: u64, out: &mut String) {
+    family(
+        out,
+        "siphon_route_requests_total",
+        "counter",
+        "requests that matched a route",
+    );
+    for r in &routing.routes {
+        let _ = writeln!(
+            out,
+            "siphon_route_requests_total{{route=\"{}\"}} {}",
+            label(&r.cfg.name),
+            r.matched.load(Ordering::Relaxed)
+        );
+    }
+    let name = "siphon_route_responses_total";
+    family(
+        out,
+        name,
+        "counter",
+        "final responses sent upstream for requests of a route, by class (stateful mode)",
+    );
+    for r in &routing.routes {
+        for (i, c) in r.responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}{{route=\"{}\",class=\"{}xx\"}} {}",
+                label(&r.cfg.name),
+                i + 1,
+                c.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let targets: Vec<(String, &SetTarget)> = routing
+        .sets
+        .iter()
+        .flat_map(|s| {
+            s.targets.iter().map(move |t| {
+                (
+                    format!(
+                        "set=\"{}\",target=\"{}\"",
+                        label(&s.cfg.name),
+                        label(&t.cfg.uri)
+                    ),
+                    t,
+                )
+            })
+        })
+        .collect();
+    type Read = fn(&SetTarget, &Status) -> u64;
+    let series: [(&str, &str, &str, Read); 7] = [
+        (
+            "siphon_target_requests_total",
+            "counter",
+            "requests sent to a target (new legs)",
+            |t, _| t.stats.requests.load(Ordering::Relaxed),
+        ),
+        (
+            "siphon_target_failovers_total",
+            "counter",
+            "calls that failed over from a target to another",
+            |t, _| t.stats.failovers.load(Ordering::Relaxed),
+        ),
+        (
+            "siphon_target_probes_total",
+            "counter",
+            "OPTIONS probes sent to a target",
+            |_, s| s.probes_sent,
+        ),
+        (
+            "siphon_target_probe_failures_total",
+            "counter",
+            "probes that failed (a reply not counted as alive, or none in time)",
+            |_, s| s.probes_failed,
+        ),
+        (
+            "siphon_target_state_changes_total",
+            "counter",
+            "times a target went down or came back up",
+            |_, s| s.changes,
+        ),
+        (
+            "siphon_target_active_calls",
+            "gauge",
+            "INVITEs to a target waiting for their final response",
+            |t, _| u64::from(t.stats.load()),
+        ),
+        (
+            "siphon_target_up",
+            "gauge",
+            "1 if a target can take new calls now (health, admin state and Retry-After), else 0",
+            |_, s| u64::from(s.available),
+        ),
+    ];
+    let status: Vec<Status> = targets
+        .iter()
+        .map(|(_, t)| t.health.status(now_ms))
+        .collect();
+    for (name, kind, help, read) in series {
+        family(out, name, kind, help);
+        for ((labels, t), s) in targets.iter().zip(&status) {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", read(t, s));
+        }
+    }
+    let name = "siphon_target_responses_total";
+    family(out, name, "counter", "responses from a target, by class");
+    for (labels, t) in &targets {
+        for (i, c) in t.stats.responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}{{{labels},class=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let name = "siphon_target_first_provisional_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "time from a request to a target to its first provisional response",
+    );
+    for (labels, t) in &targets {
+        t.stats.first_provisional.render(out, name, labels);
+    }
+    let name = "siphon_target_final_response_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "time from a request to a target to its final response",
+    );
+    for (labels, t) in &targets {
+        t.stats.final_response.render(out, name, labels);
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} {kind}");
+}
