@@ -684,3 +684,33 @@ fn the_admin_api_is_off_when_asked() {
     assert_eq!(m.listen, "127.0.0.1:9060".parse().unwrap());
     assert!(m.admin, "on by default on loopback");
 }
+
+#[test]
+fn a_target_names_the_listener_its_requests_leave_from() {
+    let _guard = lock();
+    let (one, two) = (
+        SocketAddr::new("127.0.8.60".parse().unwrap(), free_port("127.0.8.60")),
+        SocketAddr::new("127.0.8.61".parse().unwrap(), free_port("127.0.8.61")),
+    );
+    let uas = ua("127.0.8.62");
+    let text = format!(
+        "[server]\nshards = 1\n[[listen]]\ntransport = \"udp\"\naddr = \"{one}\"\n[[listen]]\ntransport = \"udp\"\naddr = \"{two}\"\n[[route]]\nname = \"all\"\ndestination = \"d\"\n[destination.d]\ntargets = [{{ uri = \"sip:{}\", listener = \"{two}\" }}]\n",
+        uas.addr
+    );
+    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+    let _rt = Runtime::start(Arc::new(cfg), Arc::new(Hosts::default())).unwrap();
+    let uac = ua("127.0.8.63");
+    uac.send(
+        one,
+        &uac.request("MESSAGE", "sip:x@y", "l1", "z9hG4bKl1", 1, ""),
+    )
+    .unwrap();
+    let (m, from) = uas.expect();
+    assert_eq!(m.method(), Some(Method::Message));
+    assert_eq!(from, two, "sent from the named listener");
+    let via = m.top_via().unwrap();
+    assert_eq!(
+        (via.host, via.port),
+        (two.ip().to_string().as_bytes(), Some(two.port()))
+    );
+}
