@@ -17,11 +17,11 @@ use siphon::metrics::{Admin, Metrics};
 use siphon::proxy::Hosts;
 use siphon::routing::health::AdminState;
 use siphon::rt::{Control, Runtime};
-use siphon::sip::{Message, Method};
+use siphon::sip::Method;
 use siphon::testkit::Ua;
 
 mod common;
-use common::{free_port, lock, start_on, Proxy};
+use common::{free_port, lock, method, start_on, status, Proxy};
 
 const T: Duration = Duration::from_secs(3);
 
@@ -62,29 +62,6 @@ fn start_file(path: &Path) -> (Runtime, Arc<Config>, std::sync::MutexGuard<'stat
 
 fn listen(addr: SocketAddr) -> String {
     format!("[server]\nshards = 1\n[[listen]]\ntransport = \"udp\"\naddr = \"{addr}\"\n")
-}
-
-/// The next message at `ua`, which must be a request with this method.
-fn method(ua: &Ua, want: Method) -> Message {
-    let (m, _) = ua.expect();
-    assert_eq!(
-        m.method(),
-        Some(want),
-        "got {:?}",
-        String::from_utf8_lossy(m.as_bytes())
-    );
-    m
-}
-
-fn status(ua: &Ua, code: u16) -> Message {
-    let (m, _) = ua.expect();
-    assert_eq!(
-        m.status(),
-        Some(code),
-        "got {:?}",
-        String::from_utf8_lossy(m.as_bytes())
-    );
-    m
 }
 
 /// Send a MESSAGE to `ruri` through `proxy`; the UAS it reaches (if any

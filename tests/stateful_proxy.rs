@@ -10,7 +10,7 @@ use siphon::sip::{HeaderName, Message, Method};
 use siphon::testkit::{TcpUa, TcpUas, Ua};
 
 mod common;
-use common::{settled, start_on, Proxy};
+use common::{method, settled, start_on, status, Proxy};
 
 const T: Duration = Duration::from_secs(3);
 
@@ -37,30 +37,6 @@ fn destination(targets: &[SocketAddr], more: &str) -> String {
         "[[route]]\nname = \"all\"\ndestination = \"d\"\n[destination.d]\ntargets = [{}]\n{more}",
         list.join(", ")
     )
-}
-
-/// The next message, which must be a response with this status.
-fn status(ua: &Ua, code: u16) -> Message {
-    let (m, _) = ua.expect();
-    assert_eq!(
-        m.status(),
-        Some(code),
-        "got {:?}",
-        String::from_utf8_lossy(m.as_bytes())
-    );
-    m
-}
-
-/// The next message, which must be a request with this method.
-fn method(ua: &Ua, want: Method) -> Message {
-    let (m, _) = ua.expect();
-    assert_eq!(
-        m.method(),
-        Some(want),
-        "got {:?}",
-        String::from_utf8_lossy(m.as_bytes())
-    );
-    m
 }
 
 /// A response with the UAS's own To tag (for forks: each UAS its own).

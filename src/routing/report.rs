@@ -3,7 +3,7 @@
 //! routes and targets.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::health::{AdminState, Status};
 use super::stats::label;
@@ -56,12 +56,6 @@ pub fn target_json(t: &SetTarget, now_ms: u64) -> String {
         "out"
     };
     let st = &t.stats;
-    let by_class: Vec<String> = st
-        .responses
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("\"{}xx\":{}", i + 1, c.load(Ordering::Relaxed)))
-        .collect();
     format!(
         "{{\"uri\":{},\"weight\":{},\"priority\":{},\"max_load\":{},\"state\":\"{state}\",\"admin\":\"{}\",\"healthy\":{},\"available\":{},\"reason\":{},\"last_code\":{},\"since_ms_ago\":{},\"out_for_ms\":{},\"active\":{},\"requests\":{},\"responses\":{{{}}},\"failovers\":{},\"probes\":{},\"probes_failed\":{},\"changes\":{}}}",
         json::string(&t.cfg.uri),
@@ -77,7 +71,7 @@ pub fn target_json(t: &SetTarget, now_ms: u64) -> String {
         opt(s.out_until_ms.map(|t| t.saturating_sub(now_ms))),
         st.load(),
         st.requests.load(Ordering::Relaxed),
-        by_class.join(","),
+        by_class(&st.responses),
         st.failovers.load(Ordering::Relaxed),
         s.probes_sent,
         s.probes_failed,
@@ -91,17 +85,11 @@ pub fn routes_json(routing: &Routing) -> String {
         .routes
         .iter()
         .map(|r| {
-            let by_class: Vec<String> = r
-                .responses
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("\"{}xx\":{}", i + 1, c.load(Ordering::Relaxed)))
-                .collect();
             format!(
                 "{{\"name\":{},\"matched\":{},\"responses\":{{{}}}}}",
                 json::string(&r.cfg.name),
                 r.matched.load(Ordering::Relaxed),
-                by_class.join(",")
+                by_class(&r.responses)
             )
         })
         .collect();
@@ -246,6 +234,16 @@ pub fn metrics(routing: &Routing, now_ms: u64, out: &mut String) {
     for (labels, t) in &targets {
         t.stats.final_response.render(out, name, labels);
     }
+}
+
+/// `"1xx":n,…,"6xx":n` from counters by class.
+fn by_class(counts: &[AtomicU64; 6]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{}xx\":{}", i + 1, c.load(Ordering::Relaxed)))
+        .collect();
+    parts.join(",")
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

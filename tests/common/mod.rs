@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use siphon::config::Config;
 use siphon::proxy::Hosts;
 use siphon::rt::{Runtime, Snapshot};
+use siphon::sip::{Message, Method};
+use siphon::testkit::Ua;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -89,4 +91,28 @@ pub fn settled(rt: &Runtime, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The next message at `ua`, which must be a response with this status.
+pub fn status(ua: &Ua, code: u16) -> Message {
+    let (m, _) = ua.expect();
+    assert_eq!(
+        m.status(),
+        Some(code),
+        "got {:?}",
+        String::from_utf8_lossy(m.as_bytes())
+    );
+    m
+}
+
+/// The next message at `ua`, which must be a request with this method.
+pub fn method(ua: &Ua, want: Method) -> Message {
+    let (m, _) = ua.expect();
+    assert_eq!(
+        m.method(),
+        Some(want),
+        "got {:?}",
+        String::from_utf8_lossy(m.as_bytes())
+    );
+    m
 }
