@@ -19,11 +19,25 @@
 #   users of the file who never registered (480). That siphon offers MD5
 #   first (auth.algorithms): SIPp 3.6.1 answers the first WWW-Authenticate
 #   and computes MD5 only (see sipp/README.md).
+# carrier: config/carrier.toml as it is, two SIPp carriers (uas_carrier.xml,
+#   which answers siphon's OPTIONS probes): CARRIER_CALLS calls to +1 must
+#   split 70/30 (+-2 %) by siphon's per-target counters, every target up and
+#   probed; +44 goes to carrier B; B stopped, siphon takes it out (<= 15 s)
+#   and +44 and +1 go to A; B restarted, siphon puts it back (<= 15 s) and
+#   +44 goes to B again; the INVITEs the carriers received must equal
+#   siphon's counters.
+# reload: a copy of config/carrier.toml; RELOAD_CALLS calls of RELOAD_HOLD ms
+#   at RELOAD_RATE while RELOADS reloads, 0.5 s apart, swap the weights
+#   70/30 <-> 30/70 (and a fourth route), by SIGHUP and POST /admin/reload;
+#   one broken config in the middle (422, calls keep flowing). siphon's
+#   generation and log must count every good reload, carrier B's share must
+#   land between the two weights. Then the ACL, narrowed by a reload: 403.
 # Fails on any failed call, unexpected message or timeout.
 #
-#   bash sipp/run.sh                 # CALLS=300 RATE=100 TRANSPORTS="udp tcp" MODES="stateless stateful registrar"
+#   bash sipp/run.sh                 # CALLS=300 RATE=100 TRANSPORTS="udp tcp" MODES="stateless stateful registrar carrier reload"
 #   CALLS=2000 RATE=500 TRANSPORTS=tcp MODES=stateful bash sipp/run.sh
 #   MODES=registrar REG_USERS=10000 REG_RATE=1000 AUTH_CALLS=1000 bash sipp/run.sh
+#   MODES="carrier reload" CARRIER_CALLS=1000 RELOAD_CALLS=3000 RELOAD_RATE=200 RELOADS=20 bash sipp/run.sh
 #   TRACE=1 bash sipp/run.sh         # also -trace_msg for every SIPp (kept in the work dir)
 #
 # Needs sipp (Debian: apt-get install sip-tester). Loopback only:
@@ -37,18 +51,28 @@
 #     with [auth] 127.0.3.1:5065, metrics :9065; UAC 127.0.3.2:5076
 #     (REGISTER) / :5077 (INVITE) / :5078 (404) / :5079 (REGISTER with
 #     Digest) / :5087 (480); UAS (the registered Contact) 127.0.3.3:5090
+#   carrier and reload (one after the other): siphon 127.0.0.1:5060 (UDP and
+#     TCP), metrics and admin API 127.0.0.1:9060, as config/carrier.toml
+#     says; carriers 127.0.0.1:5080 (A) and :5082 (B); UAC 127.0.3.2:5091
+#     (+1) / :5092-:5095 (+44, B down, B back) / :5096 (reload) / :5097
+#     (403) / :5098 (after the ACL).
 #   OPTIONS from 127.0.3.4.
-# Every process it starts is stopped by PID; every SIPp run is bounded by -m
-# and a timeout.
+# Every process it starts is stopped by PID; every SIPp run is bounded by a
+# timeout, every UAC (and every UAS but the carriers) by -m.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS="${CALLS:-300}"
 RATE="${RATE:-100}"
 TRANSPORTS="${TRANSPORTS:-udp tcp}"
-MODES="${MODES:-stateless stateful registrar}"
+MODES="${MODES:-stateless stateful registrar carrier reload}"
 REG_USERS="${REG_USERS:-10000}"
 REG_RATE="${REG_RATE:-1000}"
 AUTH_CALLS="${AUTH_CALLS:-1000}"
+CARRIER_CALLS="${CARRIER_CALLS:-1000}"
+RELOAD_CALLS="${RELOAD_CALLS:-3000}"
+RELOAD_RATE="${RELOAD_RATE:-200}"
+RELOAD_HOLD="${RELOAD_HOLD:-1000}"
+RELOADS="${RELOADS:-20}"
 TRACE="${TRACE:-0}"
 SIPHON="${SIPHON:-target/debug/siphon}"
 command -v sipp >/dev/null || { echo "sipp/run.sh: sipp not found (apt-get install sip-tester)"; exit 1; }
@@ -202,7 +226,10 @@ run_failover() { # label
     fo_before=$(metric siphon_failovers_total)
     # At most CALLS INVITEs; stopped once the UAC is done (SIGALRM makes
     # timeout send SIGUSR1, SIPp's "finish the calls in progress and exit").
-    timeout --preserve-status -s USR1 -k 10 "$limit" sipp -sf sipp/uas_503.xml -t u1 -i 127.0.3.3 -p 5085 -m "$CALLS" \
+    # --foreground: else timeout signals its process group too, SIPp gets
+    # a second SIGUSR1 ("abort all calls") and 3.6.1, with calls still in
+    # their timewait, never exits (see sipp/README.md).
+    timeout --foreground --preserve-status -s USR1 -k 10 "$limit" sipp -sf sipp/uas_503.xml -t u1 -i 127.0.3.3 -p 5085 -m "$CALLS" \
         "${u503_args[@]}" > "$work/uas503-$name.out" 2>&1 &
     u503_pid=$!
     timeout "$limit" sipp -sf sipp/uas.xml -t u1 -i 127.0.3.3 -p 5086 -m "$CALLS" "${uas_args[@]}" \
@@ -464,11 +491,418 @@ algorithms = [\"MD5\", \"SHA-256\"]" > "$work/siphon-registrar-auth.toml"
     stop_siphon "$work/siphon-registrar-auth.log"
 }
 
+# An HTTP request to a siphon's metrics listener (its admin API included):
+# plain bash and coreutils, bounded by 5 s. Prints the status code on the
+# first line, then the body; nothing if siphon did not answer.
+http() { # method path addr
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf "%s %s HTTP/1.0\r\nContent-Length: 0\r\n\r\n" "$3" "$4" >&3
+        cat <&3' _ "${3%:*}" "${3##*:}" "$1" "$2" 2>/dev/null \
+        | tr -d '\r' | awk 'NR == 1 { print $2; next } body { print; next } /^$/ { body = 1 }'
+    return 0
+}
+
+# siphon's /metrics at $2 into the file $1 (empty if it did not answer).
+scrape() { # file addr
+    http GET /metrics "$2" | awk 'NR == 1 && $1 != "200" { exit } NR > 1' > "$1"
+}
+
+# The sum of metric $2 over the series of scrape $1 whose labels contain $3
+# (say set="na",target="sip:127.0.0.1:5080"; "" for all of them).
+series() { # file name labels
+    awk -v n="$2" -v l="$3" 'index($1, n "{") == 1 && (l == "" || index($1, l)) { s += $2 } END { print s + 0 }' "$1"
+}
+
+# Succeeds if scrape $1 has a series of metric $2 whose labels contain $3,
+# and every such series has a value $4 $5 ("==", ">=" or "<=").
+every() { # file name labels op value
+    awk -v n="$2" -v l="$3" -v op="$4" -v v="$5" '
+        index($1, n "{") == 1 && (l == "" || index($1, l)) {
+            k++; x = $2 + 0
+            ok += (op == "==") ? (x == v) : (op == ">=") ? (x >= v) : (x <= v)
+        }
+        END { exit !(k > 0 && ok == k) }' "$1"
+}
+
+# Poll siphon's metrics at $2 every 0.25 s, for at most $1 s, until every
+# series of metric $3 whose labels contain $4 has a value $5 $6. Prints how
+# long it took; returns 1 at the deadline.
+wait_metric() { # seconds addr name labels op value
+    local secs=$1 addr=$2 t0 i
+    shift 2
+    t0=$(date +%s%N)
+    for i in $(seq 1 $(( secs * 4 ))); do
+        scrape "$work/poll" "$addr"
+        if every "$work/poll" "$@"; then
+            awk -v t="$(( $(date +%s%N) - t0 ))" 'BEGIN { printf "%.1f s\n", t / 1e9 }'
+            return 0
+        fi
+        sleep 0.25
+    done
+    echo "more than $secs s"
+    return 1
+}
+
+# /admin/sets as one line per target (plain text, for the report):
+#   set target weight= priority= state= reason= requests= probes= probes_failed= changes=
+sets_summary() { # addr
+    http GET /admin/sets "$1" | sed -n '2,$p' | sed 's/{"name":/\n&/g; s/{"uri":/\n&/g' | awk '
+        function field(k,   r) {
+            if (!match($0, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) return "?"
+            r = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
+            gsub(/"/, "", r)
+            return r
+        }
+        /^\{"name":/ { set = field("name") }
+        /^\{"uri":/ {
+            printf "  %s %s weight=%s priority=%s state=%s reason=%s requests=%s probes=%s probes_failed=%s changes=%s\n",
+                set, field("uri"), field("weight"), field("priority"), field("state"), field("reason"),
+                field("requests"), field("probes"), field("probes_failed"), field("changes")
+        }'
+}
+
+# A carrier: a SIPp UAS running uas_carrier.xml (calls, and siphon's OPTIONS
+# probes answered 200) on 127.0.0.1:$2, named $1. It runs from the work dir
+# with a copy of the scenario named $1, so that its -trace_counts file is
+# $work/$1_<pid>_counts.csv. No -m: every probe is a SIPp call too. Sets
+# carrier_pid, the PID of its `timeout`: kill -ALRM stops the UAS
+# (SIGUSR1: finish the calls in progress and exit), and SIPp's exit code
+# says whether any call failed.
+carrier_pid=
+start_carrier() { # name port
+    local args
+    cp sipp/uas_carrier.xml "$work/$1.xml"
+    mapfile -t args < <(sipp_args "$1")
+    (cd "$work" && exec timeout --foreground --preserve-status -s USR1 -k 10 "$limit" sipp -sf "$1.xml" -t u1 \
+        -i 127.0.0.1 -p "$2" -trace_counts "${args[@]}") > "$work/$1.out" 2>&1 &
+    carrier_pid=$!
+}
+
+# Stop carrier $2 by $1, the PID of its `timeout` (one SIGUSR1 to SIPp);
+# fails the run unless SIPp exits 0 (no failed call). One report line: its
+# calls (INVITEs and probes), INVITEs, OPTIONS and 200s to them.
+stop_carrier() { # pid name
+    local rc
+    kill -ALRM "$1" 2>/dev/null || true
+    set +e
+    wait "$1"
+    rc=$?
+    set -e
+    echo "sipp $2: uas rc=$rc; calls ok=$(stat "$work/$2.csv" SuccessfulCall\(C\))" \
+        "failed=$(stat "$work/$2.csv" FailedCall\(C\))" \
+        "unexpected=$(stat "$work/$2.csv" FailedUnexpectedMessage\(C\))" \
+        "retransmissions=$(stat "$work/$2.csv" Retransmissions\(C\)); INVITEs=$(counts 0_INVITE_Recv "$2")" \
+        "OPTIONS=$(counts 1_OPTIONS_Recv "$2") answered=$(counts 2_200_Sent "$2")"
+    if [ "$rc" != 0 ]; then
+        failed_any=1
+        show "$2"
+    fi
+}
+
+# A column of the last line of the -trace_counts file(s) of the carrier(s)
+# named, summed (SIPp writes the file when it exits).
+counts() { # column name...
+    local col=$1 f n sum=0
+    shift
+    for n in "$@"; do
+        for f in "$work/${n}"_*_counts.csv; do
+            [ -s "$f" ] || continue
+            sum=$(( sum + $(stat "$f" "$col") ))
+        done
+    done
+    echo "$sum"
+}
+
+# The four targets of config/carrier.toml as siphon's metrics label them.
+NA_A='set="na",target="sip:127.0.0.1:5080"'
+NA_B='set="na",target="sip:127.0.0.1:5082"'
+UK_A='set="uk",target="sip:127.0.0.1:5080"'
+UK_B='set="uk",target="sip:127.0.0.1:5082"'
+TO_A='target="sip:127.0.0.1:5080"'
+TO_B='target="sip:127.0.0.1:5082"'
+
+# How much siphon_target_requests_total of the targets labelled $3 rose
+# from scrape $1 to scrape $2.
+requests_between() { # before after labels
+    echo $(( $(series "$2" siphon_target_requests_total "$3") - $(series "$1" siphon_target_requests_total "$3") ))
+}
+
+# $3 calls to the number $4 through the carrier edge at $proxy (run_uac,
+# UAC 127.0.3.2:$2, at RATE); then the INVITEs each target got meanwhile,
+# from siphon's siphon_target_requests_total at $maddr: sets na_a, na_b,
+# uk_a, uk_b. One report line.
+na_a= na_b= uk_a= uk_b=
+edge_calls() { # label port calls number
+    local before="$work/edge-before" after="$work/edge-after"
+    scrape "$before" "$maddr"
+    run_uac "$1" sipp/uac.xml "$2" "$3" "$RATE" -s "$4" || failed_any=1
+    scrape "$after" "$maddr"
+    na_a=$(requests_between "$before" "$after" "$NA_A")
+    na_b=$(requests_between "$before" "$after" "$NA_B")
+    uk_a=$(requests_between "$before" "$after" "$UK_A")
+    uk_b=$(requests_between "$before" "$after" "$UK_B")
+    echo "siphon $1: INVITEs to set na: carrier A $na_a, carrier B $na_b; set uk: carrier B $uk_b, carrier A $uk_a"
+}
+
+# Fail the run, saying why.
+fail() { # message
+    echo "sipp/run.sh: $1"
+    failed_any=1
+}
+
+# Fails the run with message $1 unless the rest, a test(1) expression, holds.
+expect() { # message test-expr...
+    local msg=$1
+    shift
+    if ! [ "$@" ]; then
+        echo "sipp/run.sh: expected $msg"
+        failed_any=1
+    fi
+}
+
+# The carrier edge: config/carrier.toml as it is, two SIPp carriers
+# (uas_carrier.xml) on 127.0.0.1:5080 (A) and :5082 (B). See sipp/README.md,
+# "Carrier mode".
+carrier() {
+    proxy=127.0.0.1:5060
+    local maddr=127.0.0.1:9060 limit=$(( CARRIER_CALLS / RATE + 180 ))
+    local a_pid b_pid b2_pid took pct m="$work/carrier-metrics" log="$work/siphon-carrier.log"
+    start_carrier carrier-a 5080
+    a_pid=$carrier_pid
+    start_carrier carrier-b 5082
+    b_pid=$carrier_pid
+    sleep 0.3
+    start_siphon config/carrier.toml "$log" "$proxy"
+    # Before any call, a 2xx from a target can only answer a probe.
+    if took=$(wait_metric 10 "$maddr" siphon_target_responses_total 'class="2xx"' ">=" 1); then
+        echo "siphon carrier: every target answered a probe after $took"
+    else
+        fail "not every target answered a probe within 10 s"
+    fi
+
+    # a. +1: weighted 70/30, every call answered.
+    edge_calls "carrier +1" 5091 "$CARRIER_CALLS" +15551234
+    pct=$(awk -v a="$na_a" -v n="$CARRIER_CALLS" 'BEGIN { printf "%.1f", 100 * a / n }')
+    echo "siphon carrier +1: $CARRIER_CALLS calls: carrier A $na_a INVITEs ($pct%)," \
+        "carrier B $na_b ($(awk -v b="$na_b" -v n="$CARRIER_CALLS" 'BEGIN { printf "%.1f", 100 * b / n }')%)"
+    expect "one INVITE per call, all to set na" "$(( na_a + na_b )):$(( uk_a + uk_b ))" = "$CARRIER_CALLS:0"
+    expect "carrier A's share within 70 +- 2 % (got $pct %)" \
+        "$(awk -v p="$pct" 'BEGIN { print (p >= 68 && p <= 72) ? "yes" : "no" }')" = yes
+    scrape "$m" "$maddr"
+    echo "siphon carrier probes: up=$(series "$m" siphon_target_up "")/4" \
+        "sent=$(series "$m" siphon_target_probes_total "") failed=$(series "$m" siphon_target_probe_failures_total "")" \
+        "failovers=$(series "$m" siphon_target_failovers_total "")"
+    every "$m" siphon_target_up "" == 1 || fail "expected siphon_target_up 1 for every target"
+    every "$m" siphon_target_probes_total "" ">=" 1 || fail "expected siphon_target_probes_total > 0 for every target"
+    expect "no failed probe and no failover" \
+        "$(series "$m" siphon_target_probe_failures_total ""):$(series "$m" siphon_target_failovers_total "")" = 0:0
+
+    # b. +44 to B (priority); B stops: +44 and +1 to A; B comes back.
+    edge_calls "carrier +44" 5092 100 +442071234567
+    expect "every +44 call to carrier B" "$uk_b:$uk_a:$(( na_a + na_b ))" = 100:0:0
+    stop_carrier "$b_pid" carrier-b
+    if took=$(wait_metric 15 "$maddr" siphon_target_up "$TO_B" == 0); then
+        echo "siphon carrier: carrier B stopped; siphon took it out of both sets after $took"
+    else
+        fail "siphon did not take carrier B out within 15 s"
+    fi
+    edge_calls "carrier +44 B down" 5093 100 +442071234567
+    expect "every +44 call to carrier A while B is down" "$uk_a:$uk_b:$(( na_a + na_b ))" = 100:0:0
+    edge_calls "carrier +1 B down" 5094 100 +15551234
+    expect "every +1 call to carrier A while B is down" "$na_a:$na_b:$(( uk_a + uk_b ))" = 100:0:0
+    start_carrier carrier-b2 5082
+    b2_pid=$carrier_pid
+    if took=$(wait_metric 15 "$maddr" siphon_target_up "$TO_B" == 1); then
+        echo "siphon carrier: carrier B restarted; siphon put it back in both sets after $took"
+    else
+        fail "siphon did not put carrier B back within 15 s"
+    fi
+    edge_calls "carrier +44 B back" 5095 100 +442071234567
+    expect "every +44 call to carrier B once it is back" "$uk_b:$uk_a:$(( na_a + na_b ))" = 100:0:0
+
+    echo "siphon carrier log:"
+    grep -E 'target (down|up) ' "$log" | sed 's/^[^ ]* *//; s/^/  /' || true
+    echo "siphon carrier /admin/sets:"
+    sets_summary "$maddr"
+    scrape "$m" "$maddr"
+    stop_siphon "$log"
+    stop_carrier "$a_pid" carrier-a
+    stop_carrier "$b2_pid" carrier-b2
+    # What siphon counted against what the carriers received.
+    local sa sb ra rb
+    sa=$(series "$m" siphon_target_requests_total "$TO_A")
+    sb=$(series "$m" siphon_target_requests_total "$TO_B")
+    ra=$(counts 0_INVITE_Recv carrier-a)
+    rb=$(counts 0_INVITE_Recv carrier-b carrier-b2)
+    echo "siphon carrier: INVITEs sent by siphon A=$sa B=$sb, received by the carriers A=$ra B=$rb"
+    expect "the carriers to receive what siphon counted" "$ra:$rb" = "$sa:$sb"
+}
+
+# The reload mode's configs, from config/carrier.toml: as it is (0); the
+# weights swapped to 30/70 and a fourth route (1); route north-america to
+# a destination set that does not exist (broken); the customer ACL
+# narrowed to 127.0.0.1 and ::1 (acl).
+carrier_variant() { # 0|1|broken|acl
+    case "$1" in
+        0) cat config/carrier.toml ;;
+        1)
+            sed -e 's/\(uri = "sip:127.0.0.1:5080", weight = \)70/\130/' \
+                -e 's/\(uri = "sip:127.0.0.1:5082", weight = \)30/\170/' config/carrier.toml
+            printf '\n[[route]]\nname = "reload-extra"\nmatch = { user_prefix = "+33" }\ndestination = "uk"\n'
+            ;;
+        broken) sed 's/^destination = "na"$/destination = "nowhere"/' config/carrier.toml ;;
+        acl) sed 's|^customers = \["127.0.0.0/8", "::1/128"\]$|customers = ["127.0.0.1/32", "::1/128"]|' config/carrier.toml ;;
+    esac
+}
+
+# Replace the reload mode's config by variant $2 (a rename: siphon never
+# reads half a file).
+write_config() { # file variant
+    carrier_variant "$2" > "$1.new"
+    mv "$1.new" "$1"
+}
+
+# Reload through POST /admin/reload; prints the status code and the body on
+# one line.
+post_reload() {
+    http POST /admin/reload "$maddr" | paste -sd ' '
+}
+
+# The carrier edge from a copy of config/carrier.toml, reloaded under load.
+# See sipp/README.md, "Reload mode".
+reload() {
+    proxy=127.0.0.1:5060
+    local maddr=127.0.0.1:9060 limit=$(( RELOAD_CALLS / RELOAD_RATE + 180 ))
+    local dir="$work/reload" log="$work/siphon-reload.log" m0="$work/reload-m0" m1="$work/reload-m1"
+    local a_pid b_pid uac_pid uac_rc took i v r good=0 hup=0 post=0 before after n gen logged rejected
+    local routes=(3 4) na_a na_b pct
+    mkdir -p "$dir"
+    cp config/carrier-prefixes.csv "$dir/"
+    # Each variant must differ from the bundled file where it means to.
+    for v in '1/"sip:127.0.0.1:5082", weight = 70' 'broken/"nowhere"' 'acl/"127.0.0.1/32"'; do
+        [[ "$(carrier_variant "${v%%/*}")" == *"${v#*/}"* ]] || { echo "sipp/run.sh: variant ${v%%/*} did not apply"; exit 1; }
+    done
+    write_config "$dir/carrier.toml" 0
+    start_carrier reload-a 5080
+    a_pid=$carrier_pid
+    start_carrier reload-b 5082
+    b_pid=$carrier_pid
+    sleep 0.3
+    start_siphon "$dir/carrier.toml" "$log" "$proxy"
+    took=$(wait_metric 10 "$maddr" siphon_target_responses_total 'class="2xx"' ">=" 1) \
+        || fail "not every target answered a probe within 10 s"
+    scrape "$m0" "$maddr"
+
+    # Calls of RELOAD_HOLD ms at RELOAD_RATE; meanwhile RELOADS reloads,
+    # 0.5 s apart, alternating the variants 1 and 0 and, two by two,
+    # SIGHUP and POST /admin/reload; one broken config in the middle.
+    run_uac "reload" sipp/uac_hold.xml 5096 "$RELOAD_CALLS" "$RELOAD_RATE" -s +15551234 -d "$RELOAD_HOLD" \
+        > "$work/reload-uac.line" 2>&1 &
+    uac_pid=$!
+    sleep 1.5
+    for i in $(seq 1 "$RELOADS"); do
+        v=$(( i % 2 ))
+        write_config "$dir/carrier.toml" "$v"
+        if (( i % 4 == 1 || i % 4 == 2 )); then
+            kill -HUP "$siphon_pid"
+            hup=$(( hup + 1 ))
+            # SIGHUP is handled within 50 ms: wait (at most 2 s) for its log line.
+            for _ in $(seq 1 40); do
+                [ "$(grep -c 'reloaded .*generation=' "$log")" -gt "$good" ] && break
+                sleep 0.05
+            done
+            r=$(grep 'reloaded .*generation=' "$log" | tail -n 1)
+            expect "SIGHUP reload $i logged with ${routes[v]} routes (got: $r)" \
+                "$(grep -c 'reloaded .*generation=' "$log"):$(grep -c " ${routes[v]} routes" <<<"$r")" = "$(( good + 1 )):1"
+        else
+            r=$(post_reload)
+            post=$(( post + 1 ))
+            expect "POST /admin/reload $i: 200 with ${routes[v]} routes (got: $r)" \
+                "$(grep -c "^200 .*\"reloaded\":true.*\"routes\":${routes[v]}," <<<"$r")" = 1
+        fi
+        good=$(( good + 1 ))
+        if (( i == RELOADS / 2 )); then
+            write_config "$dir/carrier.toml" broken
+            scrape "$m1" "$maddr"
+            before=$(series "$m1" siphon_route_requests_total 'route="north-america"')
+            r=$(post_reload)
+            echo "siphon reload: broken config: POST /admin/reload: $r"
+            expect "422 and reloaded false for the broken config" "$(grep -c '^422 .*"reloaded":false' <<<"$r")" = 1
+            sleep 0.5
+            scrape "$m1" "$maddr"
+            after=$(series "$m1" siphon_route_requests_total 'route="north-america"')
+            echo "siphon reload: calls routed in the 0.5 s after the rejected reload: $(( after - before ))"
+            expect "calls to keep flowing after the rejected reload" "$(( after > before ))" = 1
+            write_config "$dir/carrier.toml" "$v"
+        fi
+        sleep 0.5
+    done
+    set +e
+    wait "$uac_pid"
+    uac_rc=$?
+    set -e
+    cat "$work/reload-uac.line"
+    [ "$uac_rc" = 0 ] || failed_any=1
+    expect "no failed call and no unexpected message" \
+        "$(stat "$work/uac-reload.csv" FailedCall\(C\)):$(stat "$work/uac-reload.csv" FailedUnexpectedMessage\(C\))" = 0:0
+    scrape "$m1" "$maddr"
+    na_a=$(( $(series "$m1" siphon_target_requests_total "$NA_A") - $(series "$m0" siphon_target_requests_total "$NA_A") ))
+    na_b=$(( $(series "$m1" siphon_target_requests_total "$NA_B") - $(series "$m0" siphon_target_requests_total "$NA_B") ))
+    pct=$(awk -v a="$na_a" -v b="$na_b" 'BEGIN { printf "%.1f", (a + b) ? 100 * b / (a + b) : 0 }')
+    gen=$(http GET /admin/sets "$maddr" | sed -n '2s/^{"generation":\([0-9]*\).*/\1/p')
+    logged=$(grep -c 'reloaded .*generation=' "$log" || true)
+    rejected=$(grep -c 'reload rejected' "$log" || true)
+    echo "siphon reload: $good reloads ($hup SIGHUP, $post POST) and 1 rejected: generation=$gen," \
+        "reloads logged=$logged, rejections logged=$rejected; INVITEs carrier A $na_a, carrier B $na_b" \
+        "(B $pct %: 30 % at 70/30, 70 % at 30/70)"
+    expect "generation, reloads logged and rejections logged to be $good, $good, 1" "$gen:$logged:$rejected" = "$good:$good:1"
+    expect "one INVITE per call" "$(( na_a + na_b ))" = "$RELOAD_CALLS"
+    expect "carrier B's share between the two weights (35..65 %, got $pct %)" \
+        "$(awk -v p="$pct" 'BEGIN { print (p >= 35 && p <= 65) ? "yes" : "no" }')" = yes
+    # Targets kept across reloads keep their health and probes.
+    echo "siphon reload probes: up=$(series "$m1" siphon_target_up "")/4" \
+        "sent=$(series "$m1" siphon_target_probes_total "") failed=$(series "$m1" siphon_target_probe_failures_total "")"
+    every "$m1" siphon_target_up "" == 1 || fail "expected siphon_target_up 1 for every target after the reloads"
+    expect "no failed probe across the reloads" "$(series "$m1" siphon_target_probe_failures_total "")" = 0
+
+    # The ACL, reloaded: narrowed to 127.0.0.1, a call from 127.0.3.2 gets
+    # 403 from the "unknown-source" route; widened again, calls go through.
+    write_config "$dir/carrier.toml" acl
+    r=$(post_reload)
+    expect "POST /admin/reload (acl): 200 (got: $r)" "$(grep -c '^200 .*"reloaded":true' <<<"$r")" = 1
+    scrape "$m0" "$maddr"
+    run_uac "reload acl 403" sipp/uac_invite_403.xml 5097 50 "$RATE" -s +15551234 || failed_any=1
+    scrape "$m1" "$maddr"
+    n=$(( $(series "$m1" siphon_route_requests_total 'route="unknown-source"') - $(series "$m0" siphon_route_requests_total 'route="unknown-source"') ))
+    # The ACK for each 403 goes through the routes too (and is dropped):
+    # siphon counts it as a match of the route as well.
+    echo "siphon reload acl: route unknown-source matched $n requests (50 INVITEs answered 403, and their ACKs)"
+    expect "the route unknown-source to match the 50 INVITEs (got $n)" "$(( n >= 50 ))" = 1
+    write_config "$dir/carrier.toml" 0
+    r=$(post_reload)
+    expect "POST /admin/reload (back): 200 (got: $r)" "$(grep -c '^200 .*"reloaded":true' <<<"$r")" = 1
+    run_uac "reload acl back" sipp/uac.xml 5098 50 "$RATE" -s +15551234 || failed_any=1
+
+    scrape "$m1" "$maddr"
+    stop_siphon "$log"
+    stop_carrier "$a_pid" reload-a
+    stop_carrier "$b_pid" reload-b
+    local sa sb ra rb
+    sa=$(series "$m1" siphon_target_requests_total "$TO_A")
+    sb=$(series "$m1" siphon_target_requests_total "$TO_B")
+    ra=$(counts 0_INVITE_Recv reload-a)
+    rb=$(counts 0_INVITE_Recv reload-b)
+    echo "siphon reload: INVITEs sent by siphon A=$sa B=$sb, received by the carriers A=$ra B=$rb"
+    expect "the carriers to receive what siphon counted" "$ra:$rb" = "$sa:$sb"
+}
+
 for m in $MODES; do
     case "$m" in
         stateless) stateless ;;
         stateful) stateful ;;
         registrar) registrar ;;
+        carrier) carrier ;;
+        reload) reload ;;
         *) echo "sipp/run.sh: unknown mode $m"; exit 2 ;;
     esac
 done
