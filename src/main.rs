@@ -1,9 +1,8 @@
 //! The `siphon` command.
 //!
-//! Working today: `siphon check` (validate a config) and `siphon parse
-//! FILE...` (run the proxy's parser over saved messages and print the
-//! verdict a proxy would act on). The proxy runtime (`siphon --config FILE`)
-//! is not built yet; see the README's feature table.
+//! `siphon [--config FILE]` runs the proxy; `siphon check` validates a
+//! config; `siphon parse FILE...` runs the proxy's parser over saved
+//! messages and prints the verdict a proxy would act on.
 
 use std::process::ExitCode;
 
@@ -33,7 +32,8 @@ USAGE:
 
 run:
     Starts one shard per core (server.shards) serving the UDP and TCP
-    listeners of FILE as a stateless proxy, and the metrics listener if
+    listeners of FILE (stateless or stateful, with the registrar and the
+    routing table FILE configures), and the metrics listener if
     configured. SIGHUP reloads the routing (routes, destination sets,
     prefix tables, ACLs) from FILE; a config that does not validate is
     rejected with its error and the running one stays. SIGTERM or SIGINT
@@ -53,7 +53,7 @@ parse:
     proxy would send to a bad request) or `FILE: drop <reason>` (a bad
     response or garbage). Exit status 0 if every file parsed, 1 otherwise.
 
-Not built yet: the stateful mode, TLS, DNS (see README.md).
+Not built yet: TLS, DNS (see README.md).
 ";
 
 fn main() -> ExitCode {

@@ -225,6 +225,13 @@ targets = [{{ uri = "sip:{}" }}]
         .unwrap();
     let r = status(&stranger, 403);
     assert_eq!(r.reason(), b"Unknown Source");
+    // Its ACK is not counted again on the route.
+    stranger
+        .send(
+            p.addr,
+            &stranger.request("ACK", "sip:+15551234@x", "acl", "z9hG4bKacl", 1, ""),
+        )
+        .unwrap();
 
     // A scanner's User-Agent: dropped, no answer.
     uac.send(
@@ -257,6 +264,8 @@ targets = [{{ uri = "sip:{}" }}]
             ("international".to_string(), 2),
         ]
     );
+    let denied = routing.routes[0].responses[3].load(Ordering::Relaxed);
+    assert_eq!(denied, 1, "the 403 counted as a 4xx of its route");
     let s = p.rt.snapshot();
     let drops: u64 = s
         .drops

@@ -260,12 +260,14 @@ impl Core {
                 uri.write_to(&mut text);
                 rewritten = Some(text);
             }
-            matched = Some(route);
+            // An ACK or CANCEL belongs to an INVITE the route has counted.
+            matched = (!matches!(method, Method::Ack | Method::Cancel)).then_some(route);
             match decision {
                 Decision::Set(set) => Next::Destination(set),
                 Decision::Location => self.location(msg, flow, &target)?,
                 Decision::Reply(code, reason) => {
                     count_route(&self.cur, matched);
+                    count_route_final(&self.cur, matched, code);
                     return Err(self.reply(msg, flow, code, &reason, &[]));
                 }
                 Decision::Drop => {
@@ -598,6 +600,14 @@ fn strip_chars(user: &[u8], n: usize) -> &[u8] {
         at += if user[at] == b'%' { 3 } else { 1 };
     }
     user.get(at..).unwrap_or_default()
+}
+
+/// A final response `code` sent upstream for a request of route `route`.
+pub(super) fn count_route_final(routing: &Routing, route: Option<usize>, code: u16) {
+    let r = route.and_then(|i| routing.routes.get(i));
+    if let Some(c) = r.and_then(|r| r.responses.get(usize::from(code / 100).wrapping_sub(1))) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// One more request through route `route`, if one matched.

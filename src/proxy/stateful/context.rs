@@ -27,7 +27,9 @@ use bytes::Bytes;
 
 use std::sync::Arc;
 
-use super::super::request::{count_route, upstream, LocTarget, Next, NextHop, Plan};
+use super::super::request::{
+    count_route, count_route_final, upstream, LocTarget, Next, NextHop, Plan,
+};
 use super::super::{Core, Flow, Outcome, Transmit};
 use super::build::upstream_response;
 use super::Table;
@@ -176,13 +178,8 @@ impl Context {
 
     /// A final response sent upstream, counted on the route that matched.
     fn count_final(&self, code: u16) {
-        let r = self
-            .routing
-            .as_ref()
-            .zip(self.route)
-            .and_then(|(r, i)| r.routes.get(i));
-        if let Some(c) = r.and_then(|r| r.responses.get(usize::from(code / 100).wrapping_sub(1))) {
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(r) = &self.routing {
+            count_route_final(r, self.route, code);
         }
     }
 
