@@ -8,9 +8,9 @@
 
 use std::fmt::Write as _;
 
+use super::request::{sender, via_transport};
 use super::{Core, Drop, Outcome, Transmit};
-use crate::config::Transport;
-use crate::routing::{select, SetTarget};
+use crate::routing::SetTarget;
 use crate::sip::Message;
 
 /// The branch prefix of our probes (RFC 3261 magic cookie first).
@@ -27,7 +27,6 @@ impl Core {
         self.refresh_routing();
         let routing = self.cur.clone();
         for set in &routing.sets {
-            let set_id = select::hash_key(set.cfg.name.as_bytes());
             for t in &set.targets {
                 t.note(&set.cfg.name, t.health.handle_timeout(now));
                 let Some(seq) = t.health.probe_due(now) else {
@@ -35,7 +34,7 @@ impl Core {
                 };
                 // Unresolvable or no listener for it: it goes unanswered,
                 // and the timeout counts it.
-                if let Some(tx) = self.probe_request(set_id, t, seq) {
+                if let Some(tx) = self.probe_request(set.id, t, seq) {
                     out.push(Outcome::Forwarded(tx));
                 }
             }
@@ -56,11 +55,7 @@ impl Core {
             .split('-')
             .map(|p| u64::from_str_radix(p, 16).ok());
         let (set_id, target_id, seq) = (parts.next()??, parts.next()??, parts.next()??);
-        let set = self
-            .cur
-            .sets
-            .iter()
-            .find(|s| select::hash_key(s.cfg.name.as_bytes()) == set_id);
+        let set = self.cur.sets.iter().find(|s| s.id == set_id);
         // A reply for a target no longer configured (a reload removed it).
         let Some(set) = set else {
             return Some(Outcome::Dropped(Drop::ProbeReply));
@@ -78,19 +73,10 @@ impl Core {
         let ip = self.resolve(&t.cfg.host, true)?;
         let dest = std::net::SocketAddr::new(ip, t.cfg.port);
         let transport = t.cfg.transport;
-        let named = t.cfg.listener.and_then(|a| self.me.by_local(transport, a));
-        let me = named.or_else(|| self.me.listener(transport, dest))?;
-        // Over UDP from this shard's own socket when it has one, as
-        // requests go (so the answer comes back here).
-        let own = match transport {
-            Transport::Udp => self.outbound.iter().find(|o| o.0 == me.addr),
-            Transport::Tcp => None,
-        };
-        let (sent_by, local) = own.map_or((me.sent_by(), me.addr), |o| (&o.2, o.1));
-        let via = match transport {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        };
+        // From where requests to it leave (so the answer comes back here).
+        let (me, sent_by, local) =
+            sender(&self.me, &self.outbound, transport, dest, t.cfg.listener)?;
+        let via = via_transport(transport);
         let branch = format!("{PROBE}{set_id:x}-{:x}-{seq:x}", t.id);
         let mut m = String::with_capacity(512);
         let _ = write!(

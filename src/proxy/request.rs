@@ -7,9 +7,11 @@ use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
 
 use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
-use super::{Core, Drop, Flow, Outcome, Transmit};
+use super::identity::Me;
+use super::{Core, Drop, Flow, Identity, Outcome, Transmit};
 use crate::config::{Target, Transport};
 use crate::registrar::Binding;
+use crate::routing::stats::count_class;
 use crate::routing::{Decision, Request as RouteRequest, Routing};
 use crate::sip::uri::{Host, Uri};
 use crate::sip::{response, HeaderName, Message, Method, ParseError};
@@ -120,17 +122,13 @@ impl Core {
                 hop
             }
             &mut Next::Destination(set) => {
-                let routing = self.cur.clone();
-                let mut order = std::mem::take(&mut self.order);
                 let set = self
                     .picker
-                    .order(&routing, set, msg, self.now_ms, &mut order);
-                let first = order.first().copied();
-                self.order = order;
-                let Some(t) = first else {
+                    .order(&self.cur, set, msg, self.now_ms, &mut self.order);
+                let Some(&t) = self.order.first() else {
                     return self.reply(msg, flow, 503, &"No Destination Available", &[]);
                 };
-                let t = &routing.sets[set].targets[t];
+                let t = &self.cur.sets[set].targets[t];
                 t.stats.requests.fetch_add(1, Ordering::Relaxed);
                 NextHop::of_target(&t.cfg)
             }
@@ -390,8 +388,9 @@ impl Core {
         let own_routes = plan.own_routes;
         let remaining = &routes[own_routes..];
         loop {
-            let named = from.and_then(|a| self.me.by_local(transport, a));
-            let Some(out_me) = named.or_else(|| self.me.listener(transport, dest)) else {
+            let Some((out_me, sent_by, local)) =
+                sender(&self.me, &self.outbound, transport, dest, from)
+            else {
                 return Err(Drop::NoListener);
             };
             // The edits (§16.6). Received/rport first: it rewrites the top Via
@@ -399,13 +398,6 @@ impl Core {
             let mut e = std::mem::take(&mut self.edits);
             e.clear();
             e.stamp_top_via(msg, flow.remote);
-            // Over UDP, from this shard's own socket when it has one: the
-            // response comes back to this shard.
-            let own = match transport {
-                Transport::Udp => self.outbound.iter().find(|o| o.0 == out_me.addr),
-                Transport::Tcp => None,
-            };
-            let (sent_by, local) = own.map_or((out_me.sent_by(), out_me.addr), |o| (&o.2, o.1));
             let via = format!(
                 "SIP/2.0/{} {sent_by};branch={branch}",
                 via_transport(transport),
@@ -604,9 +596,8 @@ fn strip_chars(user: &[u8], n: usize) -> &[u8] {
 
 /// A final response `code` sent upstream for a request of route `route`.
 pub(super) fn count_route_final(routing: &Routing, route: Option<usize>, code: u16) {
-    let r = route.and_then(|i| routing.routes.get(i));
-    if let Some(c) = r.and_then(|r| r.responses.get(usize::from(code / 100).wrapping_sub(1))) {
-        c.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = route.and_then(|i| routing.routes.get(i)) {
+        count_class(&r.responses, code);
     }
 }
 
@@ -662,7 +653,29 @@ fn uri_hop(u: &Uri<'_>) -> NextHop {
     }
 }
 
-fn via_transport(t: Transport) -> &'static str {
+/// The listener a request to `dest` leaves by (the one named by `from`,
+/// else the first of its transport and address family), the Via sent-by
+/// that names it, and the local address to send from: over UDP this
+/// shard's own socket for that listener when it has one (`outbound`), so
+/// that the response comes back to this shard.
+pub(super) fn sender<'a>(
+    me: &'a Identity,
+    outbound: &'a [(SocketAddr, SocketAddr, String)],
+    transport: Transport,
+    dest: SocketAddr,
+    from: Option<SocketAddr>,
+) -> Option<(&'a Me, &'a str, SocketAddr)> {
+    let named = from.and_then(|a| me.by_local(transport, a));
+    let out = named.or_else(|| me.listener(transport, dest))?;
+    let own = match transport {
+        Transport::Udp => outbound.iter().find(|o| o.0 == out.addr),
+        Transport::Tcp => None,
+    };
+    let (sent_by, local) = own.map_or((out.sent_by(), out.addr), |o| (o.2.as_str(), o.1));
+    Some((out, sent_by, local))
+}
+
+pub(super) fn via_transport(t: Transport) -> &'static str {
     match t {
         Transport::Udp => "UDP",
         Transport::Tcp => "TCP",

@@ -214,25 +214,24 @@ pub fn metrics(routing: &Routing, now_ms: u64, out: &mut String) {
             );
         }
     }
-    let name = "siphon_target_first_provisional_seconds";
-    family(
-        out,
-        name,
-        "histogram",
-        "time from a request to a target to its first provisional response",
-    );
-    for (labels, t) in &targets {
-        t.stats.first_provisional.render(out, name, labels);
-    }
-    let name = "siphon_target_final_response_seconds";
-    family(
-        out,
-        name,
-        "histogram",
-        "time from a request to a target to its final response",
-    );
-    for (labels, t) in &targets {
-        t.stats.final_response.render(out, name, labels);
+    type Hist = fn(&SetTarget) -> &super::stats::Latency;
+    let histograms: [(&str, &str, Hist); 2] = [
+        (
+            "siphon_target_first_provisional_seconds",
+            "time from a request to a target to its first provisional response",
+            |t| &t.stats.first_provisional,
+        ),
+        (
+            "siphon_target_final_response_seconds",
+            "time from a request to a target to its final response",
+            |t| &t.stats.final_response,
+        ),
+    ];
+    for (name, help, hist) in histograms {
+        family(out, name, "histogram", help);
+        for (labels, t) in &targets {
+            hist(t).render(out, name, labels);
+        }
     }
 }
 

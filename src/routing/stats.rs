@@ -50,9 +50,7 @@ impl TargetStats {
     }
 
     pub fn response(&self, code: u16) {
-        if let Some(c) = self.responses.get(usize::from(code / 100).wrapping_sub(1)) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        count_class(&self.responses, code);
     }
 
     /// One more call in progress.
@@ -69,6 +67,14 @@ impl TargetStats {
 
     pub fn load(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
+    }
+}
+
+/// One more response `code` in counters by class 1xx–6xx (anything else
+/// is not a status and is not counted).
+pub fn count_class(counts: &[AtomicU64; 6], code: u16) {
+    if let Some(c) = counts.get(usize::from(code / 100).wrapping_sub(1)) {
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -102,13 +108,7 @@ pub struct Latency {
 impl Latency {
     pub fn new(stripes: usize) -> Latency {
         let stripes = (0..stripes.max(1))
-            .map(|_| {
-                // 2 significant digits over 1 µs .. 10 min: about 20 KiB.
-                Mutex::new(
-                    Histogram::new_with_bounds(1, MAX_US, 2)
-                        .unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable!())),
-                )
-            })
+            .map(|_| Mutex::new(histogram()))
             .collect();
         Latency {
             stripes,
@@ -128,8 +128,7 @@ impl Latency {
 
     /// All shards' samples in one histogram.
     pub fn merged(&self) -> Histogram<u64> {
-        let mut all = Histogram::new_with_bounds(1, MAX_US, 2)
-            .unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable!()));
+        let mut all = histogram();
         for s in self.stripes.iter() {
             let h = s.lock().unwrap_or_else(|e| e.into_inner());
             let _ = all.add(&*h);
@@ -150,6 +149,14 @@ impl Latency {
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.len());
     }
+}
+
+/// An empty histogram: 2 significant digits over 1 µs .. 10 min (about
+/// 20 KiB).
+fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts (low ≥ 1,
+    // high ≥ 2 × low, 2 digits), so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 2).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
 /// A label value with `\`, `"` and newlines escaped (Prometheus text

@@ -42,6 +42,8 @@ pub struct CompiledRoute {
 pub struct Set {
     /// Its index in `Routing::sets`.
     pub index: usize,
+    /// A stable hash of its name (named in our probes' branches).
+    pub id: u64,
     pub cfg: Destination,
     pub targets: Vec<SetTarget>,
 }
@@ -125,6 +127,7 @@ impl Routing {
                 .collect();
             sets.push(Arc::new(Set {
                 index,
+                id: select::hash_key(d.name.as_bytes()),
                 cfg: d.clone(),
                 targets,
             }));

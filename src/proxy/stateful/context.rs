@@ -356,11 +356,8 @@ impl Core {
                 }
             }
             Next::Destination(set) => {
-                let routing = self.cur.clone();
-                let mut order = std::mem::take(&mut ctx.order);
-                let d = self.picker.order(&routing, set, &msg, now, &mut order);
-                ctx.order = order;
-                let parallel = routing.sets[d].cfg.fork == Fork::Parallel;
+                let d = self.picker.order(&self.cur, set, &msg, now, &mut ctx.order);
+                let parallel = self.cur.sets[d].cfg.fork == Fork::Parallel;
                 ctx.dest = Some(d);
                 if ctx.order.is_empty() {
                     ctx.consider(Best::Local(503), true);
