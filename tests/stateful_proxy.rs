@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use siphon::proxy::call_id_shard;
 use siphon::sip::{HeaderName, Message, Method};
 use siphon::testkit::{TcpUa, TcpUas, Ua};
 
@@ -334,14 +335,21 @@ fn over_tcp_a_call_and_a_cancel() {
         .unwrap();
     assert_eq!(down.expect().method(), Some(Method::Ack));
 
-    // A second call on the same connections, cancelled while ringing.
-    uac.send(&uac.request("INVITE", &ruri, "t-2", "z9hG4bKt2", 1, ""))
+    // A second call on the same inbound connection, cancelled while
+    // ringing. Its Call-ID is owned by the other shard (dispatch by
+    // Call-ID), which reaches the callee over a connection of its own.
+    let cid = (2..)
+        .map(|i| format!("t-{i}"))
+        .find(|c| call_id_shard(c.as_bytes(), 2) != call_id_shard(b"t-1", 2))
+        .unwrap();
+    uac.send(&uac.request("INVITE", &ruri, &cid, "z9hG4bKt2", 1, ""))
         .unwrap();
     assert_eq!(uac.expect().status(), Some(100));
+    let mut down = uas.accept().unwrap();
     let inv = down.expect();
     down.send(&down.response(&inv, 180, "Ringing")).unwrap();
     assert_eq!(uac.expect().status(), Some(180));
-    uac.send(&uac.request("CANCEL", &ruri, "t-2", "z9hG4bKt2", 1, ""))
+    uac.send(&uac.request("CANCEL", &ruri, &cid, "z9hG4bKt2", 1, ""))
         .unwrap();
     let ok = uac.expect();
     assert_eq!(
@@ -362,10 +370,11 @@ fn over_tcp_a_call_and_a_cancel() {
 /// Each shard sends its requests from a UDP socket of its own and names it
 /// in its Via, so a callee that answers where the Via says (§18.2.2) —
 /// or to the request's source, the same address — reaches the shard that
-/// owns the transaction: no hand-off.
+/// owns the transaction: no hand-off (requests stay on the shard that
+/// received them with `dispatch = "socket"`).
 #[test]
 fn requests_leave_from_the_shards_own_socket_and_responses_come_straight_back() {
-    let p = stateful(2, "127.0.5.91", &["udp"], "");
+    let p = stateful(2, "127.0.5.91", &["udp"], "dispatch = \"socket\"\n");
     let uas = ua("127.0.5.93");
     let uacs: Vec<Ua> = (0..24).map(|_| ua("127.0.5.92")).collect();
     let ruri = format!("sip:bob@{}", uas.addr);

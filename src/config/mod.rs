@@ -135,6 +135,23 @@ pub struct Proxy {
     pub udp_max_size: usize,
     /// The transaction layer (stateful mode).
     pub transaction: TransactionCfg,
+    /// Stateful mode with several shards: which shard handles a request.
+    pub dispatch: Dispatch,
+}
+
+/// Which shard handles a request in stateful mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    /// The shard its Call-ID hashes to: a CANCEL, an ACK or a
+    /// retransmission finds its INVITE's transaction whatever socket or
+    /// port it came from, every request of a call is handled in order by
+    /// one shard, and one peer's calls spread over every shard. A request
+    /// that lands elsewhere is handed over the shard mesh.
+    CallId,
+    /// The shard whose socket received it (SO_REUSEPORT hashes the
+    /// 4-tuple): no hand-off, but a CANCEL sent from another port than
+    /// its INVITE may land on a shard that does not know the INVITE.
+    Socket,
 }
 
 /// Stateful mode: timers and bounds of the transaction layer.
@@ -398,6 +415,13 @@ impl Cx<'_> {
                 None => 1300,
             },
             transaction: self.transaction(&raw.proxy)?,
+            dispatch: self.choice(
+                &raw.proxy.dispatch,
+                "proxy.dispatch",
+                &[("call-id", Dispatch::CallId), ("socket", Dispatch::Socket)],
+                Dispatch::CallId,
+                "\"call-id\" or \"socket\"",
+            )?,
         };
 
         let destinations = self.destinations(&raw.destination, &listen)?;

@@ -95,6 +95,7 @@ pub(super) struct RawProxy {
     pub record_route: Option<bool>,
     pub max_forwards: Option<Spanned<i64>>,
     pub udp_max_size: Option<Spanned<i64>>,
+    pub dispatch: Option<Spanned<String>>,
     pub t1_ms: Option<Spanned<i64>>,
     pub t2_ms: Option<Spanned<i64>>,
     pub t4_ms: Option<Spanned<i64>>,

@@ -75,6 +75,7 @@ fn a_full_config() {
             max_forwards: 30,
             udp_max_size: 0,
             transaction: TransactionCfg::default(),
+            dispatch: Dispatch::CallId,
         }
     );
     assert_eq!(c.routes[0].matcher.domain, ["example.com"]);
@@ -130,6 +131,7 @@ fn defaults() {
             max_forwards: 70,
             udp_max_size: 1300,
             transaction: TransactionCfg::default(),
+            dispatch: Dispatch::CallId,
         }
     );
     assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());

@@ -130,6 +130,10 @@ pub enum Drop {
     /// The answer to one of our OPTIONS probes: taken by the health
     /// check, not forwarded (not an error).
     ProbeReply,
+    /// The ACK for a final response Siphon generated itself (a 407
+    /// challenge, a 404, a 503…): it ends that answer's transaction here
+    /// (RFC 3261 §17.2.1) and goes nowhere else.
+    OwnAnswerAck,
 }
 
 impl Drop {
@@ -148,6 +152,7 @@ impl Drop {
             Drop::QueueFull => "queue_full",
             Drop::Policy => "route_drop",
             Drop::ProbeReply => "probe_reply",
+            Drop::OwnAnswerAck => "ack_own_answer",
         }
     }
 }
@@ -168,8 +173,10 @@ pub struct Core {
     picker: Picker,
     /// Scratch for the targets to try.
     order: Vec<usize>,
-    /// The shard's index (latency histograms are per shard).
+    /// The shard's index (latency histograms are per shard) and how many
+    /// there are (stateful requests are dispatched by Call-ID).
     shard: usize,
+    shards: usize,
     /// Probing: this shard sends the OPTIONS probes.
     prober: bool,
     /// Stateful mode: this shard's transactions.
@@ -231,6 +238,7 @@ impl Core {
             picker: Picker::new(0x5eed ^ shard as u64),
             order: Vec::new(),
             shard,
+            shards: shards.max(1),
             prober: shard == 0,
             cfg,
             hosts,
@@ -311,13 +319,29 @@ impl Core {
         }
         self.refresh_routing();
         match self.parse(data.clone(), flow) {
-            Ok(msg) if msg.is_request() => self.stateful_request(now, msg, flow, out),
+            Ok(msg) if msg.is_request() => match self.owner(&msg) {
+                Some(owner) => out.push(Outcome::ToShard(owner, Box::new((data, flow)))),
+                None => self.stateful_request(now, msg, flow, out),
+            },
             Ok(msg) => match self.probe_reply(&msg) {
                 Some(o) => out.push(o),
                 None => self.stateful_response(now, data, msg, flow, out),
             },
             Err(o) => out.push(o),
         }
+    }
+
+    /// Stateful mode, `dispatch = "call-id"`: the shard that handles
+    /// `req` when it is not this one. Every request of a call hashes to
+    /// one shard, so a CANCEL, a non-2xx ACK or a retransmission finds
+    /// its INVITE's server transaction (RFC 3261 §9.2, §17.2.3) wherever
+    /// SO_REUSEPORT delivered it, and one peer's calls use every shard.
+    fn owner(&self, req: &Message) -> Option<usize> {
+        if self.shards < 2 || self.cfg.proxy.dispatch != crate::config::Dispatch::CallId {
+            return None;
+        }
+        let owner = call_id_shard(req.call_id(), self.shards);
+        (owner != self.shard).then_some(owner)
     }
 
     // The error is what to send instead: an Outcome moved once, on the
@@ -338,6 +362,14 @@ impl Core {
             Err(_) => Err(Outcome::Dropped(Drop::Garbage)),
         }
     }
+}
+
+/// The shard of `shards` that owns the calls with this Call-ID (a stable
+/// hash: every shard computes the same owner).
+pub fn call_id_shard(call_id: &[u8], shards: usize) -> usize {
+    let mut h = branch::StableHash::default();
+    h.write(call_id);
+    (h.finish() % shards.max(1) as u64) as usize
 }
 
 #[cfg(test)]

@@ -169,6 +169,21 @@ impl Core {
             Err(e) => return Err(self.reply(msg, flow, e.status(), &e, &[])),
         };
 
+        // RFC 3261 §12.2: a request with a To tag belongs to a dialog; it
+        // follows the dialog's route set, then its Request-URI (the remote
+        // target). The rules, the location service, ACLs and Digest apply
+        // to initial requests only (a dialog was admitted when it was
+        // created). REGISTER never belongs to a dialog (§10.2).
+        let to_tag = msg.to().ok().and_then(|t| t.tag());
+        let in_dialog = to_tag.is_some() && method != Method::Register;
+        // §17.2.1, §8.2.7: the ACK for a final answer of our own carries
+        // the To tag we put in it, which `to_tag` derives from what the
+        // ACK shares with its INVITE (Call-ID, From tag, branch). That
+        // transaction ends here; the ACK goes nowhere else.
+        if method == Method::Ack && to_tag.is_some_and(|t| is_own_tag(msg, t)) {
+            return Err(Outcome::Dropped(Drop::OwnAnswerAck));
+        }
+
         // §16.4: drop the Route values that name us (one, or two after a
         // double Record-Route); undo a strict router's rewrite.
         let mut routes: Vec<Uri<'_>> = Vec::new();
@@ -238,18 +253,27 @@ impl Core {
             return Err(self.registrar_request(msg, flow));
         }
         // Digest authentication of initial requests, where configured.
-        if let Some(o) = self.challenge_request(msg, flow, method) {
-            return Err(o);
+        if !in_dialog {
+            if let Some(o) = self.challenge_request(msg, flow, method) {
+                return Err(o);
+            }
         }
 
-        // §16.5/16.6: the next hop. A Route first; then the configured routes;
-        // then the location service for a domain we serve; then the
-        // Request-URI, unless that is us.
+        // §16.5/16.6: the next hop. A Route first. In a dialog, then the
+        // Request-URI (404 if that is us: the request reached us without
+        // our Record-Route). Else the configured routes; then the location
+        // service for a domain we serve; then the Request-URI, unless that
+        // is us.
         let strict_next = remaining.first().is_some_and(|u| !u.lr());
         let mut rewritten = None;
         let mut matched = None;
         let next = if let Some(r) = remaining.first() {
             Next::Hop(uri_hop(r))
+        } else if in_dialog {
+            if to_me || to_registrar {
+                return Err(self.reply(msg, flow, 404, &"Not Found (No Dialog Route)", &[]));
+            }
+            Next::Hop(uri_hop(&target))
         } else if let Some((route, decision, rewrite)) = self.configured_route(msg, flow, &target) {
             if let Some(user) = rewrite {
                 let mut uri = target;
@@ -530,11 +554,14 @@ impl Core {
         reply_to(req, flow, data, code)
     }
 
+    /// The URI names one of our listeners: host and port, the port
+    /// defaulting by scheme (RFC 3261 §19.1.2: 5061 for SIPS).
     pub(super) fn uri_is_me(&self, u: &Uri<'_>) -> bool {
+        let port = Some(u.port_or_default());
         match u.host {
-            Host::Name(h) => self.me.is_me(h, u.port),
-            Host::V4(a) => self.me.is_me_ip(a.into(), u.port),
-            Host::V6(_, a) => self.me.is_me_ip(a.into(), u.port),
+            Host::Name(h) => self.me.is_me(h, port),
+            Host::V4(a) => self.me.is_me_ip(a.into(), port),
+            Host::V6(_, a) => self.me.is_me_ip(a.into(), port),
             Host::None => false,
         }
     }
@@ -710,6 +737,13 @@ pub(super) fn to_tag(req: &Message) -> String {
             .unwrap_or_default(),
     );
     format!("sl{:012x}", h.finish() >> 16)
+}
+
+/// `tag` (a To tag) is the one [`to_tag`] gives `req`: the request is
+/// the ACK for an answer we generated (its Call-ID, From tag and branch
+/// are its INVITE's, RFC 3261 §17.1.1.3).
+fn is_own_tag(req: &Message, tag: &[u8]) -> bool {
+    tag.starts_with(b"sl") && to_tag(req).as_bytes() == tag
 }
 
 /// Where a locally generated response goes (RFC 3261 §18.2.2, RFC 3581

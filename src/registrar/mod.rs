@@ -85,12 +85,16 @@ impl Registrar {
     /// for a domain not served.
     pub fn aor(&self, uri: &Uri<'_>, ours: bool) -> Option<Vec<u8>> {
         let user = uri.user_decoded()?;
+        // A domain is served by name, whatever the port; an address only
+        // when it is ours, port included (RFC 3261 §19.1.4: no port is
+        // the scheme's default), so that `sip:bob@127.0.0.1:5080` is the
+        // phone at 5080, not an AOR of a registrar on 127.0.0.1:5060.
         let host: Vec<u8> = match uri.host {
             Host::Name(h) if self.serves(h) => h.to_ascii_lowercase(),
-            _ if ours => self.cfg.domains.first()?.as_bytes().to_vec(),
+            _ if !ours => return None,
             Host::V4(a) if self.serves(a.to_string().as_bytes()) => a.to_string().into_bytes(),
             Host::V6(_, a) if self.serves(a.to_string().as_bytes()) => a.to_string().into_bytes(),
-            _ => return None,
+            _ => self.cfg.domains.first()?.as_bytes().to_vec(),
         };
         let mut aor = Vec::with_capacity(user.len() + 1 + host.len());
         aor.extend_from_slice(&user);

@@ -91,7 +91,7 @@ counters! {
 }
 
 /// Every drop reason, in counter order.
-pub const DROPS: [Drop; 13] = [
+pub const DROPS: [Drop; 14] = [
     Drop::Keepalive,
     Drop::Garbage,
     Drop::BadResponse,
@@ -105,6 +105,7 @@ pub const DROPS: [Drop; 13] = [
     Drop::QueueFull,
     Drop::Policy,
     Drop::ProbeReply,
+    Drop::OwnAnswerAck,
 ];
 
 impl Counters {
