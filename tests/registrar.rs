@@ -166,7 +166,7 @@ fn interval_too_brief_and_a_binding_that_expires() {
     assert_eq!(ask(&caller, p.addr, &inv).status(), Some(404));
 }
 
-const AUTH: &str = "[registrar]\ndomains = [\"example.com\"]\n[auth]\nrealm = \"example.com\"\nrequests = [\"INVITE\"]\nusers = { alice = \"wonderland\", bob = \"builder\" }\n";
+const AUTH: &str = "[registrar]\ndomains = [\"example.com\"]\n[auth]\nrealm = \"example.com\"\nalgorithms = [\"SHA-256\", \"MD5\"]\nrequests = [\"INVITE\"]\nusers = { alice = \"wonderland\", bob = \"builder\" }\n";
 
 fn challenge(m: &Message, name: HeaderName, alg: &str) -> String {
     m.header_values(name)
@@ -413,7 +413,7 @@ fn users_file_with_ha1_credentials() {
         "127.0.0.1",
         &["udp"],
         &format!(
-            "{REG}[auth]\nrealm = \"example.com\"\nusers_file = \"{}\"\n",
+            "{REG}[auth]\nrealm = \"example.com\"\nalgorithms = [\"SHA-256\", \"MD5\"]\nusers_file = \"{}\"\n",
             file.display()
         ),
     );

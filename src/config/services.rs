@@ -187,7 +187,11 @@ impl Cx<'_> {
             register: a.register.unwrap_or(true),
             requests,
             algorithms: match &a.algorithms {
-                None => vec![Algorithm::Sha256, Algorithm::Md5],
+                // MD5 alone by default: most deployed phones answer MD5
+                // only, and some (baresip 1.0 / libre 1.1) give up
+                // registering when any challenge names another algorithm.
+                // RFC 8760's SHA-256 is one line away, first when offered.
+                None => vec![Algorithm::Md5],
                 Some(list) => {
                     let mut out = Vec::new();
                     for name in list.get_ref() {

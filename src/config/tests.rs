@@ -297,3 +297,18 @@ fn prefix_tables_load_relative_to_the_config_and_resolve_destinations() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn digest_offers_md5_alone_unless_told() {
+    let c = parse(
+        "[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[auth]\nrealm = \"r\"\n",
+    )
+    .unwrap();
+    let a = c.auth.as_ref().unwrap();
+    assert_eq!(a.algorithms, [crate::auth::Algorithm::Md5]);
+    let c = parse("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[auth]\nrealm = \"r\"\nalgorithms = [\"SHA-256\", \"MD5\"]\n").unwrap();
+    assert_eq!(
+        c.auth.unwrap().algorithms,
+        [crate::auth::Algorithm::Sha256, crate::auth::Algorithm::Md5]
+    );
+}
