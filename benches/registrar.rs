@@ -76,6 +76,9 @@ fn binding(i: u32) -> Binding {
         reg_id: 0,
         source: "10.0.0.1:5060".parse().unwrap(),
         transport: Transport::Udp,
+        local: None,
+        conn: 0,
+        nat: false,
     }
 }
 

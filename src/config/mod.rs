@@ -137,6 +137,27 @@ pub struct Proxy {
     pub transaction: TransactionCfg,
     /// Stateful mode with several shards: which shard handles a request.
     pub dispatch: Dispatch,
+    /// NAT traversal for registered UAs and dialogs.
+    pub nat: Nat,
+}
+
+/// NAT traversal (RFC 3581, RFC 5626 §5; Kamailio's `fix_nated_register`
+/// and `set_contact_alias`): when a UDP binding is reached at the address
+/// its REGISTER came from, and when a dialog's Contact gets an `alias`
+/// naming the address the message came from. TCP bindings are always
+/// reached over their connection, or else where they registered from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// The source address (from the listener the REGISTER came in on)
+    /// when the Contact's address and port are not the source's, or the
+    /// Contact asks for an outbound flow (`;ob`, RFC 5626 §5): the
+    /// NAT's binding is what reaches the phone. A Contact with a host
+    /// name is used as is unless it has `;ob`.
+    Auto,
+    /// Always the source address.
+    Always,
+    /// Always the Contact (a phone that is reachable where it says).
+    Off,
 }
 
 /// Which shard handles a request in stateful mode.
@@ -421,6 +442,17 @@ impl Cx<'_> {
                 &[("call-id", Dispatch::CallId), ("socket", Dispatch::Socket)],
                 Dispatch::CallId,
                 "\"call-id\" or \"socket\"",
+            )?,
+            nat: self.choice(
+                &raw.proxy.nat,
+                "proxy.nat",
+                &[
+                    ("auto", Nat::Auto),
+                    ("always", Nat::Always),
+                    ("off", Nat::Off),
+                ],
+                Nat::Auto,
+                "\"auto\", \"always\" or \"off\"",
             )?,
         };
 

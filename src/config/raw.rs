@@ -96,6 +96,7 @@ pub(super) struct RawProxy {
     pub max_forwards: Option<Spanned<i64>>,
     pub udp_max_size: Option<Spanned<i64>>,
     pub dispatch: Option<Spanned<String>>,
+    pub nat: Option<Spanned<String>>,
     pub t1_ms: Option<Spanned<i64>>,
     pub t2_ms: Option<Spanned<i64>>,
     pub t4_ms: Option<Spanned<i64>>,

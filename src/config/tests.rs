@@ -76,6 +76,7 @@ fn a_full_config() {
             udp_max_size: 0,
             transaction: TransactionCfg::default(),
             dispatch: Dispatch::CallId,
+            nat: Nat::Auto,
         }
     );
     assert_eq!(c.routes[0].matcher.domain, ["example.com"]);
@@ -132,6 +133,7 @@ fn defaults() {
             udp_max_size: 1300,
             transaction: TransactionCfg::default(),
             dispatch: Dispatch::CallId,
+            nat: Nat::Auto,
         }
     );
     assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());

@@ -122,6 +122,10 @@ impl Core {
         let src = Source {
             addr: flow.remote,
             transport: flow.transport,
+            local: flow.local,
+            conn: flow.conn.map_or(0, |c| c.0),
+            nat: self.cfg.proxy.nat,
+            via_moved: via_moved(msg, flow),
         };
         let now = self.unix_now();
         let r = register(&reg, msg, &aor, src, now, &mut self.journal);
@@ -233,6 +237,24 @@ impl Core {
         let challenges = auth.challenges(now, stale);
         let headers: Vec<(&str, &[u8])> = challenges.iter().map(|c| (chal, c.as_bytes())).collect();
         Some(self.reply(msg, flow, code, &reason, &headers))
+    }
+}
+
+/// The top Via's sent-by is not where the request came from (an address
+/// or a port a NAT changed; a host name is taken at its word).
+pub(super) fn via_moved(msg: &Message, flow: Flow) -> bool {
+    let Ok(v) = msg.top_via() else {
+        return false;
+    };
+    let port = v.port.unwrap_or(5060);
+    let host = std::str::from_utf8(v.host).unwrap_or_default();
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        Ok(ip) => ip != flow.remote.ip() || port != flow.remote.port(),
+        Err(_) => false,
     }
 }
 

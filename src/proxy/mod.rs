@@ -7,6 +7,7 @@ pub mod branch;
 pub mod hosts;
 pub mod identity;
 mod local;
+mod nat;
 mod probe;
 mod request;
 mod response;
@@ -198,6 +199,9 @@ pub struct Core {
     unix_base_ms: u64,
     /// Registrar and authentication counters.
     pub reg_stats: RegStats,
+    /// Where the message being handled came from (NAT aliases of the
+    /// responses a leg relays).
+    src: Option<(SocketAddr, Transport)>,
 }
 
 /// What the registrar and the authenticator of one shard did.
@@ -253,6 +257,7 @@ impl Core {
             answered: local::Answered::new(),
             now_ms: 0,
             reg_stats: RegStats::default(),
+            src: None,
             unix_base_ms: crate::registrar::unix_now_ms(),
         }
     }
@@ -301,6 +306,7 @@ impl Core {
     /// stateless proxy.
     pub fn handle(&mut self, data: Bytes, flow: Flow) -> Outcome {
         self.refresh_routing();
+        self.src = Some((flow.remote, flow.transport));
         match self.parse(data, flow) {
             Ok(msg) if msg.is_request() => self.request(&msg, flow),
             Ok(msg) => self
@@ -318,6 +324,7 @@ impl Core {
             return out.push(self.handle(data, flow));
         }
         self.refresh_routing();
+        self.src = Some((flow.remote, flow.transport));
         match self.parse(data.clone(), flow) {
             Ok(msg) if msg.is_request() => match self.owner(&msg) {
                 Some(owner) => out.push(Outcome::ToShard(owner, Box::new((data, flow)))),

@@ -74,8 +74,14 @@ impl Core {
         let dest = std::net::SocketAddr::new(ip, t.cfg.port);
         let transport = t.cfg.transport;
         // From where requests to it leave (so the answer comes back here).
-        let (me, sent_by, local) =
-            sender(&self.me, &self.outbound, transport, dest, t.cfg.listener)?;
+        let (me, sent_by, local) = sender(
+            &self.me,
+            &self.outbound,
+            transport,
+            dest,
+            t.cfg.listener,
+            false,
+        )?;
         let via = via_transport(transport);
         let branch = format!("{PROBE}{set_id:x}-{:x}-{seq:x}", t.id);
         let mut m = String::with_capacity(512);

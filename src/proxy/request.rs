@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
 use super::identity::Me;
-use super::{Core, Drop, Flow, Identity, Outcome, Transmit};
+use super::{ConnId, Core, Drop, Flow, Identity, Outcome, Transmit};
 use crate::config::{Target, Transport};
 use crate::registrar::Binding;
 use crate::routing::stats::count_class;
@@ -25,6 +25,11 @@ pub(super) struct NextHop {
     transport: Transport,
     /// The listener to send from, when the target names one.
     pub listener: Option<SocketAddr>,
+    /// Over a stream: the connection to use while it is open.
+    conn: Option<ConnId>,
+    /// Send from the listener's own socket, never a shard's outbound one
+    /// (a NATed UA lets in only what comes from where it registered).
+    pinned: bool,
 }
 
 impl NextHop {
@@ -35,7 +40,30 @@ impl NextHop {
             port: 0,
             transport: Transport::Udp,
             listener: None,
+            conn: None,
+            pinned: false,
         }
+    }
+
+    /// An address, not a name (a NAT alias): sent from the listener's
+    /// own socket over UDP.
+    pub(super) fn to_addr(a: SocketAddr, transport: Transport) -> NextHop {
+        NextHop {
+            host: a.ip().to_string(),
+            port: a.port(),
+            transport,
+            listener: None,
+            conn: None,
+            pinned: transport == Transport::Udp,
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn addr(&self) -> Option<(SocketAddr, Transport)> {
+        Some((
+            SocketAddr::new(self.host.parse().ok()?, self.port),
+            self.transport,
+        ))
     }
 
     pub(super) fn of_target(t: &Target) -> NextHop {
@@ -44,6 +72,8 @@ impl NextHop {
             port: t.port,
             transport: t.transport,
             listener: t.listener,
+            conn: None,
+            pinned: false,
         }
     }
 }
@@ -55,6 +85,8 @@ pub(super) struct Dest {
     pub addr: SocketAddr,
     pub transport: Transport,
     pub from: Option<SocketAddr>,
+    pub conn: Option<ConnId>,
+    pub pinned: bool,
 }
 
 /// Methods Siphon answers in Allow (OPTIONS to the proxy itself).
@@ -270,10 +302,15 @@ impl Core {
         let next = if let Some(r) = remaining.first() {
             Next::Hop(uri_hop(r))
         } else if in_dialog {
-            if to_me || to_registrar {
+            // A NAT alias we added to this Contact (see `nat`).
+            if let Some((hop, uri)) = super::nat::alias_hop(&target) {
+                rewritten = Some(uri);
+                Next::Hop(hop)
+            } else if to_me || to_registrar {
                 return Err(self.reply(msg, flow, 404, &"Not Found (No Dialog Route)", &[]));
+            } else {
+                Next::Hop(uri_hop(&target))
             }
-            Next::Hop(uri_hop(&target))
         } else if let Some((route, decision, rewrite)) = self.configured_route(msg, flow, &target) {
             if let Some(user) = rewrite {
                 let mut uri = target;
@@ -381,6 +418,8 @@ impl Core {
             addr: dest,
             transport: hop.transport,
             from: hop.listener,
+            conn: hop.conn,
+            pinned: hop.pinned,
         })
     }
 
@@ -413,7 +452,7 @@ impl Core {
         let remaining = &routes[own_routes..];
         loop {
             let Some((out_me, sent_by, local)) =
-                sender(&self.me, &self.outbound, transport, dest, from)
+                sender(&self.me, &self.outbound, transport, dest, from, to.pinned)
             else {
                 return Err(Drop::NoListener);
             };
@@ -481,6 +520,19 @@ impl Core {
                     );
                 }
             }
+            if matches!(
+                method,
+                Method::Invite
+                    | Method::Subscribe
+                    | Method::Refer
+                    | Method::Notify
+                    | Method::Update
+            ) {
+                let moved = super::local::via_moved(msg, flow);
+                if let Some(alias) = self.nat_alias(msg, flow.remote, flow.transport, moved) {
+                    e.add_contact_uri_param(msg, &alias);
+                }
+            }
             if transport == Transport::Tcp {
                 e.ensure_content_length(msg);
             }
@@ -497,7 +549,7 @@ impl Core {
                 transport,
                 local,
                 dest,
-                conn: None,
+                conn: to.conn.filter(|_| transport == to.transport),
                 data,
             });
         }
@@ -637,17 +689,21 @@ pub(super) fn count_route(routing: &Routing, route: Option<usize>) {
 
 /// Where a binding is reached: through its first Path value; over TCP
 /// back to where it registered from (the connection it registered on,
-/// when still open); over UDP at its Contact URI.
+/// when still open); over UDP behind a NAT at the address it registered
+/// from, sent from the listener it registered on (RFC 3581, RFC 5626
+/// §5); else at its Contact URI.
 fn loc_target(b: &Binding) -> Option<LocTarget> {
     let hop = if let Some(p) = b.path.first() {
         let inner = p.strip_prefix(b"<").and_then(|p| p.strip_suffix(b">"))?;
         uri_hop(&Uri::parse(inner).ok()?)
-    } else if b.transport == Transport::Tcp {
+    } else if b.transport == Transport::Tcp || b.nat {
         NextHop {
             host: b.source.ip().to_string(),
             port: b.source.port(),
-            transport: Transport::Tcp,
-            listener: None,
+            transport: b.transport,
+            listener: b.local,
+            conn: (b.conn != 0).then_some(ConnId(b.conn)),
+            pinned: b.transport == Transport::Udp,
         }
     } else {
         uri_hop(&Uri::parse(&b.contact).ok()?)
@@ -677,6 +733,8 @@ fn uri_hop(u: &Uri<'_>) -> NextHop {
         port: u.port.unwrap_or(5060),
         transport,
         listener: None,
+        conn: None,
+        pinned: false,
     }
 }
 
@@ -691,12 +749,13 @@ pub(super) fn sender<'a>(
     transport: Transport,
     dest: SocketAddr,
     from: Option<SocketAddr>,
+    pinned: bool,
 ) -> Option<(&'a Me, &'a str, SocketAddr)> {
     let named = from.and_then(|a| me.by_local(transport, a));
     let out = named.or_else(|| me.listener(transport, dest))?;
     let own = match transport {
-        Transport::Udp => outbound.iter().find(|o| o.0 == out.addr),
-        Transport::Tcp => None,
+        Transport::Udp if !pinned => outbound.iter().find(|o| o.0 == out.addr),
+        _ => None,
     };
     let (sent_by, local) = own.map_or((out.sent_by(), out.addr), |o| (o.2.as_str(), o.1));
     Some((out, sent_by, local))

@@ -57,6 +57,9 @@ impl Core {
         let mut e = std::mem::take(&mut self.edits);
         e.clear();
         let removed = e.remove_top_via(msg).is_ok();
+        if let Some(alias) = self.response_alias(msg) {
+            e.add_contact_uri_param(msg, &alias);
+        }
         if transport == Transport::Tcp {
             e.ensure_content_length(msg);
         }

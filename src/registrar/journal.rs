@@ -186,7 +186,9 @@ fn snapshot_path(dir: &Path, gen: u64) -> PathBuf {
 /// Append the record of an AOR's state after change `seq` (no bindings:
 /// the AOR was removed).
 pub fn encode(out: &mut Vec<u8>, seq: u64, aor: &[u8], bindings: &[Binding]) {
-    out.push(b'R');
+    // 'S': each binding ends with the listener it arrived on and its NAT
+    // flag ('R', its predecessor without them, is still read).
+    out.push(b'S');
     let len_at = out.len();
     out.extend_from_slice(&[0; 4]);
     let body = out.len();
@@ -209,18 +211,29 @@ pub fn encode(out: &mut Vec<u8>, seq: u64, aor: &[u8], bindings: &[Binding]) {
             Transport::Udp => 0,
             Transport::Tcp => 1,
         });
-        let ip = match b.source.ip() {
-            IpAddr::V4(a) => a.to_ipv6_mapped(),
-            IpAddr::V6(a) => a,
-        };
-        out.push(u8::from(b.source.is_ipv4()));
-        out.extend_from_slice(&ip.octets());
-        out.extend_from_slice(&b.source.port().to_le_bytes());
+        put_addr(out, b.source);
+        put_addr(
+            out,
+            b.local
+                .unwrap_or(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)),
+        );
+        out.push(u8::from(b.nat));
     }
     let len = (out.len() - body) as u32;
     out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
     let sum = fnv(&out[body..]);
     out.extend_from_slice(&sum.to_le_bytes());
+}
+
+/// An address: IPv4 flag, the address as IPv6 (IPv4-mapped), the port.
+fn put_addr(out: &mut Vec<u8>, a: SocketAddr) {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    out.push(u8::from(a.is_ipv4()));
+    out.extend_from_slice(&ip.octets());
+    out.extend_from_slice(&a.port().to_le_bytes());
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -275,9 +288,11 @@ pub fn decode(data: &[u8]) -> Decoded {
 }
 
 fn decode_one(d: &[u8]) -> Option<(Entry, usize)> {
-    if *d.first()? != b'R' {
-        return None;
-    }
+    let with_local = match *d.first()? {
+        b'R' => false,
+        b'S' => true,
+        _ => return None,
+    };
     let len = u32::from_le_bytes(d.get(1..5)?.try_into().ok()?) as usize;
     let body = d.get(5..5 + len)?;
     let sum = u64::from_le_bytes(d.get(5 + len..13 + len)?.try_into().ok()?);
@@ -308,12 +323,11 @@ fn decode_one(d: &[u8]) -> Option<(Entry, usize)> {
             1 => Transport::Tcp,
             _ => return None,
         };
-        let v4 = r.u8()? == 1;
-        let ip = Ipv6Addr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?);
-        let port = r.u16()?;
-        let ip = match (v4, ip.to_ipv4_mapped()) {
-            (true, Some(a)) => IpAddr::V4(a),
-            _ => IpAddr::V6(ip),
+        let source = r.addr()?;
+        let (local, nat) = if with_local {
+            (Some(r.addr()?).filter(|a| a.port() != 0), r.u8()? == 1)
+        } else {
+            (None, false)
         };
         bindings.push(Binding {
             contact,
@@ -324,8 +338,11 @@ fn decode_one(d: &[u8]) -> Option<(Entry, usize)> {
             path: path.into_boxed_slice(),
             instance,
             reg_id,
-            source: SocketAddr::new(ip, port),
+            source,
             transport,
+            local,
+            conn: 0,
+            nat,
         });
     }
     if !r.0.is_empty() {
@@ -337,6 +354,17 @@ fn decode_one(d: &[u8]) -> Option<(Entry, usize)> {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
+    fn addr(&mut self) -> Option<SocketAddr> {
+        let v4 = self.u8()? == 1;
+        let ip = Ipv6Addr::from(<[u8; 16]>::try_from(self.take(16)?).ok()?);
+        let port = self.u16()?;
+        let ip = match (v4, ip.to_ipv4_mapped()) {
+            (true, Some(a)) => IpAddr::V4(a),
+            _ => IpAddr::V6(ip),
+        };
+        Some(SocketAddr::new(ip, port))
+    }
+
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (a, b) = (self.0.get(..n)?, self.0.get(n..)?);
         self.0 = b;
@@ -498,6 +526,9 @@ mod tests {
             reg_id: 1,
             source: "[::1]:5070".parse().unwrap(),
             transport: Transport::Tcp,
+            local: Some("[::1]:5060".parse().unwrap()),
+            conn: 0,
+            nat: true,
         }
     }
 
@@ -518,6 +549,25 @@ mod tests {
         assert_eq!(d.entries[0].aor, b"a@x");
         assert_eq!(d.entries[0].bindings, vec![b("sip:a@h", 100), v4]);
         assert_eq!((d.entries[1].seq, d.entries[1].bindings.len()), (8, 0));
+    }
+
+    #[test]
+    fn records_without_the_listener_still_replay() {
+        let mut old = b("sip:a@h", 100);
+        old.local = None;
+        old.nat = false;
+        let mut s = Vec::new();
+        encode(&mut s, 3, b"a@x", &[old.clone()]);
+        // An 'R' record: the same without the listener and the NAT flag
+        // (20 bytes) that end its one binding.
+        let body = s[5..s.len() - 8 - 20].to_vec();
+        let mut r = vec![b'R'];
+        r.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        r.extend_from_slice(&body);
+        r.extend_from_slice(&fnv(&body).to_le_bytes());
+        let d = decode(&r);
+        assert_eq!((d.entries.len(), d.torn), (1, 0));
+        assert_eq!(d.entries[0].bindings, vec![old]);
     }
 
     #[test]

@@ -61,6 +61,54 @@ impl Reply {
 pub struct Source {
     pub addr: SocketAddr,
     pub transport: Transport,
+    /// The listener it arrived on.
+    pub local: SocketAddr,
+    /// Over a stream, the connection (the runtime's id; 0: none).
+    pub conn: u64,
+    /// `[registrar] nat`, and whether the top Via's sent-by is not the
+    /// source address (the UA does not know the address we see: a NAT
+    /// is between us, RFC 3581).
+    pub nat: crate::config::Nat,
+    pub via_moved: bool,
+}
+
+/// A private or shared address, never reachable from outside its NAT:
+/// RFC 1918, RFC 6598 (carrier-grade NAT), link-local, IPv6 unique local.
+pub fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// A binding from `src` with this Contact is behind a NAT (`Nat::Auto`,
+/// after Kamailio's `nat_uac_test`): the Via moved, the Contact is a
+/// private or shared address (RFC 1918, RFC 6598) that is not the
+/// source, or it asks for an outbound flow (`;ob`, RFC 5626 §5).
+fn nated(src: &Source, contact: &[u8]) -> bool {
+    use crate::config::Nat;
+    use crate::sip::uri::{Host, Uri};
+    match src.nat {
+        Nat::Off => false,
+        Nat::Always => true,
+        Nat::Auto if src.via_moved => true,
+        Nat::Auto => Uri::parse(contact).is_ok_and(|u| {
+            let private = match u.host {
+                Host::V4(a) => is_private(a.into()),
+                Host::V6(_, a) => is_private(a.into()),
+                _ => false,
+            };
+            let at_source = match u.host {
+                Host::V4(a) => std::net::IpAddr::from(a) == src.addr.ip(),
+                Host::V6(_, a) => std::net::IpAddr::from(a) == src.addr.ip(),
+                _ => false,
+            };
+            (private && !at_source) || u.param("ob").is_some()
+        }),
+    }
 }
 
 /// Process a REGISTER for `aor` at `now` (unix seconds).
@@ -300,6 +348,9 @@ fn apply(
             reg_id: w.reg_id,
             source: src.addr,
             transport: src.transport,
+            local: Some(src.local),
+            conn: src.conn,
+            nat: src.transport == Transport::Udp && nated(&src, w.text),
         };
         match at {
             Some(i) => next[i] = b,

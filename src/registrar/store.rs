@@ -46,6 +46,16 @@ pub struct Binding {
     /// Where the REGISTER came from.
     pub source: SocketAddr,
     pub transport: Transport,
+    /// The listener it arrived on (a NATed UA is reached from there:
+    /// its NAT lets in only what comes from the address it sent to).
+    /// `None` in journal records written before it was kept.
+    pub local: Option<SocketAddr>,
+    /// Over a stream: the connection it arrived on (the runtime's
+    /// `ConnId`; 0: none). Valid for this run only, so not journaled.
+    pub conn: u64,
+    /// Behind a NAT (see `config::Nat`): reached at `source` from
+    /// `local`, not at its Contact.
+    pub nat: bool,
 }
 
 impl Binding {
@@ -350,6 +360,9 @@ mod tests {
             reg_id: 0,
             source: "127.0.0.1:5060".parse().unwrap(),
             transport: Transport::Udp,
+            local: None,
+            conn: 0,
+            nat: false,
         }
     }
 

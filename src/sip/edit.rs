@@ -145,6 +145,43 @@ impl Edits {
         }
     }
 
+    /// Add `;param` to the URI of the first Contact value, writing an
+    /// addr-spec as a name-addr so that the parameter belongs to the URI,
+    /// not to the header (RFC 3261 §20.10). False without a Contact, for
+    /// `*`, or for a value that does not look like one.
+    pub fn add_contact_uri_param(&mut self, msg: &Message, param: &[u8]) -> bool {
+        let Some(f) = first_field(msg, HeaderName::Contact) else {
+            return false;
+        };
+        let v = msg.slice(f.value);
+        let start = f.value.start;
+        let at = |i: usize| Span {
+            start: start + i as u32,
+            end: start + i as u32,
+        };
+        let mut with = Vec::with_capacity(param.len() + 2);
+        with.push(b';');
+        with.extend_from_slice(param);
+        if let Some(lt) = unquoted(v, b'<') {
+            let Some(gt) = v[lt..].iter().position(|&c| c == b'>') else {
+                return false;
+            };
+            self.replace(at(lt + gt), &with);
+            return true;
+        }
+        if v.first() == Some(&b'*') || v.is_empty() {
+            return false;
+        }
+        let end = v
+            .iter()
+            .position(|&c| matches!(c, b';' | b',' | b' ' | b'\t'))
+            .unwrap_or(v.len());
+        with.push(b'>');
+        self.replace(at(0), b"<");
+        self.replace(at(end), &with);
+        true
+    }
+
     /// Replace the Request-URI (§16.6 step 2, §16.5 retargeting).
     pub fn set_request_uri(&mut self, msg: &Message, uri: &[u8]) {
         if let Some(span) = msg.request_uri_span() {
@@ -354,6 +391,21 @@ impl Edits {
             seq,
         });
     }
+}
+
+/// The first `c` of `v` outside a quoted string.
+fn unquoted(v: &[u8], c: u8) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, &b) in v.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ if b == c && !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn first_field(msg: &Message, name: HeaderName) -> Option<&super::message::HeaderField> {

@@ -230,3 +230,39 @@ fn retain_list_values_across_fields() {
         }
     }
 }
+
+#[test]
+fn a_contact_uri_parameter_goes_inside_the_uri() {
+    let contact = |c: &str| {
+        let m = parse(format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContact: {c}\r\nContent-Length: 0\r\n\r\n").as_bytes());
+        let mut e = Edits::new();
+        let added = e.add_contact_uri_param(&m, b"alias=192.0.2.7~5062~1");
+        let mut out = Vec::new();
+        e.apply(&m, &mut out);
+        let f = parse(&out);
+        (
+            added,
+            String::from_utf8(f.header(HeaderName::Contact).unwrap().to_vec()).unwrap(),
+        )
+    };
+    assert_eq!(
+        contact("\"A <b>\" <sip:a@10.0.0.1:5060;transport=udp>;expires=60"),
+        (
+            true,
+            "\"A <b>\" <sip:a@10.0.0.1:5060;transport=udp;alias=192.0.2.7~5062~1>;expires=60"
+                .into()
+        )
+    );
+    assert_eq!(
+        contact("sip:a@10.0.0.1;expires=60"),
+        (
+            true,
+            "<sip:a@10.0.0.1;alias=192.0.2.7~5062~1>;expires=60".into()
+        )
+    );
+    assert_eq!(
+        contact("sip:a@10.0.0.1"),
+        (true, "<sip:a@10.0.0.1;alias=192.0.2.7~5062~1>".into())
+    );
+    assert_eq!(contact("*"), (false, "*".into()));
+}

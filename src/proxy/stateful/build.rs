@@ -56,9 +56,13 @@ pub(super) fn upstream_response(
     transport: Transport,
     status: Option<(u16, &str)>,
     extra: &[(HeaderName, Vec<u8>)],
+    contact_param: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
     edits.clear();
     edits.remove_top_via(resp).ok()?;
+    if let Some(p) = contact_param {
+        edits.add_contact_uri_param(resp, p);
+    }
     if let Some((code, reason)) = status {
         edits.set_status_line(resp, code, reason.as_bytes());
     }
@@ -135,6 +139,7 @@ mod tests {
             Transport::Udp,
             Some((500, "Server Internal Error")),
             &[(HeaderName::WwwAuthenticate, b"Digest realm=\"x\"".to_vec())],
+            None,
         )
         .unwrap();
         let m = parse(std::str::from_utf8(&out).unwrap());
@@ -145,7 +150,7 @@ mod tests {
             m.header(HeaderName::WwwAuthenticate),
             Some(&b"Digest realm=\"x\""[..])
         );
-        let plain = upstream_response(&mut e, &resp, Transport::Udp, None, &[]).unwrap();
+        let plain = upstream_response(&mut e, &resp, Transport::Udp, None, &[], None).unwrap();
         assert!(plain.starts_with(b"SIP/2.0 503 Service Unavailable\r\n"));
     }
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use super::super::request::{
     count_route, count_route_final, upstream, LocTarget, Next, NextHop, Plan,
 };
-use super::super::{Core, Flow, Outcome, Transmit};
+use super::super::{ConnId, Core, Flow, Outcome, Transmit};
 use super::build::upstream_response;
 use super::Table;
 use crate::config::{Fork, Transport};
@@ -92,6 +92,9 @@ pub(super) struct Leg {
     pub(super) transport: Transport,
     pub(super) local: SocketAddr,
     pub(super) dest: SocketAddr,
+    /// Over a stream, the connection the request went on (a UA reached
+    /// over the connection it registered on): CANCEL and ACK follow it.
+    pub(super) conn: Option<ConnId>,
     /// Index of the target in the destination set (or of the contact in
     /// the location targets).
     pub(super) target: Option<usize>,
@@ -485,6 +488,7 @@ impl Core {
             transport: t.transport,
             local: t.local,
             dest: t.dest,
+            conn: t.conn,
             target,
             sent_at: now,
             active: None,
@@ -619,8 +623,15 @@ impl Core {
         if sent_code >= 200 && !ctx.final_sent {
             ctx.count_final(sent_code);
         }
-        let Some(data) = upstream_response(&mut self.edits, msg, ctx.up.transport, status, extra)
-        else {
+        let alias = self.response_alias(msg);
+        let Some(data) = upstream_response(
+            &mut self.edits,
+            msg,
+            ctx.up.transport,
+            status,
+            extra,
+            alias.as_deref(),
+        ) else {
             return;
         };
         // A 2xx to an INVITE is never resent by us (its retransmissions
@@ -665,7 +676,7 @@ pub(super) fn leg_transmit(leg: &Leg, data: Vec<u8>) -> Transmit {
         transport: leg.transport,
         local: leg.local,
         dest: leg.dest,
-        conn: None,
+        conn: leg.conn,
         data,
     }
 }

@@ -39,6 +39,10 @@ fn src() -> Source {
     Source {
         addr: "10.0.0.1:5060".parse().unwrap(),
         transport: Transport::Udp,
+        local: "192.0.2.1:5060".parse().unwrap(),
+        conn: 0,
+        nat: crate::config::Nat::Auto,
+        via_moved: false,
     }
 }
 
