@@ -277,3 +277,52 @@ fn nat_off_uses_the_contact() {
         "sent to 192.168.1.5, not to bob's socket"
     );
 }
+
+/// Keep-alives over real sockets, two shards: bob (behind the NAT) gets
+/// an OPTIONS at his NAT address from the listener, answers one; when he
+/// falls silent his binding is removed after `nat_ping_misses`.
+#[test]
+fn natted_bindings_get_keepalives_and_silent_ones_go() {
+    let p = start_on(
+        2,
+        "127.0.11.31",
+        &["udp"],
+        "[registrar]\ndomains = [\"example.com\"]\nnat_ping_interval_s = 1\nnat_ping_misses = 2\n",
+    );
+    let bob = ua("127.0.11.33");
+    let bob_uri = "<sip:bob@example.com>";
+    bob.send(
+        p.addr,
+        &natted(
+            "REGISTER",
+            "sip:example.com",
+            "reg",
+            1,
+            &format!("{bob_uri};tag=r"),
+            bob_uri,
+            "",
+            "",
+        ),
+    )
+    .unwrap();
+    status(&bob, 200);
+    let (ping, from) = bob.expect();
+    assert_eq!(ping.method(), Some(Method::Options));
+    assert_eq!(from, p.addr, "from the listener bob registered on");
+    assert_eq!(
+        ping.request_uri_bytes().unwrap(),
+        format!("sip:bob@{PRIVATE}").as_bytes()
+    );
+    bob.send(p.addr, &bob.response(&ping, 200, "OK")).unwrap();
+    // Silent from now on: the binding is removed after two misses.
+    let s = common::settled_for(&p.rt, Duration::from_secs(9), |s| s.nat_removed == 1);
+    assert_eq!(s.nat_removed, 1, "{s:?}");
+    assert!(s.nat_pings >= 3 && s.nat_ping_misses == 2, "{s:?}");
+    let replies = s
+        .drops
+        .iter()
+        .find(|d| d.0 == siphon::proxy::Drop::NatPingReply)
+        .unwrap()
+        .1;
+    assert_eq!(replies, 1, "{s:?}");
+}

@@ -46,6 +46,8 @@ pub(super) struct RawRegistrar {
     pub fsync_interval_ms: Option<Spanned<i64>>,
     pub compact_interval_s: Option<Spanned<i64>>,
     pub fork: Option<Spanned<String>>,
+    pub nat_ping_interval_s: Option<Spanned<i64>>,
+    pub nat_ping_misses: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

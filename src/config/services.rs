@@ -36,6 +36,11 @@ pub struct Registrar {
     /// Stateful mode: try a registered user's contacts all at once, or
     /// one at a time by q-value.
     pub fork: Fork,
+    /// Keep-alive OPTIONS to each NATed UDP binding every this many
+    /// seconds (0: none), and how many in a row may go unanswered before
+    /// the binding is removed.
+    pub nat_ping_interval_s: u32,
+    pub nat_ping_misses: u32,
 }
 
 /// `[auth]`: Digest authentication (RFC 7616, RFC 2617).
@@ -125,6 +130,9 @@ impl Cx<'_> {
                 1..=86_400,
             )? as u64),
             fork,
+            nat_ping_interval_s: int(&r.nat_ping_interval_s, "nat_ping_interval_s", 30, 0..=3600)?
+                as u32,
+            nat_ping_misses: int(&r.nat_ping_misses, "nat_ping_misses", 3, 1..=100)? as u32,
         })
     }
 

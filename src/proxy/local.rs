@@ -60,6 +60,10 @@ impl Answered {
 impl Core {
     /// Use `reg` as this shard's registrar and location service.
     pub fn set_registrar(&mut self, reg: Arc<crate::registrar::Registrar>) {
+        if self.prober {
+            let c = &reg.cfg;
+            self.pinger = super::natping::NatPinger::new(c.nat_ping_interval_s, c.nat_ping_misses);
+        }
         self.registrar = Some(reg);
     }
 

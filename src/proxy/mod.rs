@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod identity;
 mod local;
 mod nat;
+mod natping;
 mod probe;
 mod request;
 mod response;
@@ -131,6 +132,8 @@ pub enum Drop {
     /// The answer to one of our OPTIONS probes: taken by the health
     /// check, not forwarded (not an error).
     ProbeReply,
+    /// The answer to one of our keep-alives to a NATed binding.
+    NatPingReply,
     /// The ACK for a final response Siphon generated itself (a 407
     /// challenge, a 404, a 503…): it ends that answer's transaction here
     /// (RFC 3261 §17.2.1) and goes nowhere else.
@@ -154,6 +157,7 @@ impl Drop {
             Drop::Policy => "route_drop",
             Drop::ProbeReply => "probe_reply",
             Drop::OwnAnswerAck => "ack_own_answer",
+            Drop::NatPingReply => "nat_ping_reply",
         }
     }
 }
@@ -199,6 +203,8 @@ pub struct Core {
     unix_base_ms: u64,
     /// Registrar and authentication counters.
     pub reg_stats: RegStats,
+    /// The pinging shard: keep-alives to NATed bindings.
+    pinger: Option<natping::NatPinger>,
     /// Where the message being handled came from (NAT aliases of the
     /// responses a leg relays).
     src: Option<(SocketAddr, Transport)>,
@@ -213,6 +219,11 @@ pub struct RegStats {
     pub challenges: u64,
     /// 403 for bad credentials.
     pub auth_failures: u64,
+    /// Keep-alive OPTIONS sent to NATed bindings, those that had no
+    /// answer by the next, and bindings removed for it.
+    pub nat_pings: u64,
+    pub nat_ping_misses: u64,
+    pub nat_removed: u64,
 }
 
 impl Core {
@@ -258,6 +269,7 @@ impl Core {
             now_ms: 0,
             reg_stats: RegStats::default(),
             src: None,
+            pinger: None,
             unix_base_ms: crate::registrar::unix_now_ms(),
         }
     }
@@ -309,9 +321,12 @@ impl Core {
         self.src = Some((flow.remote, flow.transport));
         match self.parse(data, flow) {
             Ok(msg) if msg.is_request() => self.request(&msg, flow),
-            Ok(msg) => self
-                .probe_reply(&msg)
-                .unwrap_or_else(|| self.response(&msg)),
+            Ok(msg) => match self.nat_ping_reply(&msg, flow) {
+                Some(o) => o,
+                None => self
+                    .probe_reply(&msg)
+                    .unwrap_or_else(|| self.response(&msg)),
+            },
             Err(out) => out,
         }
     }
@@ -330,7 +345,10 @@ impl Core {
                 Some(owner) => out.push(Outcome::ToShard(owner, Box::new((data, flow)))),
                 None => self.stateful_request(now, msg, flow, out),
             },
-            Ok(msg) => match self.probe_reply(&msg) {
+            Ok(msg) => match self
+                .nat_ping_reply(&msg, flow)
+                .or_else(|| self.probe_reply(&msg))
+            {
                 Some(o) => out.push(o),
                 None => self.stateful_response(now, data, msg, flow, out),
             },

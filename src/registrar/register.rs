@@ -72,6 +72,30 @@ pub struct Source {
     pub via_moved: bool,
 }
 
+/// Remove the binding of `aor` whose Contact is `contact` (a NATed UA
+/// that stopped answering keep-alives), journaling the change. False if
+/// it was not there.
+pub fn remove_binding(reg: &Registrar, aor: &[u8], contact: &[u8], journal: &mut Vec<u8>) -> bool {
+    let r = reg.store.update(aor, |old| {
+        if !old.iter().any(|b| &*b.contact == contact) {
+            return Err(());
+        }
+        Ok(old
+            .iter()
+            .filter(|b| &*b.contact != contact)
+            .cloned()
+            .collect())
+    });
+    match r {
+        Ok(u) => {
+            let bindings = u.record.as_ref().map_or(&[][..], |r| &r.bindings);
+            journal::encode(journal, u.seq, aor, bindings);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// A private or shared address, never reachable from outside its NAT:
 /// RFC 1918, RFC 6598 (carrier-grade NAT), link-local, IPv6 unique local.
 pub fn is_private(ip: std::net::IpAddr) -> bool {

@@ -282,8 +282,14 @@ impl Store {
 
     /// Every record, partition by partition (a consistent view of each
     /// partition, not of the whole table): for compaction.
-    pub fn for_each(&self, mut f: impl FnMut(&Record)) {
-        for slot in self.slots.iter() {
+    pub fn for_each(&self, f: impl FnMut(&Record)) {
+        self.for_each_in(0..self.slots.len(), f);
+    }
+
+    /// [`Store::for_each`] over partitions `range` (a walk in slices).
+    pub fn for_each_in(&self, range: std::ops::Range<usize>, mut f: impl FnMut(&Record)) {
+        let end = range.end.min(self.slots.len());
+        for slot in &self.slots[range.start.min(end)..end] {
             if let Some(p) = slot.snap.load().as_ref() {
                 for (_, r) in p.iter() {
                     f(r);

@@ -227,7 +227,8 @@ pub(super) fn run_timers(shard: &Rc<Shard>) {
             }
             // Health probes (the probing shard only; nothing elsewhere).
             shard.core.borrow_mut().poll_probes(now, &mut out);
-            let probes = !out.is_empty();
+            shard.core.borrow_mut().poll_nat_pings(now, &mut out);
+            let probes = !out.is_empty() || shard.core.borrow().journal_pending();
             for o in out.drain(..) {
                 shard.dispatch(o);
             }
@@ -273,6 +274,9 @@ impl Shard {
         set(&c.registers, r.registers);
         set(&c.auth_challenges, r.challenges);
         set(&c.auth_failures, r.auth_failures);
+        set(&c.nat_pings, r.nat_pings);
+        set(&c.nat_ping_misses, r.nat_ping_misses);
+        set(&c.nat_removed, r.nat_removed);
     }
 }
 

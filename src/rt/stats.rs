@@ -87,11 +87,14 @@ counters! {
     registers => "siphon_registrar_registers_total", "REGISTER requests answered by the registrar (any status)";
     auth_challenges => "siphon_auth_challenges_total", "401/407 challenges sent";
     auth_failures => "siphon_auth_failures_total", "requests refused with 403 for bad credentials";
+    nat_pings => "siphon_nat_pings_total", "keep-alive OPTIONS sent to registered UAs behind a NAT";
+    nat_ping_misses => "siphon_nat_ping_misses_total", "keep-alives with no answer by the time the next was due";
+    nat_removed => "siphon_nat_bindings_removed_total", "NATed bindings removed after nat_ping_misses unanswered keep-alives";
     recv_errors => "siphon_receive_errors_total", "receives that failed";
 }
 
 /// Every drop reason, in counter order.
-pub const DROPS: [Drop; 14] = [
+pub const DROPS: [Drop; 15] = [
     Drop::Keepalive,
     Drop::Garbage,
     Drop::BadResponse,
@@ -106,6 +109,7 @@ pub const DROPS: [Drop; 14] = [
     Drop::Policy,
     Drop::ProbeReply,
     Drop::OwnAnswerAck,
+    Drop::NatPingReply,
 ];
 
 impl Counters {

@@ -83,7 +83,12 @@ pub fn assert_port_in_use(transport: &str, addr: SocketAddr) {
 /// The counters once `done` holds, or after 3 s (then the caller's
 /// assertions report what they are).
 pub fn settled(rt: &Runtime, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
-    let deadline = Instant::now() + Duration::from_secs(3);
+    settled_for(rt, Duration::from_secs(3), done)
+}
+
+/// [`settled`] waiting at most `wait`.
+pub fn settled_for(rt: &Runtime, wait: Duration, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    let deadline = Instant::now() + wait;
     loop {
         let s = rt.snapshot();
         if done(&s) || Instant::now() > deadline {

@@ -16,6 +16,8 @@ fn cfg() -> config::Registrar {
         fsync: crate::registrar::Fsync::Never,
         compact_interval: std::time::Duration::from_secs(300),
         fork: config::Fork::Parallel,
+        nat_ping_interval_s: 30,
+        nat_ping_misses: 3,
     }
 }
 
