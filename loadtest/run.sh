@@ -86,9 +86,13 @@ loadgen_value() { awk -v k="$2" '$1==k {print $2}' "$1"; }
 
 start_proxy() { # name -> sets proxy_pid
     case $1 in
-        siphon)
-            local mode=stateless rr=false
+        siphon|siphon-socket)
+            # siphon-socket: stateful requests stay on the shard that
+            # received them (dispatch = "socket"), to measure the Call-ID
+            # hand-off of the default against it in the same run.
+            local mode=stateless rr=false dispatch=call-id
             [ "$PROFILE" = stateful ] && { mode=stateful; rr=true; }
+            [ "$1" = siphon-socket ] && dispatch=socket
             cat > "$work/siphon.toml" <<TOML
 [server]
 shards = $SHARDS
@@ -98,6 +102,7 @@ addr = "$PROXY_IP:5060"
 [proxy]
 mode = "$mode"
 record_route = $rr
+dispatch = "$dispatch"
 [[route]]
 name = "uas"
 match = { user_prefix = "service" }
@@ -105,7 +110,7 @@ destination = "uas"
 [destination.uas]
 targets = [{ uri = "sip:$UAS_IP:5080" }]
 TOML
-            "$SIPHON" --config "$work/siphon.toml" 2> "$work/siphon.log" &
+            "$SIPHON" --config "$work/siphon.toml" 2> "$work/$1.log" &
             proxy_pid=$! ;;
         kamailio)
             # tm keeps finished transactions ~5 s: ~135 MB of shm per 1000 cps.

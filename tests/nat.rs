@@ -326,3 +326,71 @@ fn natted_bindings_get_keepalives_and_silent_ones_go() {
         .1;
     assert_eq!(replies, 1, "{s:?}");
 }
+
+/// A phone registered over TCP (Contact = its connection's address, as
+/// baresip writes it) is reached inside a dialog over that connection,
+/// whichever shard owns the call: two calls whose Call-IDs belong to
+/// different shards, so one is handled by the shard that does not own
+/// the connection and hands the request over.
+#[test]
+fn a_tcp_phone_is_reached_in_dialog_over_its_connection_from_any_shard() {
+    use siphon::proxy::call_id_shard;
+    use siphon::testkit::TcpUa;
+    let p = start_on(
+        2,
+        "127.0.11.41",
+        &["udp", "tcp"],
+        "[proxy]\nmode = \"stateful\"\nrecord_route = true\n[registrar]\ndomains = [\"example.com\"]\n",
+    );
+    let alice = ua("127.0.11.42");
+    let mut bob = TcpUa::connect("127.0.11.43", p.addr, T).unwrap();
+    let me = bob.addr;
+    let reg = format!(
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtr1\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=r\r\nTo: <sip:bob@example.com>\r\nCall-ID: treg\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@{me};transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+    );
+    bob.send(reg.as_bytes()).unwrap();
+    assert_eq!(bob.expect().status(), Some(200));
+    let cids = {
+        let a = "tcp-call-0".to_string();
+        let b = (1..)
+            .map(|i| format!("tcp-call-{i}"))
+            .find(|c| call_id_shard(c.as_bytes(), 2) != call_id_shard(a.as_bytes(), 2))
+            .unwrap();
+        [a, b]
+    };
+    for cid in &cids {
+        let inv = alice.request(
+            "INVITE",
+            "sip:bob@example.com",
+            cid,
+            &format!("z9hG4bK{cid}"),
+            1,
+            "",
+        );
+        alice.send(p.addr, &inv).unwrap();
+        status(&alice, 100);
+        let got = bob.expect();
+        assert_eq!(got.method(), Some(Method::Invite));
+        bob.send(&bob.response(&got, 200, "OK")).unwrap();
+        let ok = status(&alice, 200);
+        let route: String = ok
+            .header_values(HeaderName::RecordRoute)
+            .map(|v| format!("Route: {}\r\n", String::from_utf8_lossy(v)))
+            .collect();
+        // Inside the dialog: Request-URI = bob's Contact, his connection's
+        // address, where nobody listens.
+        let info = format!(
+            "INFO sip:bob@{me};transport=tcp SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKi{cid};rport\r\nMax-Forwards: 70\r\n{route}From: <sip:alice@{a}>;tag=uac-{cid}\r\nTo: <sip:bob@example.com>;tag=uas-tag\r\nCall-ID: {cid}\r\nCSeq: 2 INFO\r\nContent-Length: 0\r\n\r\n",
+            a = alice.addr
+        );
+        alice.send(p.addr, info.as_bytes()).unwrap();
+        let got = bob.expect();
+        assert_eq!(
+            got.method(),
+            Some(Method::Info),
+            "over bob's own connection"
+        );
+        bob.send(&bob.response(&got, 200, "OK")).unwrap();
+        status(&alice, 200);
+    }
+}

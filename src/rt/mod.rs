@@ -157,6 +157,7 @@ impl Runtime {
         let mut counters = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         let tcp_cap = cfg.tcp.max_connections.div_ceil(shards);
+        let tcp_directory = Arc::new(tcp::Directory::default());
         // Stateful mode: each shard's own outbound UDP sockets (see
         // `udp::bind_outbound`), and the list of all of them.
         let mut outbound = Vec::with_capacity(shards);
@@ -193,6 +194,7 @@ impl Runtime {
                 all_outbound.clone(),
             );
             let (registrar, auth, routing) = (registrar.clone(), auth.clone(), routing.clone());
+            let tcp_directory = tcp_directory.clone();
             let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores))
                 .name(&format!("siphon-shard-{id}"))
                 .io_memory(io_memory);
@@ -254,7 +256,7 @@ impl Runtime {
                             .map(|(a, s)| (a, Rc::new(s)))
                             .chain(own_sockets)
                             .collect(),
-                        tcp: RefCell::new(tcp::Table::new(tcp_cap)),
+                        tcp: RefCell::new(tcp::Table::new(tcp_cap, tcp_directory)),
                         // One idle timer per connection, and room to spare.
                         timers: RefCell::new(wheel::Wheel::with_capacity(tcp_cap + 1024)),
                         epoch,

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{shutdown, Shutdown};
@@ -99,15 +100,37 @@ pub(super) struct Table {
     by_remote: HashMap<SocketAddr, ConnId>,
     seq: u64,
     cap: usize,
+    /// Every shard's connections by peer address, so that a message for
+    /// a peer connected to another shard (a phone that registered over
+    /// TCP, reached inside a dialog by its address) takes its connection
+    /// instead of a new one to its ephemeral port.
+    shared: Arc<Directory>,
+}
+
+/// The connections of every shard by peer address: written when a
+/// connection opens or closes, read only when a shard has none of its
+/// own to the peer.
+#[derive(Default)]
+pub(super) struct Directory(Mutex<HashMap<SocketAddr, ConnId>>);
+
+impl Directory {
+    fn get(&self, remote: SocketAddr) -> Option<ConnId> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&remote)
+            .copied()
+    }
 }
 
 impl Table {
-    pub fn new(cap: usize) -> Table {
+    pub fn new(cap: usize, shared: Arc<Directory>) -> Table {
         Table {
             by_id: HashMap::new(),
             by_remote: HashMap::new(),
             seq: boot_seq(),
             cap,
+            shared,
         }
     }
 
@@ -142,6 +165,11 @@ impl Table {
         });
         self.by_id.insert(id, conn.clone());
         self.by_remote.insert(remote, id);
+        self.shared
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(remote, id);
         Some((conn, rx))
     }
 
@@ -149,6 +177,10 @@ impl Table {
         if let Some(c) = self.by_id.remove(&id) {
             if self.by_remote.get(&c.remote) == Some(&id) {
                 self.by_remote.remove(&c.remote);
+            }
+            let mut shared = self.shared.0.lock().unwrap_or_else(|p| p.into_inner());
+            if shared.get(&c.remote) == Some(&id) {
+                shared.remove(&c.remote);
             }
         }
     }
@@ -251,6 +283,20 @@ pub(super) fn send(shard: &Rc<Shard>, t: Transmit) {
         }
     }
     let conn = shard.tcp.borrow().to(t.dest).cloned();
+    if conn.is_none() && t.conn.is_none() {
+        // Another shard's connection to this peer: that shard writes it
+        // (once: with the id set, a closed one is not looked up again).
+        let other = shard.tcp.borrow().shared.get(t.dest);
+        if let Some(id) = other.filter(|id| id.shard() != shard.id) {
+            return shard.hand_off(
+                id.shard(),
+                super::shard::Handoff::Send(Transmit {
+                    conn: Some(id),
+                    ..t
+                }),
+            );
+        }
+    }
     let conn = conn.or_else(|| open(shard, t.local, t.dest));
     match conn {
         Some(conn) => {
