@@ -26,9 +26,10 @@ fn ua(ip: &str) -> Ua {
 /// Rules that would misroute every in-dialog request of the tests if they
 /// were applied to it: a source ACL that answers 403 to anyone but the
 /// caller (the callee's requests), a header rule that answers 488 (the
-/// caller's in-dialog requests carry `Subject`), a method rule that
-/// drops INFO and UPDATE, and a round-robin set of two trunks that would
-/// send the ACK to the trunk that did not answer.
+/// caller's UPDATE carries `Subject`), a method rule that drops INFO and
+/// UPDATE, the location service for `bob…` (the caller's requests to the
+/// callee's Contact: 404, he is not registered), and a round-robin set of
+/// two trunks that would send the ACK to the trunk that did not answer.
 fn carrier_rules(caller_ip: &str, trunks: [SocketAddr; 2]) -> String {
     format!(
         r#"
@@ -53,6 +54,11 @@ reason = "No Subjects"
 name = "no-info"
 match = {{ method = ["INFO", "UPDATE"] }}
 action = "drop"
+
+[[route]]
+name = "to-bob"
+match = {{ user_prefix = "bob" }}
+action = "location"
 
 [[route]]
 name = "all"
@@ -146,7 +152,11 @@ fn quiet(ua: &Ua) {
 /// answers 200 (after the proxy's 100 for an INVITE in stateful mode),
 /// and for an INVITE the ACK follows.
 fn exchange(p: &Proxy, stateful: bool, m: &str, call_id: &str, from: &mut Side, to: &Ua) {
-    let extra = "Subject: in-dialog\r\n";
+    let extra = if m == "UPDATE" {
+        "Subject: in-dialog\r\n"
+    } else {
+        ""
+    };
     from.ua
         .send(p.addr, &from.request(m, call_id, extra))
         .unwrap();
@@ -183,7 +193,7 @@ fn call_through_rules(mode: &str, shards: usize, ip: &str) {
         shards,
         &format!("{ip}1"),
         &["udp"],
-        &format!("[proxy]\nmode = \"{mode}\"\nrecord_route = true\n{rules}"),
+        &format!("[proxy]\nmode = \"{mode}\"\nrecord_route = true\n[registrar]\ndomains = [\"example.com\"]\n{rules}"),
     );
     let stateful = mode == "stateful";
     for n in 0..2 {
@@ -269,7 +279,12 @@ fn stateful_in_dialog_requests_follow_the_route_set_through_every_rule() {
 fn in_dialog_without_our_route_goes_by_the_request_uri() {
     let (caller, callee, spare) = (ua("127.0.10.32"), ua("127.0.10.33"), ua("127.0.10.34"));
     let rules = carrier_rules("127.0.10.32", [spare.addr, callee.addr]);
-    let p = start_on(1, "127.0.10.31", &["udp"], &rules);
+    let p = start_on(
+        1,
+        "127.0.10.31",
+        &["udp"],
+        &format!("[registrar]\ndomains = [\"example.com\"]\n{rules}"),
+    );
     let mut a = Side {
         ua: &caller,
         me: format!("sip:alice@{}", caller.addr),
@@ -486,7 +501,8 @@ fn a_cancel_from_another_port_cancels_on_two_shards_over_udp() {
     assert!(s.mesh_out > 0, "some requests were handed over: {s:?}");
 }
 
-/// The same over TCP: the CANCEL comes over a second connection.
+/// The same over TCP: the CANCEL comes over a second connection; the two
+/// calls belong to different shards.
 #[test]
 fn a_cancel_over_another_connection_cancels_on_two_shards_over_tcp() {
     let p = start_on(
@@ -497,7 +513,9 @@ fn a_cancel_over_another_connection_cancels_on_two_shards_over_tcp() {
     );
     let uas = TcpUas::bind("127.0.10.73", 0, T).unwrap();
     let ruri = format!("sip:bob@{};transport=tcp", uas.addr);
-    let mut down: Vec<TcpUa> = Vec::new();
+    // One connection to the callee: the shard that opened it writes it
+    // for the other shard's call too.
+    let mut conn: Option<TcpUa> = None;
     // Two calls whose Call-IDs belong to different shards.
     let cids: Vec<String> = {
         let a = "tx-0".to_string();
@@ -512,7 +530,7 @@ fn a_cancel_over_another_connection_cancels_on_two_shards_over_tcp() {
         uac.send(&uac.request("INVITE", &ruri, cid, &format!("z9hG4bK{cid}"), 1, ""))
             .unwrap();
         assert_eq!(uac.expect().status(), Some(100));
-        let mut conn = uas.accept().unwrap();
+        let conn = conn.get_or_insert_with(|| uas.accept().unwrap());
         let inv = conn.expect();
         conn.send(&conn.response(&inv, 180, "Ringing")).unwrap();
         assert_eq!(uac.expect().status(), Some(180));
@@ -545,7 +563,6 @@ fn a_cancel_over_another_connection_cancels_on_two_shards_over_tcp() {
             .unwrap();
         assert_eq!(conn.expect().method(), Some(Method::Ack));
         assert_eq!(uac.expect().status(), Some(487));
-        down.push(conn);
     }
     let s = settled(&p.rt, |s| s.tx_cancels == 2);
     assert_eq!(s.tx_cancels, 2, "{s:?}");
