@@ -72,6 +72,29 @@ pub struct Source {
     pub via_moved: bool,
 }
 
+/// The address of a `received` Contact parameter: a quoted SIP URI with
+/// an IP host (`"sip:192.0.2.7:5062"`, `;transport=tcp` allowed).
+fn received_addr(v: &[u8]) -> Option<(SocketAddr, Transport)> {
+    use crate::sip::uri::{Host, Uri};
+    let v = v
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(v);
+    let u = Uri::parse(v).ok()?;
+    let ip: std::net::IpAddr = match u.host {
+        Host::V4(a) => a.into(),
+        Host::V6(_, a) => a.into(),
+        _ => return None,
+    };
+    let transport = match u.transport() {
+        Some(t) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
+        None => Transport::Udp,
+        Some(t) if t.eq_ignore_ascii_case(b"udp") => Transport::Udp,
+        Some(_) => return None,
+    };
+    Some((SocketAddr::new(ip, u.port_or_default()), transport))
+}
+
 /// Remove the binding of `aor` whose Contact is `contact` (a NATed UA
 /// that stopped answering keep-alives), journaling the change. False if
 /// it was not there.
@@ -217,6 +240,15 @@ pub fn register(
                     None => 1000,
                 };
                 let instance = a.params.get("+sip.instance").flatten();
+                // A proxy in front that saw the NAT (Kamailio's
+                // `add_rcv_param`): `;received="sip:IP:PORT"`.
+                let received = match a.params.get("received") {
+                    None => None,
+                    Some(v) => match v.and_then(received_addr) {
+                        Some(r) => Some(r),
+                        None => return Reply::new(400, "Bad Contact received"),
+                    },
+                };
                 let reg_id = match a.params.get("reg-id") {
                     None => 0,
                     Some(v) => match v.and_then(crate::sip::lex::parse_u32) {
@@ -231,6 +263,7 @@ pub fn register(
                     q,
                     instance,
                     reg_id,
+                    received,
                 });
             }
             Err(_) => return Reply::new(400, "Bad Contact"),
@@ -302,6 +335,8 @@ struct Wanted<'m> {
     q: u16,
     instance: Option<&'m [u8]>,
     reg_id: u32,
+    /// Where a proxy in front saw it (`received` Contact parameter).
+    received: Option<(SocketAddr, Transport)>,
 }
 
 impl Wanted<'_> {
@@ -370,11 +405,13 @@ fn apply(
             path: path.to_vec().into_boxed_slice(),
             instance: w.instance.map(Into::into),
             reg_id: w.reg_id,
-            source: src.addr,
-            transport: src.transport,
+            source: w.received.map_or(src.addr, |r| r.0),
+            transport: w.received.map_or(src.transport, |r| r.1),
             local: Some(src.local),
-            conn: src.conn,
-            nat: src.transport == Transport::Udp && nated(&src, w.text),
+            conn: if w.received.is_some() { 0 } else { src.conn },
+            // With `received`, the address a proxy in front saw is where
+            // it is reached.
+            nat: w.received.is_some() || (src.transport == Transport::Udp && nated(&src, w.text)),
         };
         match at {
             Some(i) => next[i] = b,

@@ -250,3 +250,50 @@ fn dates() {
     assert_eq!(http_date(1_289_690_940), "Sat, 13 Nov 2010 23:29:00 GMT");
     assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
 }
+
+#[test]
+fn a_received_parameter_from_a_proxy_in_front_is_where_the_binding_is_reached() {
+    let reg = Registrar::in_memory(cfg());
+    let (r, _) = run(
+        &reg,
+        &req(
+            "c1",
+            1,
+            "Contact: <sip:a@192.168.1.5:5060>;received=\"sip:203.0.113.7:40000\"\r\n",
+        ),
+    );
+    assert_eq!(r.code, 200);
+    let rec = reg.store.get(b"alice@example.com").unwrap();
+    let b = &rec.bindings[0];
+    assert_eq!(b.source, "203.0.113.7:40000".parse().unwrap());
+    assert!(b.nat);
+    assert_eq!(&*b.contact, b"sip:a@192.168.1.5:5060");
+    let (r, _) = run(
+        &reg,
+        &req(
+            "c1",
+            2,
+            "Contact: <sip:a@10.0.0.1>;received=\"sip:example.net\"\r\n",
+        ),
+    );
+    assert_eq!((r.code, r.reason), (400, "Bad Contact received"));
+}
+
+#[test]
+fn nat_is_detected_from_the_via_and_the_contact() {
+    // The helper's source is 10.0.0.1:5060 and its Via says so.
+    let nat = |contact: &str| {
+        let reg = Registrar::in_memory(cfg());
+        run(&reg, &req("n", 1, &format!("Contact: <{contact}>\r\n")));
+        let rec = reg.store.get(b"alice@example.com").unwrap();
+        rec.bindings[0].nat
+    };
+    assert!(!nat("sip:a@10.0.0.1:5060"), "the source itself");
+    assert!(nat("sip:a@192.168.7.7:5060"), "private, not the source");
+    assert!(nat("sip:a@100.64.1.1"), "RFC 6598 shared space");
+    assert!(
+        !nat("sip:a@198.51.100.9:5070"),
+        "public: a third-party registration"
+    );
+    assert!(nat("sip:a@198.51.100.9:5070;ob"), "outbound asked for");
+}
