@@ -86,13 +86,14 @@ loadgen_value() { awk -v k="$2" '$1==k {print $2}' "$1"; }
 
 start_proxy() { # name -> sets proxy_pid
     case $1 in
-        siphon|siphon-socket)
-            # siphon-socket: stateful requests stay on the shard that
-            # received them (dispatch = "socket"), to measure the Call-ID
-            # hand-off of the default against it in the same run.
-            local mode=stateless rr=false dispatch=call-id
+        siphon|siphon-callid)
+            # siphon-callid: stateful requests handled by the shard their
+            # Call-ID hashes to (dispatch = "call-id", a mesh hand-off for
+            # those that land elsewhere), measured beside the default
+            # (dispatch = "socket") in the same run.
+            local mode=stateless rr=false dispatch=socket
             [ "$PROFILE" = stateful ] && { mode=stateful; rr=true; }
-            [ "$1" = siphon-socket ] && dispatch=socket
+            [ "$1" = siphon-callid ] && dispatch=call-id
             cat > "$work/siphon.toml" <<TOML
 [server]
 shards = $SHARDS

@@ -430,23 +430,23 @@ fn stateful_the_ack_for_our_own_answer_ends_here() {
     own_answers_absorb_their_ack("stateful", "127.0.10.5");
 }
 
-/// Two shards, dispatch by Call-ID: each CANCEL is sent from another
-/// socket (another source port) than its INVITE, so SO_REUSEPORT may
-/// deliver it to the other shard; every callee still gets a CANCEL for
-/// the branch it knows, and every caller its 487.
-#[test]
-fn a_cancel_from_another_port_cancels_on_two_shards_over_udp() {
+/// Two shards: each CANCEL is sent from another socket (another source
+/// port) than its INVITE, so SO_REUSEPORT may deliver it to the other
+/// shard; every callee still gets a CANCEL for the branch it knows, and
+/// every caller its 487 — through the directory of live INVITEs
+/// (`dispatch = "socket"`, the default) or by Call-ID (`"call-id"`).
+fn cancel_from_another_port(dispatch: &str, ip: &str) {
     let p = start_on(
         2,
-        "127.0.10.61",
+        &format!("{ip}1"),
         &["udp"],
-        "[proxy]\nmode = \"stateful\"\nrecord_route = true\n",
+        &format!("[proxy]\nmode = \"stateful\"\nrecord_route = true\ndispatch = \"{dispatch}\"\n"),
     );
-    let uas = ua("127.0.10.63");
+    let uas = ua(&format!("{ip}3"));
     let ruri = format!("sip:bob@{}", uas.addr);
     let n = 16;
-    let callers: Vec<Ua> = (0..n).map(|_| ua("127.0.10.62")).collect();
-    let cancellers: Vec<Ua> = (0..n).map(|_| ua("127.0.10.62")).collect();
+    let callers: Vec<Ua> = (0..n).map(|_| ua(&format!("{ip}2"))).collect();
+    let cancellers: Vec<Ua> = (0..n).map(|_| ua(&format!("{ip}2"))).collect();
     let mut invites = Vec::new();
     for (i, c) in callers.iter().enumerate() {
         let req = c.request(
@@ -499,6 +499,16 @@ fn a_cancel_from_another_port_cancels_on_two_shards_over_udp() {
     let s = settled(&p.rt, |s| s.tx_cancels == n as u64);
     assert_eq!(s.tx_cancels, n as u64, "{s:?}");
     assert!(s.mesh_out > 0, "some requests were handed over: {s:?}");
+}
+
+#[test]
+fn a_cancel_from_another_port_cancels_on_two_shards_over_udp() {
+    cancel_from_another_port("socket", "127.0.10.6");
+}
+
+#[test]
+fn a_cancel_from_another_port_cancels_on_two_shards_dispatched_by_call_id() {
+    cancel_from_another_port("call-id", "127.0.10.8");
 }
 
 /// The same over TCP: the CANCEL comes over a second connection; the two

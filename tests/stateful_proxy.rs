@@ -316,7 +316,7 @@ fn a_6xx_ends_the_search() {
 
 #[test]
 fn over_tcp_a_call_and_a_cancel() {
-    let p = stateful(2, "127.0.5.61", &["tcp"], "");
+    let p = stateful(2, "127.0.5.61", &["tcp"], "dispatch = \"call-id\"\n");
     let uas = TcpUas::bind("127.0.5.63", 0, T).unwrap();
     let mut uac = TcpUa::connect("127.0.5.62", p.addr, T).unwrap();
     let ruri = format!("sip:bob@{};transport=tcp", uas.addr);

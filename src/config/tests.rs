@@ -75,7 +75,7 @@ fn a_full_config() {
             max_forwards: 30,
             udp_max_size: 0,
             transaction: TransactionCfg::default(),
-            dispatch: Dispatch::CallId,
+            dispatch: Dispatch::Socket,
             nat: Nat::Auto,
         }
     );
@@ -132,7 +132,7 @@ fn defaults() {
             max_forwards: 70,
             udp_max_size: 1300,
             transaction: TransactionCfg::default(),
-            dispatch: Dispatch::CallId,
+            dispatch: Dispatch::Socket,
             nat: Nat::Auto,
         }
     );

@@ -14,7 +14,7 @@ mod request;
 mod response;
 mod stateful;
 
-pub use stateful::TxStats;
+pub use stateful::{TxDirectory, TxStats};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -158,6 +158,16 @@ impl Runtime {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         let tcp_cap = cfg.tcp.max_connections.div_ceil(shards);
         let tcp_directory = Arc::new(tcp::Directory::default());
+        // Stateful, several shards, requests kept where they land: which
+        // shard holds which INVITE (for a CANCEL from another port).
+        let tx_directory = (cfg.proxy.mode == crate::config::Mode::Stateful
+            && shards > 1
+            && cfg.proxy.dispatch == crate::config::Dispatch::Socket)
+            .then(|| {
+                Arc::new(crate::proxy::TxDirectory::new(
+                    cfg.proxy.transaction.max_transactions,
+                ))
+            });
         // Stateful mode: each shard's own outbound UDP sockets (see
         // `udp::bind_outbound`), and the list of all of them.
         let mut outbound = Vec::with_capacity(shards);
@@ -195,6 +205,7 @@ impl Runtime {
             );
             let (registrar, auth, routing) = (registrar.clone(), auth.clone(), routing.clone());
             let tcp_directory = tcp_directory.clone();
+            let tx_directory = tx_directory.clone();
             let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores))
                 .name(&format!("siphon-shard-{id}"))
                 .io_memory(io_memory);
@@ -242,6 +253,9 @@ impl Runtime {
                     }
                     if let Some(a) = auth {
                         core.set_auth(a);
+                    }
+                    if let Some(d) = tx_directory {
+                        core.set_tx_directory(d);
                     }
                     core.set_unix_base(crate::registrar::unix_now_ms());
                     let own_sockets = own.into_iter().filter_map(|(_, s)| {

@@ -49,6 +49,8 @@ pub(super) const MAX_TIMER_STEPS: usize = 64;
 
 pub(in crate::proxy) struct Context {
     pub slot: u32,
+    /// Its key's hash in the shared directory, when it is there.
+    pub dir_hash: Option<u64>,
     pub gen: u32,
     pub key: Box<[u8]>,
     pub timer: Option<TimerKey>,
@@ -289,6 +291,13 @@ impl Core {
         table.stats.created += 1;
         table.stats.active += 1;
         table.index.insert(key.clone(), slot);
+        let dir_hash = (method == Method::Invite)
+            .then(|| table.dir.as_ref().map(|d| (d, super::key_hash(&key))))
+            .flatten()
+            .map(|(d, h)| {
+                d.insert(h, usize::from(table.shard));
+                h
+            });
         let kind = if method == Method::Invite {
             Kind::Invite
         } else {
@@ -299,6 +308,7 @@ impl Core {
             slot,
             gen,
             key,
+            dir_hash,
             timer: None,
             deadline: None,
             method,

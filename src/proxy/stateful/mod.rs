@@ -15,6 +15,7 @@
 
 mod build;
 mod context;
+mod directory;
 mod events;
 mod key;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use crate::sip::{Message, Method};
 use crate::transaction::Timers;
 
 pub(super) use context::Context;
+pub use directory::TxDirectory;
 
 /// What the transaction layer has done, for counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,6 +80,9 @@ pub(super) struct Table {
     wheel: Wheel<(u32, u32)>,
     pub stats: TxStats,
     fired: Vec<(u32, u32)>,
+    /// Which shard holds which INVITE, shared by every shard
+    /// (`dispatch = "socket"` with several shards).
+    pub dir: Option<std::sync::Arc<TxDirectory>>,
 }
 
 impl Table {
@@ -98,6 +103,7 @@ impl Table {
             wheel: Wheel::with_capacity(cap),
             stats: TxStats::default(),
             fired: Vec::new(),
+            dir: None,
         }
     }
 
@@ -136,6 +142,9 @@ impl Table {
         if self.index.get(&ctx.key) == Some(&ctx.slot) {
             self.index.remove(&ctx.key);
         }
+        if let (Some(dir), Some(h)) = (&self.dir, ctx.dir_hash) {
+            dir.remove(h, usize::from(self.shard));
+        }
         let s = &mut self.slots[ctx.slot as usize];
         s.gen = s.gen.wrapping_add(1);
         s.ctx = None;
@@ -171,7 +180,23 @@ impl Table {
     }
 }
 
+/// The directory's hash of a §17.2.3 key (the same on every shard).
+pub(super) fn key_hash(key: &[u8]) -> u64 {
+    let mut h = super::branch::StableHash::default();
+    h.write(key);
+    h.finish()
+}
+
 impl Core {
+    /// Share `dir` with the other shards: INVITEs are entered in it, and
+    /// a CANCEL, ACK or retransmission that finds no transaction here
+    /// goes to the shard it names.
+    pub fn set_tx_directory(&mut self, dir: std::sync::Arc<TxDirectory>) {
+        if let Some(t) = self.stateful.as_mut() {
+            t.dir = Some(dir);
+        }
+    }
+
     /// A request in stateful mode (RFC 3261 §16 with §17.2 server
     /// transactions).
     pub(super) fn stateful_request(
@@ -195,6 +220,20 @@ impl Core {
                 let gen = table.slots.get(slot as usize)?.gen;
                 table.take(slot, gen)
             });
+        // Another shard's INVITE: its CANCEL, its non-2xx ACK or its
+        // retransmission came from another port or connection.
+        if found.is_none() && matches!(method, Method::Invite | Method::Ack | Method::Cancel) {
+            let owner = table
+                .dir
+                .as_ref()
+                .zip(key.as_ref())
+                .and_then(|(d, k)| d.lookup(key_hash(k)))
+                .filter(|&o| o != usize::from(table.shard));
+            if let Some(owner) = owner {
+                let data = Bytes::copy_from_slice(msg.as_bytes());
+                return out.push(Outcome::ToShard(owner, Box::new((data, flow))));
+            }
+        }
         match (method, found) {
             (Method::Cancel, Some(ctx)) => self.cancel_received(now, ctx, &msg, flow, out),
             // §16.10: no context: forward the CANCEL statelessly.
