@@ -40,6 +40,23 @@ fn natted(
     .into_bytes()
 }
 
+/// bob registers from behind the NAT as sip:bob@example.com.
+fn register_natted(bob: &Ua, proxy: std::net::SocketAddr) {
+    let aor = "<sip:bob@example.com>";
+    let reg = natted(
+        "REGISTER",
+        "sip:example.com",
+        "reg",
+        1,
+        &format!("{aor};tag=r"),
+        aor,
+        "",
+        "",
+    );
+    bob.send(proxy, &reg).unwrap();
+    status(bob, 200);
+}
+
 /// A response from the NATed phone (its Contact private).
 fn natted_answer(req: &Message, code: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -82,21 +99,7 @@ fn nat_flows(mode: &str, ip: &str) {
     let bob_uri = "<sip:bob@example.com>";
 
     // bob registers from behind the NAT.
-    bob.send(
-        p.addr,
-        &natted(
-            "REGISTER",
-            "sip:example.com",
-            "reg",
-            1,
-            &format!("{bob_uri};tag=r"),
-            bob_uri,
-            "",
-            "",
-        ),
-    )
-    .unwrap();
-    status(&bob, 200);
+    register_natted(&bob, p.addr);
 
     // Call 1: alice calls bob. The INVITE reaches bob's NAT address, sent
     // from the listener he registered on.
@@ -253,22 +256,7 @@ fn nat_off_uses_the_contact() {
         "[proxy]\nnat = \"off\"\nrecord_route = true\n[registrar]\ndomains = [\"example.com\"]\n",
     );
     let (alice, bob) = (ua("127.0.11.22"), ua("127.0.11.23"));
-    let bob_uri = "<sip:bob@example.com>";
-    bob.send(
-        p.addr,
-        &natted(
-            "REGISTER",
-            "sip:example.com",
-            "reg",
-            1,
-            &format!("{bob_uri};tag=r"),
-            bob_uri,
-            "",
-            "",
-        ),
-    )
-    .unwrap();
-    status(&bob, 200);
+    register_natted(&bob, p.addr);
     let inv = alice.request("MESSAGE", "sip:bob@example.com", "m1", "z9hG4bKm1", 1, "");
     alice.send(p.addr, &inv).unwrap();
     bob.set_timeout(Duration::from_millis(300)).unwrap();
@@ -290,22 +278,7 @@ fn natted_bindings_get_keepalives_and_silent_ones_go() {
         "[registrar]\ndomains = [\"example.com\"]\nnat_ping_interval_s = 1\nnat_ping_misses = 2\n",
     );
     let bob = ua("127.0.11.33");
-    let bob_uri = "<sip:bob@example.com>";
-    bob.send(
-        p.addr,
-        &natted(
-            "REGISTER",
-            "sip:example.com",
-            "reg",
-            1,
-            &format!("{bob_uri};tag=r"),
-            bob_uri,
-            "",
-            "",
-        ),
-    )
-    .unwrap();
-    status(&bob, 200);
+    register_natted(&bob, p.addr);
     let (ping, from) = bob.expect();
     assert_eq!(ping.method(), Some(Method::Options));
     assert_eq!(from, p.addr, "from the listener bob registered on");

@@ -12,7 +12,6 @@
 //! handed to the pinging shard.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -171,28 +170,21 @@ impl Core {
             sender(&self.me, &self.outbound, Transport::Udp, dest, local, true)?;
         let uri = String::from_utf8_lossy(contact);
         let branch = format!("{PING}{key:x}-{seq:x}");
-        let mut m = String::with_capacity(512);
-        let _ = write!(
-            m,
-            "OPTIONS {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {sent_by};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:siphon@{host}>;tag={tag:x}\r\n\
-             To: <{uri}>\r\n\
-             Call-ID: {branch}@{host}\r\n\
-             CSeq: {seq} OPTIONS\r\n\
-             User-Agent: {ua}\r\n\
-             Content-Length: 0\r\n\r\n",
-            host = me.host,
-            tag = key ^ u64::from(seq),
-            ua = self.cfg.server.user_agent,
-        );
+        let m = super::probe::Options {
+            uri: &uri,
+            transport: Transport::Udp,
+            sent_by,
+            branch: &branch,
+            host: &me.host,
+            tag: key ^ u64::from(seq),
+            seq,
+        };
         Some(Transmit {
             transport: Transport::Udp,
             local,
             dest,
             conn: None,
-            data: m.into_bytes(),
+            data: m.write(&self.cfg.server.user_agent),
             leg: None,
         })
     }

@@ -82,8 +82,42 @@ impl Core {
             t.cfg.listener,
             false,
         )?;
-        let via = via_transport(transport);
         let branch = format!("{PROBE}{set_id:x}-{:x}-{seq:x}", t.id);
+        let m = Options {
+            uri: &t.cfg.uri,
+            transport,
+            sent_by,
+            branch: &branch,
+            host: &me.host,
+            tag: t.id ^ u64::from(seq),
+            seq,
+        };
+        Some(Transmit {
+            transport,
+            local,
+            dest,
+            conn: None,
+            data: m.write(&self.cfg.server.user_agent),
+            leg: None,
+        })
+    }
+}
+
+/// An OPTIONS of our own outside any transaction (a health probe, a NAT
+/// keep-alive): its branch says what it is for.
+pub(super) struct Options<'a> {
+    pub uri: &'a str,
+    pub transport: crate::config::Transport,
+    pub sent_by: &'a str,
+    pub branch: &'a str,
+    /// Our host, for From and Call-ID.
+    pub host: &'a str,
+    pub tag: u64,
+    pub seq: u32,
+}
+
+impl Options<'_> {
+    pub(super) fn write(&self, user_agent: &str) -> Vec<u8> {
         let mut m = String::with_capacity(512);
         let _ = write!(
             m,
@@ -94,20 +128,16 @@ impl Core {
              To: <{uri}>\r\n\
              Call-ID: {branch}@{host}\r\n\
              CSeq: {seq} OPTIONS\r\n\
-             User-Agent: {ua}\r\n\
+             User-Agent: {user_agent}\r\n\
              Content-Length: 0\r\n\r\n",
-            uri = t.cfg.uri,
-            host = me.host,
-            tag = t.id ^ u64::from(seq),
-            ua = self.cfg.server.user_agent,
+            uri = self.uri,
+            via = via_transport(self.transport),
+            sent_by = self.sent_by,
+            branch = self.branch,
+            host = self.host,
+            tag = self.tag,
+            seq = self.seq,
         );
-        Some(Transmit {
-            transport,
-            local,
-            dest,
-            conn: None,
-            data: m.into_bytes(),
-            leg: None,
-        })
+        m.into_bytes()
     }
 }
