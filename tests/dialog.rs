@@ -29,12 +29,27 @@ fn ua(ip: &str) -> Ua {
 /// caller's UPDATE carries `Subject`), a method rule that drops INFO and
 /// UPDATE, the location service for `bob…` (the caller's requests to the
 /// callee's Contact: 404, he is not registered), and a round-robin set of
-/// two trunks that would send the ACK to the trunk that did not answer.
+/// two trunks that would send the ACK to the trunk that did not answer;
+/// and a prefix table that sends `alice…` to the trunks (the callee's
+/// requests to the caller's Contact).
 fn carrier_rules(caller_ip: &str, trunks: [SocketAddr; 2]) -> String {
+    let table = std::env::temp_dir().join(format!(
+        "siphon-dialog-{}-{}.csv",
+        std::process::id(),
+        caller_ip.replace('.', "-")
+    ));
+    std::fs::write(&table, "prefix,destination\nalice,trunks\n").unwrap();
     format!(
         r#"
 [acl]
 callers = ["{caller_ip}/32"]
+
+[prefix_table.people]
+file = "{table}"
+
+[[route]]
+name = "people"
+match = {{ prefix_table = "people" }}
 
 [[route]]
 name = "foreign"
@@ -69,7 +84,9 @@ destination = "trunks"
 algorithm = "round-robin"
 targets = [{{ uri = "sip:{}" }}, {{ uri = "sip:{}" }}]
 "#,
-        trunks[0], trunks[1]
+        trunks[0],
+        trunks[1],
+        table = table.display()
     )
 }
 
