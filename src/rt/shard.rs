@@ -30,6 +30,9 @@ pub(super) const TICK: std::time::Duration = std::time::Duration::from_millis(50
 /// 500 ms and its multiples; 10 ms keeps them within 2 % of their value.
 pub(super) const TX_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// Passes of `flush` that carry out what failed sends decided.
+const FLUSH_PASSES: usize = 4;
+
 /// What goes over the mesh to another shard.
 pub(super) enum Handoff {
     /// Send this on a connection the other shard owns.
@@ -177,10 +180,27 @@ impl Shard {
     /// Write the journal (what waits for it goes out after), then send
     /// the datagrams in the outbox.
     pub async fn flush(self: &Rc<Self>) {
-        if !self.held.borrow().is_empty() || self.core.borrow().journal_pending() {
-            self.write_journal();
+        // A leg whose request the kernel refused at once (no route to the
+        // host, RFC 3261 §16.9: a transport error) moves on to its next
+        // target, which is sent in the next pass; bounded.
+        for _ in 0..FLUSH_PASSES {
+            if !self.held.borrow().is_empty() || self.core.borrow().journal_pending() {
+                self.write_journal();
+            }
+            let failed = udp::flush(self).await;
+            if failed.is_empty() {
+                return;
+            }
+            let mut out = Vec::new();
+            for leg in failed {
+                self.core
+                    .borrow_mut()
+                    .handle_transport_error(self.now(), leg, &mut out);
+            }
+            for o in out {
+                self.dispatch(o);
+            }
         }
-        udp::flush(self).await;
     }
 
     /// Pass a message to the shard that owns its connection. Bounded: a

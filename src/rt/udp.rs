@@ -22,7 +22,7 @@ use super::shard::Shard;
 use super::stats::Counters;
 use super::{StartError, STOP_POLL};
 use crate::config::{Config, Transport};
-use crate::proxy::{Drop, Flow, Transmit};
+use crate::proxy::{Drop, Flow, LegRef, Transmit};
 
 /// Socket buffers: 4 MiB holds ~4k INVITEs of burst. Linux caps it at
 /// net.core.rmem_max / wmem_max (4 MiB on the development machines).
@@ -266,10 +266,12 @@ async fn recv_loop(local: SocketAddr, sock: Rc<UdpSocket>, shard: Rc<Shard>) {
 /// Send every datagram in the shard's outbox: sendmmsg per socket in
 /// batches; what the kernel will not take now (a full send buffer) or
 /// refuses goes through glommio's send_to, which waits and reports.
-pub(super) async fn flush(shard: &Shard) {
+/// Returns the stateful legs whose request could not be sent.
+pub(super) async fn flush(shard: &Shard) -> Vec<LegRef> {
+    let mut failed = Vec::new();
     let out = std::mem::take(&mut *shard.outbox.borrow_mut());
     if out.is_empty() {
-        return;
+        return failed;
     }
     let counters = &shard.counters;
     let mut rest: &[Transmit] = &out;
@@ -294,7 +296,9 @@ pub(super) async fn flush(shard: &Shard) {
             Counters::add(&counters.bytes_out, t.data.len() as u64);
         }
         for t in &now[sent..] {
-            send_one(sock, t, counters).await;
+            if !send_one(sock, t, counters).await {
+                failed.extend(t.leg);
+            }
         }
     }
     // Keep the allocation for the next batch.
@@ -304,6 +308,7 @@ pub(super) async fn flush(shard: &Shard) {
     if outbox.is_empty() {
         *outbox = out;
     }
+    failed
 }
 
 /// sendmmsg without waiting; how many of `batch` the kernel took.
@@ -336,13 +341,18 @@ fn sendmmsg_some(
     }
 }
 
-async fn send_one(sock: &UdpSocket, t: &Transmit, counters: &Counters) {
+/// Send one datagram, waiting for room; false if the kernel refused it.
+async fn send_one(sock: &UdpSocket, t: &Transmit, counters: &Counters) -> bool {
     match sock.send_to(&t.data, t.dest).await {
         Ok(n) => {
             Counters::add(&counters.datagrams_out, 1);
             Counters::add(&counters.bytes_out, n as u64);
+            true
         }
-        Err(_) => Counters::add(&counters.send_errors, 1),
+        Err(_) => {
+            Counters::add(&counters.send_errors, 1);
+            false
+        }
     }
 }
 
