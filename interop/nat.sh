@@ -24,6 +24,8 @@
 # every wait is bounded; each baresip also quits by itself after 120 s (-t).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=interop/lib.sh
+. interop/lib.sh
 SIPHON="${SIPHON:-target/debug/siphon}"
 HOLD="${HOLD:-1}"
 KEEP="${KEEP:-0}"
@@ -44,74 +46,36 @@ METRICS=127.0.4.1:9071
 PING_S=2
 PING_MISSES=2
 declare -A IP=([alice]=127.0.4.2 [bob]=$BOB_IP)
-declare -A NS=([alice]=$NS_S [bob]=$NS_P)
 declare -A PROXY=([alice]=$P_LO [bob]=$P_WAN)
 declare -A TONE=([alice]=440 [bob]=660)
 declare -A PASSWORD=([alice]=alice-secret [bob]=bob-secret)
 CTRL_PORT=4444
-
-NPASS=0
-NFAIL=0
-WHY=""
-pass() { echo "PASS $1"; NPASS=$((NPASS + 1)); }
-fail() { echo "FAIL $1: $2"; NFAIL=$((NFAIL + 1)); }
-info() { echo "  $*"; }
-# check NAME CMD...: CMD returns 0 (pass) or sets WHY and returns 1 (fail)
-check() {
-    local name=$1
-    shift
-    WHY=""
-    if "$@"; then pass "$name"; else fail "$name" "${WHY:-failed}"; fi
-}
-summary() { echo "$NPASS passed, $NFAIL failed"; }
-die() { fail "$1" "$2"; summary; exit 1; }
+IN_SIPHON_NS=(ip netns exec "$NS_S")
+UA_NS=([alice]=$NS_S [bob]=$NS_P)
+LADDER_CONTACT=1
+# the counters that tell why siphon could not deliver
+SIPHON_ERRORS="siphon_branch_transport_errors_total siphon_branch_timeouts_total siphon_send_errors_total siphon_dropped_total siphon_mesh_handoffs_total"
 
 [ "$(id -u)" = 0 ] || die setup "must run as root (network namespaces, nftables)"
-for tool in baresip curl ip nft ss stdbuf awk mkfifo; do
-    command -v "$tool" >/dev/null || die setup "$tool not found (apt-get install --no-install-recommends baresip curl iproute2 nftables)"
-done
-[ -x "$SIPHON" ] || die setup "no siphon binary at $SIPHON (cargo build --bin siphon)"
+need_tools "apt-get install --no-install-recommends baresip curl iproute2 nftables" baresip curl ip nft ss stdbuf awk mkfifo
+need_siphon
 SIPHON=$(realpath "$SIPHON")
-for m in g711 ausine aubridge account menu ctrl_tcp; do
-    [ -e "$MODULES/$m.so" ] || die setup "baresip module $MODULES/$m.so missing (BARESIP_MODULES=dir)"
-done
+need_modules g711 ausine aubridge account menu ctrl_tcp
 HAVE_CONNTRACK=0
 command -v conntrack >/dev/null && HAVE_CONNTRACK=1
 HAVE_TCPDUMP=0
 command -v tcpdump >/dev/null && HAVE_TCPDUMP=1
 
-W=$(mktemp -d /tmp/siphon-nat.XXXXXX)
-PIDS=()      # our children
 GRAND=()     # pid files of grandchildren (the ctrl writers)
 CREATED_NS=()
-declare -A UA_PID UA_DIR CTRL REAPED
-started=$(date +%s)
-
-alive() { # a process that has not exited (a zombie counts as exited)
-    local st
-    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-stop_pid() { # stop_pid PID [SECONDS]: TERM, then KILL after SECONDS; reaped
-    local pid=$1 t=${2:-3} i
-    [ -z "${REAPED[$pid]:-}" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < t * 10; i++)); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-    REAPED[$pid]=1
-}
-cleanup() {
-    local rc=$? pid f ns i
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do [ -n "${REAPED[$pid]:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do stop_pid "$pid" 3; done
+# cleanup_more KEEP (run by cleanup once our children are stopped): the ctrl
+# writers, the pcap as text if the work dir is kept, our namespaces
+cleanup_more() {
+    local keep=$1 f pid ns i
     for f in "${GRAND[@]}"; do
         pid=$(cat "$f" 2>/dev/null) || continue
         [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = cat ] && kill -KILL "$pid" 2>/dev/null || true
     done
-    local keep=0
-    { [ "$NFAIL" -gt 0 ] || [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; } && keep=1
     if [ "$keep" = 1 ] && [ -s "$W/nat.pcap" ]; then
         # read inside the router's namespace, so that -i any's interface
         # indexes still have names (wan, lan)
@@ -123,41 +87,11 @@ cleanup() {
         for ((i = 0; i < 20; i++)); do [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break; sleep 0.1; done
         ip netns del "$ns" 2>/dev/null || echo "could not delete network namespace $ns"
     done
-    if [ "$keep" = 1 ]; then
-        echo "work dir kept: $W"
-    else
-        rm -rf "$W"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+start_work siphon-nat
 
-# wait_until SECONDS CMD...: poll CMD every 0.1 s until it succeeds
-wait_until() {
-    local t=$1 i
-    shift
-    for ((i = 0; i < t * 10; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    "$@"
-}
-in_s() { ip netns exec "$NS_S" "$@"; }
+in_s() { "${IN_SIPHON_NS[@]}" "$@"; }
 in_r() { ip netns exec "$NS_R" "$@"; }
-scrape() { in_s curl -s --max-time 2 "http://$METRICS/metrics" 2>/dev/null || true; }
-metric() { # the sum of a metric over its label sets (shards)
-    scrape | awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }'
-}
-SIPHON_ERRORS="siphon_branch_transport_errors_total siphon_branch_timeouts_total siphon_send_errors_total siphon_dropped_total siphon_mesh_handoffs_total"
-siphon_errors() { local m; for m in $SIPHON_ERRORS; do printf '%s=%s ' "$m" "$(metric "$m")"; done; }
-siphon_errors_moved() {
-    local now
-    now=$(siphon_errors)
-    awk -v a="$1" -v b="$now" 'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) { split(x[i], p, "="); split(y[i], q, "="); if (q[2] != p[2]) printf "%s +%d ", p[1], q[2] - p[2] } }'
-}
-aor() { in_s curl -s --max-time 2 "http://$METRICS/admin/aor/$1@example.com" 2>/dev/null || true; }
-grep_log() { grep -a -q -E "$2" "$1" 2>/dev/null; }
 # bob's NAT mapping as conntrack sees it: "PORT" (outside port) or ""
 nat_port() {
     [ "$HAVE_CONNTRACK" = 1 ] || return 0
@@ -268,7 +202,7 @@ SIPHON_DIR=""
 start_siphon() {
     # not through in_s: a function run with & is a subshell, and $! would
     # be that shell's PID, not siphon's
-    ip netns exec "$NS_S" "$SIPHON" --config "$1/siphon.toml" >"$1/log" 2>&1 &
+    "${IN_SIPHON_NS[@]}" "$SIPHON" --config "$1/siphon.toml" >"$1/log" 2>&1 &
     SIPHON_PID=$!
     SIPHON_DIR=$1
     PIDS+=("$SIPHON_PID")
@@ -277,21 +211,6 @@ start_siphon() {
             [ "$(in_s ss -H -uln "( sport = :5060 )" 2>/dev/null | grep -c -E "$P_WAN:5060|$P_LO:5060")" -ge 2 ]
     }
     wait_until 15 siphon_up
-}
-# stop_siphon DIR: SIGTERM; 0 if it exits 0 within 5 s (else WHY)
-stop_siphon() {
-    local rc=0 i
-    alive "$SIPHON_PID" || { WHY="siphon is not running any more: $(tail -2 "$1/log" | tr '\n' ' ')"; return 1; }
-    kill -TERM "$SIPHON_PID"
-    for ((i = 0; i < 50; i++)); do alive "$SIPHON_PID" || break; sleep 0.1; done
-    if alive "$SIPHON_PID"; then
-        WHY="still running 5 s after SIGTERM"
-        stop_pid "$SIPHON_PID" 1
-        return 1
-    fi
-    wait "$SIPHON_PID" || rc=$?
-    REAPED[$SIPHON_PID]=1
-    [ "$rc" = 0 ] || { WHY="exit status $rc"; return 1; }
 }
 
 S1="$W/siphon"
@@ -303,38 +222,8 @@ pass "siphon starts (stateful, record_route, Digest MD5, nat = \"auto\", pings e
 # start_ua NAME [DIR]: a headless baresip in NAME's namespace, registering as
 # NAME@example.com through NAME's proxy address
 start_ua() {
-    local name=$1 d=${2:-$W/$1}
-    mkdir -p "$d"
-    cat >"$d/config" <<EOF
-poll_method		epoll
-net_interface		${IP[$name]}
-sip_listen		${IP[$name]}:5060
-call_local_timeout	20
-call_max_calls		4
-audio_player		aubridge,$name
-audio_alert		aubridge,$name
-audio_source		ausine,${TONE[$name]}
-ausrc_srate		48000
-ausrc_channels		2
-auplay_srate		48000
-auplay_channels		1
-audio_level		no
-rtp_stats		no
-statmode_default	off
-module_path		$MODULES
-module			g711.so
-module			ausine.so
-module			aubridge.so
-module_tmp		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-ctrl_tcp_listen		${IP[$name]}:$CTRL_PORT
-EOF
-    echo "<sip:$name@example.com>;auth_pass=${PASSWORD[$name]};outbound=\"sip:${PROXY[$name]}\";regint=60;answermode=auto" >"$d/accounts"
-    ip netns exec "${NS[$name]}" stdbuf -oL -eL baresip -f "$d" -s -t 120 >"$d/log" 2>&1 &
-    UA_PID[$name]=$!
-    UA_DIR[$name]=$d
-    PIDS+=("$!")
+    local name=$1
+    launch_ua "$name" "${2:-$W/$1}" "sip:$name@example.com" "${PASSWORD[$name]}" "sip:${PROXY[$name]}"
 }
 # ctrl_open NAME: connect to NAME's ctrl_tcp from inside its namespace.
 # Commands go through a FIFO (NAME/ctrl.in) to a writer there; events go to
@@ -347,7 +236,7 @@ ctrl_open() {
     CTRL[$name]=$fd
     GRAND+=("$d/ctrl.pid")
     # shellcheck disable=SC2016
-    ip netns exec "${NS[$name]}" bash -c '
+    ip netns exec "${UA_NS[$name]}" bash -c '
         for ((i = 0; i < 100; i++)); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && break; sleep 0.1; done
         exec 3<>"/dev/tcp/$1/$2"
         cat "$3" >&3 &
@@ -356,48 +245,6 @@ ctrl_open() {
     PIDS+=("$!")
     wait_until 12 test -s "$d/ctrl.pid"
 }
-ctrl_close() { local fd=${CTRL[$1]:-}; [ -n "$fd" ] && exec {fd}>&-; CTRL[$1]=""; }
-# ctrl NAME COMMAND [PARAMS]: a netstring-framed JSON command
-ctrl() {
-    local j="{\"command\":\"$2\",\"params\":\"${3:-}\",\"token\":\"$2\"}"
-    printf '%d:%s,' "${#j}" "$j" >&"${CTRL[$1]}"
-}
-evcount() { { grep -a -o "\"type\":\"$2\"" "${UA_DIR[$1]}/events" 2>/dev/null || true; } | wc -l; }
-ev_more() { [ "$(evcount "$1" "$2")" -gt "$3" ]; }
-events_of() { { grep -a -o '"type":"[A-Z_]*"[^}]*"param":"[^"]*"' "${UA_DIR[$1]}/events" 2>/dev/null || true; } | sed 's/"type":"\([A-Z_]*\)".*"param":"\([^"]*\)"/\1(\2)/' | tr '\n' ' '; }
-log_size() { stat -c %s "${UA_DIR[$1]}/log"; }
-slice() { tail -c +$(($2 + 1)) "${UA_DIR[$1]}/log"; }
-
-# ladder NAME LOG: one line per SIP message in baresip's trace (-s):
-# dir|transport|src|dst|start line|CSeq|Call-ID|To tag|SDP c= address|Contact
-# dir is ">" (sent by NAME) or "<" (received): a request NAME sends and a
-# response it receives have NAME's address in the top Via.
-LADDER_AWK='
-function flush() {
-    if (start != "") {
-        isreq = start !~ /^SIP\/2\.0 /
-        mine = index(via, me ":") == 1
-        print (isreq == mine ? ">" : "<") "|" tp "|" src "|" dst "|" start "|" cseq "|" callid "|" totag "|" conn "|" contact
-    }
-    start = ""; inmsg = 0
-}
-{ sub(/\r$/, "") }
-/^(UDP|TCP|TLS) [0-9.]+:[0-9]+ -> [0-9.]+:[0-9]+$/ {
-    flush(); tp = $1; src = $2; dst = $4; inmsg = 1
-    cseq = callid = totag = conn = via = contact = ""
-    if ((getline line) > 0) { sub(/\r$/, "", line); start = line }
-    next
-}
-!inmsg { next }
-/\033\[;m/ { flush(); next }
-/^(CSeq|cseq):/ { sub(/^[^:]*: */, ""); cseq = $0; next }
-/^(Call-ID|i):/ { sub(/^[^:]*: */, ""); callid = $0; next }
-/^(Via|v):/ { if (via == "" && match($0, /SIP\/2\.0\/[A-Za-z]+ +[^ ;,]+/)) { via = substr($0, RSTART, RLENGTH); sub(/^[^ ]+ +/, "", via) }; next }
-/^(To|t):/ { if (match($0, /;tag=[^;> ]+/)) totag = substr($0, RSTART + 5, RLENGTH - 5); next }
-/^(Contact|m):/ { sub(/^[^:]*: */, ""); contact = $0; next }
-/^c=IN IP4 / { conn = $3; next }
-END { flush() }'
-ladder() { awk -v me="${IP[$1]}" "$LADDER_AWK" "$2"; }
 brief_ladder() { cut -d'|' -f1,3,5,6 "$1" | tr '\n' ';' | tail -c "${2:-400}"; }
 
 NATPORT=""   # bob's outside port as siphon saw it
@@ -405,8 +252,8 @@ NATPORT=""   # bob's outside port as siphon saw it
 # bob's must come from the NAT's outside address
 wait_registered() {
     local name=$1 b src
-    if ! wait_until 10 grep_log "${UA_DIR[$name]}/log" "$name@example.com: \{[0-9]+/UDP/v4\} 200 OK"; then
-        WHY="no 200 OK for its REGISTER within 10 s; baresip says: $(grep -a -E "reg:|$name@example.com:" "${UA_DIR[$name]}/log" | tr -d '\033' | tail -2 | tr '\n' ' '); its ladder: $(ladder "$name" "${UA_DIR[$name]}/log" | cut -d'|' -f1,3,4,5 | tr '\n' ';' | tail -c 300)"
+    if ! ua_registered "$name" UDP; then
+        WHY="$WHY; its ladder: $(ladder "$name" "${UA_DIR[$name]}/log" | cut -d'|' -f1,3,4,5 | tr '\n' ';' | tail -c 300)"
         return 1
     fi
     b=$(aor "$name")
@@ -444,51 +291,23 @@ call() {
     local n=$1 caller=$2 callee=$3 hanger=$4 other
     [ "$hanger" = "$caller" ] && other=$callee || other=$caller
     local tag="call$n ($caller calls $callee, $hanger hangs up)"
-    local off_a off_b e_a e_b c_a c_b k0 up=0
-    off_a=$(log_size alice)
-    off_b=$(log_size bob)
-    e_a=$(evcount alice CALL_ESTABLISHED)
-    e_b=$(evcount bob CALL_ESTABLISHED)
-    c_a=$(evcount alice CALL_CLOSED)
-    c_b=$(evcount bob CALL_CLOSED)
-    k0=$(siphon_errors)
-    declare -A c0=([alice]=$c_a [bob]=$c_b)
-    ctrl "$caller" dial "sip:$callee@example.com"
-    established() { ev_more alice CALL_ESTABLISHED "$e_a" && ev_more bob CALL_ESTABLISHED "$e_b"; }
-    settled() { established || ev_more "$caller" CALL_CLOSED "${c0[$caller]}"; }
-    closed() { ev_more alice CALL_CLOSED "$c_a" && ev_more bob CALL_CLOSED "$c_b"; }
-    wait_until 10 settled || true
-    established && up=1
-    if [ "$up" = 1 ]; then
-        sleep "$HOLD"
-        ctrl "$hanger" hangup
-        wait_until 8 closed || true
-        # a call left over (a BYE that never arrived) must not spill into
-        # the next one
-        ev_more "$other" CALL_CLOSED "${c0[$other]}" || { ctrl "$other" hangup; sleep 1; }
-    else
-        ev_more alice CALL_CLOSED "$c_a" || { ctrl alice hangup; wait_until 5 ev_more alice CALL_CLOSED "$c_a" || true; }
-        ev_more bob CALL_CLOSED "$c_b" || { ctrl bob hangup; sleep 0.5; }
-    fi
+    call_dial "$caller" "$callee"
+    local up=$CALL_UP
+    [ "$up" != 1 ] || sleep "$HOLD"
+    call_end "$hanger"
     local d="$W/calls"
     mkdir -p "$d"
-    slice alice "$off_a" >"$d/call$n.alice.log"
-    slice bob "$off_b" >"$d/call$n.bob.log"
-    ladder alice "$d/call$n.alice.log" >"$d/call$n.alice.ladder"
-    ladder bob "$d/call$n.bob.log" >"$d/call$n.bob.ladder"
+    call_files "$d" "$n"
     local la="$d/call$n.alice.ladder" lb="$d/call$n.bob.ladder"
     local pcap=""
     [ "$HAVE_TCPDUMP" = 1 ] && pcap="; pcap of both sides of the NAT: $W/nat.pcap"
 
     check_established() {
         if [ "$up" != 1 ]; then
-            WHY="no CALL_ESTABLISHED at both ends within 10 s; alice saw: $(events_of alice | tail -c 200); bob saw: $(events_of bob | tail -c 200); alice's ladder: $(brief_ladder "$la"); bob's ladder: $(brief_ladder "$lb"); siphon counters that moved: $(siphon_errors_moved "$k0")$pcap"
+            WHY="no CALL_ESTABLISHED at both ends within 10 s; alice saw: $(events_of alice | tail -c 200); bob saw: $(events_of bob | tail -c 200); alice's ladder: $(brief_ladder "$la"); bob's ladder: $(brief_ladder "$lb"); siphon counters that moved: $(siphon_errors_moved "$CALL_K0")$pcap"
             return 1
         fi
-        grep_log "$d/call$n.$caller.log" "$caller@example.com: Call established: sip:$callee@example.com" ||
-            { WHY="$caller's log has no 'Call established'"; return 1; }
-        grep_log "$d/call$n.$callee.log" "$callee@example.com: Call established: sip:$caller@example.com" ||
-            { WHY="$callee's log has no 'Call established'"; return 1; }
+        both_established "$d" "$n" "$caller" "$callee" || return 1
         # everything bob receives comes from siphon's listener he registered
         # on (the NAT lets in nothing else)
         local bad
@@ -531,20 +350,14 @@ call() {
         awk -F'|' '$1 == ">" && $5 ~ /^BYE /' "$hl" | grep -q . || { WHY="$hanger sent no BYE"; return 1; }
         bye=$(awk -F'|' '$1 == "<" && $5 ~ /^BYE / { print $5; exit }' "$ol")
         if [ -z "$bye" ]; then
-            WHY="$hanger's BYE never reached $other; $hanger's ladder from the BYE: $(awk -F'|' '$5 ~ /^BYE /{p=1} p' "$hl" | cut -d'|' -f1,3-6 | tr '\n' ';' | tail -c 500); siphon counters that moved: $(siphon_errors_moved "$k0")$pcap"
+            WHY="$hanger's BYE never reached $other; $hanger's ladder from the BYE: $(awk -F'|' '$5 ~ /^BYE /{p=1} p' "$hl" | cut -d'|' -f1,3-6 | tr '\n' ';' | tail -c 500); siphon counters that moved: $(siphon_errors_moved "$CALL_K0")$pcap"
             return 1
         fi
         if [ "$other" = bob ]; then
             [[ "$bye" == "BYE sip:bob-"*"@$BOB_IP:5060"* ]] && [[ "$bye" != *alias=* ]] ||
                 { WHY="bob received '$bye': want his own Contact, the alias stripped"; return 1; }
         fi
-        awk -F'|' '$1 == "<" && $5 ~ /^SIP\/2.0 200/ && $6 ~ / BYE$/' "$hl" | grep -q . ||
-            { WHY="$hanger got no 200 OK for its BYE: $(awk -F'|' '$6 ~ / BYE$/' "$hl" | cut -d'|' -f1,3-6 | tr '\n' ';')"; return 1; }
-        ev_more "$other" CALL_CLOSED "${c0[$other]}" || { WHY="$other still has the call"; return 1; }
-        grep_log "$d/call$n.alice.log" "Call with sip:bob@example.com[^ ]* terminated" ||
-            { WHY="alice's log has no 'Call ... terminated'"; return 1; }
-        grep_log "$d/call$n.bob.log" "Call with sip:alice@example.com[^ ]* terminated" ||
-            { WHY="bob's log has no 'Call ... terminated'"; return 1; }
+        bye_ended "$d" "$n" "$hanger" "$other"
     }
     check "$tag: $hanger's BYE reaches $other$([ "$other" = bob ] && echo " through the NAT (at the alias, stripped)"), 200 OK back, call ended at both" check_bye
 }
@@ -600,11 +413,7 @@ check_removed() {
 check "bob dies behind the NAT (mapping still open, nobody answers): siphon removes his binding after $PING_MISSES missed keep-alives" check_removed
 
 scrape >"$S1/metrics.txt"
-check_siphon_exit() {
-    stop_siphon "$S1" || return 1
-    ! grep -q -E 'panicked|ERROR' "$S1/log" || { WHY="$(grep -m1 -E 'panicked|ERROR' "$S1/log")"; return 1; }
-}
-check "siphon: no errors logged, exits 0 on SIGTERM" check_siphon_exit
+check "siphon: no errors logged, exits 0 on SIGTERM" siphon_exits_clean "$S1" 1
 
 # ---------------------------------------------------------------- control
 # nat = "off": the same registration, but siphon trusts bob's Contact
@@ -639,11 +448,9 @@ if [ "$CONTROL" = 1 ]; then
     }
     check "control: with [proxy] nat = \"off\" the call to bob fails (siphon sends to $BOB_IP, unreachable)" check_control
     stop_pid "${UA_PID[bob]}" 3
-    stop_siphon "$S2" || true
+    stop_siphon "$S2" 1 || true
 fi
 
 ctrl_close alice
 stop_pid "${UA_PID[alice]}" 3
-echo "  ($(($(date +%s) - started)) s; logs in $W)"
-summary
-[ "$NFAIL" = 0 ]
+finish

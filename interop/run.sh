@@ -27,6 +27,8 @@
 # wait is bounded; each baresip also quits by itself after 120 s (-t).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=interop/lib.sh
+. interop/lib.sh
 SIPHON="${SIPHON:-target/debug/siphon}"
 TRANSPORTS="${TRANSPORTS:-udp tcp}"
 HOLD="${HOLD:-3}"
@@ -43,94 +45,18 @@ declare -A TONE=([alice]=440 [bob]=660 [carol]=880 [sha256]=440)
 declare -A PASSWORD=([alice]=alice-secret [bob]=bob-secret [carol]=carol-secret [dave]=dave-secret)
 SIPSAK_IP=127.0.4.5
 CTRL_PORT=4444
-
-NPASS=0
-NFAIL=0
-CALLS_UP=0
-WHY=""
-pass() { echo "PASS $1"; NPASS=$((NPASS + 1)); }
-fail() { echo "FAIL $1: $2"; NFAIL=$((NFAIL + 1)); }
-# check NAME CMD...: CMD returns 0 (pass) or sets WHY and returns 1 (fail)
-check() {
-    local name=$1
-    shift
-    WHY=""
-    if "$@"; then pass "$name"; else fail "$name" "${WHY:-failed}"; fi
-}
-summary() { echo "$NPASS passed, $NFAIL failed"; }
-
-for tool in baresip sipsak curl stdbuf od awk; do
-    command -v "$tool" >/dev/null || {
-        fail setup "$tool not found (apt-get install baresip sipsak curl)"
-        summary
-        exit 1
-    }
-done
-[ -x "$SIPHON" ] || { fail setup "no siphon binary at $SIPHON (cargo build --bin siphon)"; summary; exit 1; }
-for m in g711 ausine aubridge sndfile account menu ctrl_tcp; do
-    [ -e "$MODULES/$m.so" ] || { fail setup "baresip module $MODULES/$m.so missing (BARESIP_MODULES=dir)"; summary; exit 1; }
-done
-
-W=$(mktemp -d /tmp/siphon-interop.XXXXXX)
-PIDS=()
-declare -A UA_PID UA_DIR CTRL
-started=$(date +%s)
-
-alive() { # a child that has not exited (a zombie counts as exited)
-    local st
-    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-declare -A REAPED
-stop_pid() { # stop_pid PID [SECONDS]: TERM, then KILL after SECONDS; reaped
-    local pid=$1 t=${2:-3} i
-    [ -z "${REAPED[$pid]:-}" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < t * 10; i++)); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-    REAPED[$pid]=1
-}
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do [ -n "${REAPED[$pid]:-}" ] || kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do stop_pid "$pid" 3; done
-    if [ "$NFAIL" -gt 0 ] || [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
-        echo "work dir kept: $W"
-    else
-        rm -rf "$W"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_until SECONDS CMD...: poll CMD every 0.1 s until it succeeds
-wait_until() {
-    local t=$1 i
-    shift
-    for ((i = 0; i < t * 10; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    "$@"
-}
-metric() { # the sum of a metric over its label sets (shards)
-    { curl -s --max-time 2 "http://$METRICS/metrics" || true; } |
-        awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d\n", s }'
-}
-# the counters that tell why siphon could not deliver, "name=value ..."
+UA_MEDIA=1 # RTP and the tones are checked
+# the counters that tell why siphon could not deliver
 SIPHON_ERRORS="siphon_tcp_connect_errors_total siphon_branch_transport_errors_total siphon_branch_timeouts_total siphon_send_errors_total siphon_dropped_total siphon_mesh_handoffs_total"
-siphon_errors() { local m; for m in $SIPHON_ERRORS; do printf '%s=%s ' "$m" "$(metric "$m")"; done; }
-siphon_errors_moved() {
-    local now
-    now=$(siphon_errors)
-    awk -v a="$1" -v b="$now" 'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) { split(x[i], p, "="); split(y[i], q, "="); if (q[2] != p[2]) printf "%s +%d ", p[1], q[2] - p[2] } }'
-}
-aor() { curl -s --max-time 2 "http://$METRICS/admin/aor/$1@example.com" || true; }
+CALLS_UP=0
+
+need_tools "apt-get install baresip sipsak curl" baresip sipsak curl stdbuf od awk
+need_siphon
+need_modules g711 ausine aubridge sndfile account menu ctrl_tcp
+
+start_work siphon-interop
+
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-grep_log() { grep -a -q -E "$2" "$1" 2>/dev/null; }
 
 # ---------------------------------------------------------------- siphon
 mkdir -p "$W/siphon/journal"
@@ -181,69 +107,28 @@ EOF
 # them (and answer /health), so the addresses must be free
 for a in "$P_IP 5060" "${METRICS%:*} ${METRICS#*:}"; do
     if tcp_open $a; then
-        fail "siphon starts" "something already listens on TCP ${a/ /:} (a siphon left running?)"
-        summary
-        exit 1
+        die "siphon starts" "something already listens on TCP ${a/ /:} (a siphon left running?)"
     fi
 done
 "$SIPHON" --config "$W/siphon/siphon.toml" >"$W/siphon/log" 2>&1 &
 SIPHON_PID=$!
 PIDS+=("$SIPHON_PID")
 siphon_up() { alive "$SIPHON_PID" && [ "$(curl -s --max-time 1 "http://$METRICS/health")" = ok ] && tcp_open "$P_IP" 5060; }
-if ! wait_until 15 siphon_up; then
-    fail "siphon starts" "not listening on $P_IP:5060 and $METRICS after 15 s: $(tail -3 "$W/siphon/log" | tr '\n' ' ')"
-    summary
-    exit 1
-fi
+wait_until 15 siphon_up || die "siphon starts" "not listening on $P_IP:5060 and $METRICS after 15 s: $(tail -3 "$W/siphon/log" | tr '\n' ' ')"
 pass "siphon starts (stateful, registrar, Digest MD5; UDP+TCP $P_IP:5060)"
 
 # ---------------------------------------------------------------- baresip
 # start_ua NAME TRANSPORT PASSWORD [USER] [PROXY]: a headless baresip in its
 # own config dir, registering as USER@example.com (default NAME) through PROXY
 start_ua() {
-    local name=$1 tp=$2 pw=$3 user=${4:-$1} proxy=${5:-$P_IP} d uri ob
-    d="$W/$tp/$name"
-    mkdir -p "$d/rec"
-    cat >"$d/config" <<EOF
-poll_method		epoll
-net_interface		${IP[$name]}
-sip_listen		${IP[$name]}:5060
-call_local_timeout	20
-call_max_calls		4
-audio_player		aubridge,$name
-audio_alert		aubridge,$name
-audio_source		ausine,${TONE[$name]}
-ausrc_srate		48000
-ausrc_channels		2
-auplay_srate		48000
-auplay_channels		1
-audio_level		no
-rtp_ports		${RTP[$name]}-$((RTP[$name] + 99))
-jitter_buffer_delay	5-10
-rtp_stats		no
-statmode_default	off
-module_path		$MODULES
-module			g711.so
-module			ausine.so
-module			aubridge.so
-module			sndfile.so
-module_tmp		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-ctrl_tcp_listen		${IP[$name]}:$CTRL_PORT
-snd_path		$d/rec
-EOF
+    local name=$1 tp=$2 pw=$3 user=${4:-$1} proxy=${5:-$P_IP} uri ob
     uri="sip:$user@example.com"
     ob="sip:$proxy"
     if [ "$tp" = tcp ]; then
         uri="$uri;transport=tcp"
         ob="$ob;transport=tcp"
     fi
-    echo "<$uri>;auth_pass=$pw;outbound=\"$ob\";regint=60;answermode=auto" >"$d/accounts"
-    stdbuf -oL -eL baresip -f "$d" -s -t 120 >"$d/log" 2>&1 &
-    UA_PID[$name]=$!
-    UA_DIR[$name]=$d
-    PIDS+=("$!")
+    launch_ua "$name" "$W/$tp/$name" "$uri" "$pw" "$ob"
 }
 # ctrl_open NAME: connect to the UA's ctrl_tcp; its events go to NAME/events
 ctrl_open() {
@@ -254,57 +139,11 @@ ctrl_open() {
     cat <&"$fd" >"${UA_DIR[$name]}/events" &
     PIDS+=("$!")
 }
-ctrl_close() { local fd=${CTRL[$1]:-}; [ -n "$fd" ] && exec {fd}>&-; CTRL[$1]=""; }
-# ctrl NAME COMMAND [PARAMS]: a netstring-framed JSON command
-ctrl() {
-    local j="{\"command\":\"$2\",\"params\":\"${3:-}\",\"token\":\"$2\"}"
-    printf '%d:%s,' "${#j}" "$j" >&"${CTRL[$1]}"
-}
-evcount() { { grep -a -o "\"type\":\"$2\"" "${UA_DIR[$1]}/events" 2>/dev/null || true; } | wc -l; }
-ev_more() { [ "$(evcount "$1" "$2")" -gt "$3" ]; }
-events_of() { { grep -a -o '"type":"[A-Z_]*"[^}]*"param":"[^"]*"' "${UA_DIR[$1]}/events" 2>/dev/null || true; } | sed 's/"type":"\([A-Z_]*\)".*"param":"\([^"]*\)"/\1(\2)/' | tr '\n' ' '; }
-log_size() { stat -c %s "${UA_DIR[$1]}/log"; }
-
-# ladder NAME LOG: one line per SIP message in baresip's trace (-s):
-# dir|transport|src|dst|start line|CSeq|Call-ID|To tag|SDP c= address
-# dir is ">" (sent by NAME) or "<" (received): a request NAME sends and a
-# response it receives have NAME's address in the top Via. (The trace's
-# addresses do not tell: over TCP baresip's end of a connection it opened,
-# and siphon's, are 127.0.0.1:ephemeral.)
-LADDER_AWK='
-function flush() {
-    if (start != "") {
-        isreq = start !~ /^SIP\/2\.0 /
-        mine = index(via, me ":") == 1
-        print (isreq == mine ? ">" : "<") "|" tp "|" src "|" dst "|" start "|" cseq "|" callid "|" totag "|" conn
-    }
-    start = ""; inmsg = 0
-}
-{ sub(/\r$/, "") }
-/^(UDP|TCP|TLS) [0-9.]+:[0-9]+ -> [0-9.]+:[0-9]+$/ {
-    flush(); tp = $1; src = $2; dst = $4; inmsg = 1
-    cseq = callid = totag = conn = via = ""
-    if ((getline line) > 0) { sub(/\r$/, "", line); start = line }
-    next
-}
-!inmsg { next }
-/\033\[;m/ { flush(); next }
-/^(CSeq|cseq):/ { sub(/^[^:]*: */, ""); cseq = $0; next }
-/^(Call-ID|i):/ { sub(/^[^:]*: */, ""); callid = $0; next }
-/^(Via|v):/ { if (via == "" && match($0, /SIP\/2\.0\/[A-Za-z]+ +[^ ;,]+/)) { via = substr($0, RSTART, RLENGTH); sub(/^[^ ]+ +/, "", via) }; next }
-/^(To|t):/ { if (match($0, /;tag=[^;> ]+/)) totag = substr($0, RSTART + 5, RLENGTH - 5); next }
-/^c=IN IP4 / { conn = $3; next }
-END { flush() }'
-ladder() { awk -v me="${IP[$1]}" "$LADDER_AWK" "$2"; }
 
 # wait_registered NAME TP: baresip says 200 OK and siphon has the binding
 wait_registered() {
-    local name=$1 tp=$2 up
-    up=$(echo "$tp" | tr a-z A-Z)
-    if ! wait_until 10 grep_log "${UA_DIR[$name]}/log" "$name@example.com: \{[0-9]+/$up/v4\} 200 OK"; then
-        WHY="no 200 OK for its REGISTER within 10 s; baresip says: $(grep -a -E "reg:|$name@example.com:" "${UA_DIR[$name]}/log" | tr -d '\033' | tail -2 | tr '\n' ' ')"
-        return 1
-    fi
+    local name=$1 tp=$2
+    ua_registered "$name" "$(echo "$tp" | tr a-z A-Z)" || return 1
     local b
     b=$(aor "$name")
     echo "$b" >"${UA_DIR[$name]}/aor.json"
@@ -313,9 +152,6 @@ wait_registered() {
         return 1
     fi
 }
-
-# the slice of a UA's log since byte OFFSET
-slice() { tail -c +$(($2 + 1)) "${UA_DIR[$1]}/log"; }
 
 # tone_of WAV: "<loud seconds> <Hz>" of a 16-bit 8 kHz mono dump (20 ms
 # frames louder than 2000; frequency from upward zero crossings)
@@ -335,60 +171,29 @@ call() {
     local tp=$1 n=$2 hanger=$3 other name peer
     local tag="$tp call$n ($([ "$hanger" = alice ] && echo "caller" || echo "callee") hangs up)"
     [ "$hanger" = alice ] && other=bob || other=alice
-    local off_a off_b e_a e_b c_a c_b r_a r_b
-    off_a=$(log_size alice)
-    off_b=$(log_size bob)
-    e_a=$(evcount alice CALL_ESTABLISHED)
-    e_b=$(evcount bob CALL_ESTABLISHED)
-    c_a=$(evcount alice CALL_CLOSED)
-    c_b=$(evcount bob CALL_CLOSED)
+    local r_a r_b
     r_a=$(evcount alice CALL_RTPESTAB)
     r_b=$(evcount bob CALL_RTPESTAB)
-    local k0
-    k0=$(siphon_errors)
-    ctrl alice dial "sip:bob@example.com"
-    established() { ev_more alice CALL_ESTABLISHED "$e_a" && ev_more bob CALL_ESTABLISHED "$e_b"; }
-    settled() { established || ev_more alice CALL_CLOSED "$c_a"; }
-    closed() { ev_more alice CALL_CLOSED "$c_a" && ev_more bob CALL_CLOSED "$c_b"; }
-    local up=0 m0 m1
-    wait_until 10 settled || true
-    if established; then
-        up=1
-        CALLS_UP=$((CALLS_UP + 1))
-    fi
+    call_dial alice bob
+    local up=$CALL_UP m0 m1
+    [ "$up" != 1 ] || CALLS_UP=$((CALLS_UP + 1))
     m0=$(($(metric siphon_udp_datagrams_received_total) + $(metric siphon_tcp_messages_received_total)))
     if [ "$up" = 1 ]; then
         sleep "$HOLD"
         m1=$(($(metric siphon_udp_datagrams_received_total) + $(metric siphon_tcp_messages_received_total)))
-        ctrl "$hanger" hangup
-        wait_until 8 closed || true
-        # a call left over (a BYE that never arrived) must not spill into
-        # the next one
-        if ! ev_more "$other" CALL_CLOSED "$([ "$other" = alice ] && echo "$c_a" || echo "$c_b")"; then
-            ctrl "$other" hangup
-            sleep 1
-        fi
     else
         m1=$m0
-        # end whatever is left of the attempt at both ends
-        ev_more alice CALL_CLOSED "$c_a" || { ctrl alice hangup; wait_until 5 ev_more alice CALL_CLOSED "$c_a" || true; }
-        ev_more bob CALL_CLOSED "$c_b" || { ctrl bob hangup; sleep 0.5; }
     fi
+    call_end "$hanger"
     local d="$W/$tp"
-    slice alice "$off_a" >"$d/call$n.alice.log"
-    slice bob "$off_b" >"$d/call$n.bob.log"
-    ladder alice "$d/call$n.alice.log" >"$d/call$n.alice.ladder"
-    ladder bob "$d/call$n.bob.log" >"$d/call$n.bob.ladder"
+    call_files "$d" "$n"
 
     check_established() {
         if [ "$up" != 1 ]; then
-            WHY="no CALL_ESTABLISHED at both ends; alice saw: $(events_of alice | tail -c 200); bob saw: $(events_of bob | tail -c 200); alice's ladder: $(cut -d'|' -f1,5 "$d/call$n.alice.ladder" | tr '\n' ';' | tail -c 400); bob's ladder: $(cut -d'|' -f1,5 "$d/call$n.bob.ladder" | tr '\n' ';' | tail -c 300); siphon counters that moved: $(siphon_errors_moved "$k0")"
+            WHY="no CALL_ESTABLISHED at both ends; alice saw: $(events_of alice | tail -c 200); bob saw: $(events_of bob | tail -c 200); alice's ladder: $(cut -d'|' -f1,5 "$d/call$n.alice.ladder" | tr '\n' ';' | tail -c 400); bob's ladder: $(cut -d'|' -f1,5 "$d/call$n.bob.ladder" | tr '\n' ';' | tail -c 300); siphon counters that moved: $(siphon_errors_moved "$CALL_K0")"
             return 1
         fi
-        grep_log "$d/call$n.alice.log" "alice@example.com: Call established: sip:bob@example.com" ||
-            { WHY="alice's log has no 'Call established'"; return 1; }
-        grep_log "$d/call$n.bob.log" "bob@example.com: Call established: sip:alice@example.com" ||
-            { WHY="bob's log has no 'Call established'"; return 1; }
+        both_established "$d" "$n" alice bob
     }
     check "$tag: INVITE with Digest (407), bob answers, established at both UAs" check_established
     if [ "$up" != 1 ]; then
@@ -451,23 +256,14 @@ call() {
     check "$tag: each UA decodes the other's tone (alice hears 660 Hz, bob 440 Hz)" check_audio
 
     check_bye() {
-        local hl ol
-        hl="$d/call$n.$hanger.ladder"
-        ol="$d/call$n.$other.ladder"
+        local hl="$d/call$n.$hanger.ladder" ol="$d/call$n.$other.ladder"
         awk -F'|' '$1 == ">" && $5 ~ /^BYE /' "$hl" | grep -q . ||
             { WHY="$hanger sent no BYE"; return 1; }
         if ! awk -F'|' '$1 == "<" && $5 ~ /^BYE /' "$ol" | grep -q .; then
             WHY="$hanger's BYE never reached $other; $hanger's ladder from the BYE: $(awk -F'|' '$5 ~ /^BYE /{p=1} p' "$hl" | cut -d'|' -f1,3-6 | tr '\n' ';' | tail -c 500)"
             return 1
         fi
-        awk -F'|' '$1 == "<" && $5 ~ /^SIP\/2.0 200/ && $6 ~ / BYE$/' "$hl" | grep -q . ||
-            { WHY="$hanger got no 200 OK for its BYE: $(awk -F'|' '$6 ~ / BYE$/' "$hl" | cut -d'|' -f1,3-6 | tr '\n' ';')"; return 1; }
-        ev_more "$other" CALL_CLOSED "$([ "$other" = alice ] && echo "$c_a" || echo "$c_b")" ||
-            { WHY="$other still has the call"; return 1; }
-        grep_log "$d/call$n.alice.log" "Call with sip:bob@example.com[^ ]* terminated" ||
-            { WHY="alice's log has no 'Call ... terminated'"; return 1; }
-        grep_log "$d/call$n.bob.log" "Call with sip:alice@example.com[^ ]* terminated" ||
-            { WHY="bob's log has no 'Call ... terminated'"; return 1; }
+        bye_ended "$d" "$n" "$hanger" "$other"
     }
     check "$tag: $hanger's BYE reaches $other through siphon, 200 OK back, call ended at both" check_bye
 
@@ -493,7 +289,7 @@ call() {
 
 # ---------------------------------------------------------------- runs
 # the shard whose siphon_tcp_accepted_total grew since "$1" (a snapshot)
-accepted() { { curl -s --max-time 2 "http://$METRICS/metrics" || true; } | awk '/^siphon_tcp_accepted_total\{/ { printf "%s ", $2 }'; }
+accepted() { scrape | awk '/^siphon_tcp_accepted_total\{/ { printf "%s ", $2 }'; }
 grown() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) if (y[i] > x[i]) { print i - 1; exit } print "?" }'; }
 
 for tp in $TRANSPORTS; do
@@ -516,7 +312,7 @@ for tp in $TRANSPORTS; do
             [ "$sb" = "$sa" ] && [ "$sa" != "?" ] && [ "$try" -lt 8 ] || break
             stop_pid "${UA_PID[bob]}" 5
         done
-        echo "  tcp: alice's connection is on siphon shard $sa, bob's on shard $sb (bob started $try times)"
+        info "tcp: alice's connection is on siphon shard $sa, bob's on shard $sb (bob started $try times)"
     else
         start_ua bob "$tp" "${PASSWORD[bob]}"
     fi
@@ -648,7 +444,7 @@ check_metrics() {
     fw=$(metric siphon_forwarded_total)
     bind=$(metric siphon_registrar_bindings)
     pe=$(metric siphon_parse_errors_total)
-    echo "  metrics: registers=$regs challenges=$ch auth_failures=$af transactions=$tr forwarded=$fw bindings=$bind parse_errors=$pe"
+    info "metrics: registers=$regs challenges=$ch auth_failures=$af transactions=$tr forwarded=$fw bindings=$bind parse_errors=$pe"
     # per transport: alice and bob register and unregister, 401 then 200 each
     [ "$regs" -ge $((ntp * 8 + 6)) ] || { WHY="siphon_registrar_registers_total $regs < $((ntp * 8 + 6))"; return 1; }
     # the REGISTERs' 401s and the INVITEs' 407s
@@ -661,20 +457,7 @@ check_metrics() {
 }
 check "siphon metrics: registers, challenges, auth failures, transactions counted; no bindings left, no parse errors" check_metrics
 
-curl -s --max-time 2 "http://$METRICS/metrics" >"$W/siphon/metrics.txt" || true
-check_siphon_exit() {
-    local rc=0 i
-    alive "$SIPHON_PID" || { WHY="siphon is not running any more: $(tail -2 "$W/siphon/log" | tr '\n' ' ')"; return 1; }
-    kill -TERM "$SIPHON_PID"
-    for ((i = 0; i < 50; i++)); do alive "$SIPHON_PID" || break; sleep 0.1; done
-    alive "$SIPHON_PID" && { WHY="still running 5 s after SIGTERM"; return 1; }
-    wait "$SIPHON_PID" || rc=$?
-    REAPED[$SIPHON_PID]=1
-    [ "$rc" = 0 ] || { WHY="exit status $rc"; return 1; }
-    ! grep -q -E 'panicked|ERROR' "$W/siphon/log" || { WHY="$(grep -m1 -E 'panicked|ERROR' "$W/siphon/log")"; return 1; }
-}
-check "siphon: no errors logged, exits 0 on SIGTERM" check_siphon_exit
+scrape >"$W/siphon/metrics.txt"
+check "siphon: no errors logged, exits 0 on SIGTERM" siphon_exits_clean "$W/siphon"
 
-echo "  ($(($(date +%s) - started)) s; logs in $W)"
-summary
-[ "$NFAIL" = 0 ]
+finish
