@@ -129,7 +129,7 @@ impl Core {
             local: flow.local,
             conn: flow.conn.map_or(0, |c| c.0),
             nat: self.cfg.proxy.nat,
-            via_moved: via_moved(msg, flow),
+            via_moved: via_moved(msg, flow.remote),
         };
         let now = self.unix_now();
         let r = register(&reg, msg, &aor, src, now, &mut self.journal);
@@ -158,9 +158,8 @@ impl Core {
     ) -> Option<Outcome> {
         let auth = self.auth.clone()?;
         let cfg = self.cfg.auth.as_ref()?;
-        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
-        if in_dialog
-            || matches!(method, Method::Ack | Method::Cancel | Method::Register)
+        // Only initial requests come here (`plan` decides).
+        if matches!(method, Method::Ack | Method::Cancel | Method::Register)
             || !cfg
                 .requests
                 .iter()
@@ -246,7 +245,7 @@ impl Core {
 
 /// The top Via's sent-by is not where the request came from (an address
 /// or a port a NAT changed; a host name is taken at its word).
-pub(super) fn via_moved(msg: &Message, flow: Flow) -> bool {
+pub(super) fn via_moved(msg: &Message, src: std::net::SocketAddr) -> bool {
     let Ok(v) = msg.top_via() else {
         return false;
     };
@@ -257,7 +256,7 @@ pub(super) fn via_moved(msg: &Message, flow: Flow) -> bool {
         .trim_end_matches(']')
         .parse::<std::net::IpAddr>()
     {
-        Ok(ip) => ip != flow.remote.ip() || port != flow.remote.port(),
+        Ok(ip) => ip != src.ip() || port != src.port(),
         Err(_) => false,
     }
 }

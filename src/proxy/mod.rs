@@ -7,6 +7,7 @@ pub mod branch;
 pub mod hosts;
 pub mod identity;
 mod local;
+mod location;
 mod nat;
 mod natping;
 mod probe;
@@ -321,12 +322,9 @@ impl Core {
         self.src = Some((flow.remote, flow.transport));
         match self.parse(data, flow) {
             Ok(msg) if msg.is_request() => self.request(&msg, flow),
-            Ok(msg) => match self.nat_ping_reply(&msg, flow) {
-                Some(o) => o,
-                None => self
-                    .probe_reply(&msg)
-                    .unwrap_or_else(|| self.response(&msg)),
-            },
+            Ok(msg) => self
+                .own_options_reply(&msg, flow)
+                .unwrap_or_else(|| self.response(&msg)),
             Err(out) => out,
         }
     }
@@ -345,10 +343,7 @@ impl Core {
                 Some(owner) => out.push(Outcome::ToShard(owner, Box::new((data, flow)))),
                 None => self.stateful_request(now, msg, flow, out),
             },
-            Ok(msg) => match self
-                .nat_ping_reply(&msg, flow)
-                .or_else(|| self.probe_reply(&msg))
-            {
+            Ok(msg) => match self.own_options_reply(&msg, flow) {
                 Some(o) => out.push(o),
                 None => self.stateful_response(now, data, msg, flow, out),
             },

@@ -10,12 +10,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::local::via_moved;
 use super::request::NextHop;
 use super::Core;
 use crate::config::{Nat, Transport};
 use crate::registrar::register::is_private;
 use crate::sip::addr::NameAddr;
-use crate::sip::uri::{Host, Uri};
+use crate::sip::uri::Uri;
 use crate::sip::{HeaderName, Message};
 
 impl Core {
@@ -23,13 +24,15 @@ impl Core {
     /// `src`, when one is needed: Record-Route is on (else in-dialog
     /// requests do not come through us), the Contact is an address that
     /// is not `src`, and `[proxy] nat` says a NAT is there (`auto`: the
-    /// Via moved or the Contact is private; `always`: any difference).
+    /// Contact is private, or — for a request — its Via moved; `always`:
+    /// any difference). The cheap tests come first: most messages stop
+    /// at one of them.
     pub(super) fn nat_alias(
         &self,
         msg: &Message,
         src: SocketAddr,
         transport: Transport,
-        via_moved: bool,
+        request: bool,
     ) -> Option<Vec<u8>> {
         let mode = self.cfg.proxy.nat;
         if !self.cfg.proxy.record_route || mode == Nat::Off {
@@ -38,15 +41,11 @@ impl Core {
         let value = msg.header(HeaderName::Contact)?;
         let addr = NameAddr::parse(value, HeaderName::Contact).ok()?;
         let uri = addr.uri().ok()?;
-        let ip: IpAddr = match uri.host {
-            Host::V4(a) => a.into(),
-            Host::V6(_, a) => a.into(),
-            _ => return None,
-        };
+        let ip = uri.host.ip()?;
         if SocketAddr::new(ip, uri.port_or_default()) == src {
             return None;
         }
-        if mode == Nat::Auto && !via_moved && !is_private(ip) {
+        if mode == Nat::Auto && !is_private(ip) && !(request && via_moved(msg, src)) {
             return None;
         }
         let host = match src.ip() {

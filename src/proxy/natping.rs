@@ -14,8 +14,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-
 use super::request::sender;
 use super::{Core, Drop, Flow, Outcome, Transmit};
 use crate::config::Transport;
@@ -24,7 +22,7 @@ use crate::registrar::Binding;
 use crate::sip::Message;
 
 /// The branch prefix of our keep-alives.
-const PING: &str = "z9hG4bKsn-";
+pub(super) const PING: &str = "z9hG4bKsn-";
 /// The shard that pings.
 const PINGER: usize = 0;
 
@@ -130,17 +128,17 @@ impl Core {
         self.pinger = Some(p);
     }
 
-    /// If `msg` answers one of our keep-alives: note it (on the pinging
-    /// shard; another shard hands it there) and say it was taken.
-    pub(super) fn nat_ping_reply(&mut self, msg: &Message, flow: Flow) -> Option<Outcome> {
-        let via = msg.top_via().ok()?;
-        let id = via.branch()?.strip_prefix(PING.as_bytes())?;
-        if !self.me.is_me(via.host, via.port) {
-            return None;
-        }
+    /// The answer to keep-alive `id` (its branch after our prefix): note
+    /// it (on the pinging shard; another shard hands it there).
+    pub(super) fn nat_ping_reply(
+        &mut self,
+        msg: &Message,
+        id: &[u8],
+        flow: Flow,
+    ) -> Option<Outcome> {
         let Some(p) = self.pinger.as_mut() else {
             if self.shard != PINGER && self.shards > 1 {
-                let data = Bytes::copy_from_slice(msg.as_bytes());
+                let data = msg.buffer().clone();
                 return Some(Outcome::ToShard(PINGER, Box::new((data, flow))));
             }
             return Some(Outcome::Dropped(Drop::NatPingReply));
@@ -236,6 +234,8 @@ fn nated(b: &Binding, now: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use bytes::Bytes;
     use std::sync::Arc;
 
     use super::*;

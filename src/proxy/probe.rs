@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::request::{sender, via_transport};
-use super::{Core, Drop, Outcome, Transmit};
+use super::{Core, Drop, Flow, Outcome, Transmit};
 use crate::routing::SetTarget;
 use crate::sip::Message;
 
@@ -41,14 +41,27 @@ impl Core {
         }
     }
 
-    /// If `msg` answers one of our probes: give it to the target's health
-    /// and say it was taken.
-    pub(super) fn probe_reply(&self, msg: &Message) -> Option<Outcome> {
+    /// If `msg` answers one of our own OPTIONS outside any transaction (a
+    /// health probe, a NAT keep-alive): take it, and say so. The top Via
+    /// is parsed once for both.
+    pub(super) fn own_options_reply(&mut self, msg: &Message, flow: Flow) -> Option<Outcome> {
         let via = msg.top_via().ok()?;
-        let id = via.branch()?.strip_prefix(PROBE.as_bytes())?;
-        if !self.me.is_me(via.host, via.port) {
+        let branch = via.branch()?;
+        let probe = branch.strip_prefix(PROBE.as_bytes());
+        let ping = branch.strip_prefix(super::natping::PING.as_bytes());
+        if (probe.is_none() && ping.is_none()) || !self.me.is_me(via.host, via.port) {
             return None;
         }
+        match (probe, ping) {
+            (Some(id), _) => self.probe_reply(msg, id),
+            (_, Some(id)) => self.nat_ping_reply(msg, id, flow),
+            _ => None,
+        }
+    }
+
+    /// The answer to probe `id` (its branch after our prefix): give it to
+    /// the target's health.
+    fn probe_reply(&self, msg: &Message, id: &[u8]) -> Option<Outcome> {
         let code = msg.status()?;
         let mut parts = std::str::from_utf8(id)
             .ok()?

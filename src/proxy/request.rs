@@ -8,9 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
 use super::identity::Me;
+use super::location::LocTarget;
 use super::{ConnId, Core, Drop, Flow, Identity, Outcome, Transmit};
 use crate::config::{Target, Transport};
-use crate::registrar::Binding;
 use crate::routing::stats::count_class;
 use crate::routing::{Decision, Request as RouteRequest, Routing};
 use crate::sip::uri::{Host, Uri};
@@ -26,7 +26,7 @@ pub(super) struct NextHop {
     /// The listener to send from, when the target names one.
     pub listener: Option<SocketAddr>,
     /// Over a stream: the connection to use while it is open.
-    conn: Option<ConnId>,
+    pub conn: Option<ConnId>,
     /// Send from the listener's own socket, never a shard's outbound one
     /// (a NATed UA lets in only what comes from where it registered).
     pinned: bool,
@@ -45,8 +45,8 @@ impl NextHop {
         }
     }
 
-    /// An address, not a name (a NAT alias): sent from the listener's
-    /// own socket over UDP.
+    /// An address, not a name (a NAT alias, a registered UA's source):
+    /// sent from the listener's own socket over UDP.
     pub(super) fn to_addr(a: SocketAddr, transport: Transport) -> NextHop {
         NextHop {
             host: a.ip().to_string(),
@@ -115,14 +115,6 @@ pub(super) struct Plan<'m> {
     /// The configured route that matched (counted once per request by
     /// the caller: a failover plans again).
     pub route: Option<usize>,
-}
-
-/// One registered contact of the AOR a request is for.
-#[derive(Debug, Clone)]
-pub(crate) struct LocTarget {
-    pub contact: Box<[u8]>,
-    pub path: Box<[Box<[u8]>]>,
-    pub hop: NextHop,
 }
 
 /// Where the next hop comes from.
@@ -356,43 +348,6 @@ impl Core {
         })
     }
 
-    /// The location service (RFC 3261 §10, §16.5): the live contacts of
-    /// the AOR `target` names, best first; 404 for an AOR nobody knows,
-    /// 480 for a known one with no live binding.
-    // The error is what to send instead: an Outcome moved once, on the
-    // path that does not forward.
-    #[allow(clippy::result_large_err)]
-    fn location(&self, msg: &Message, flow: Flow, target: &Uri<'_>) -> Result<Next, Outcome> {
-        let Some(reg) = &self.registrar else {
-            return Err(self.reply(msg, flow, 404, &"Not Found", &[]));
-        };
-        let Some(aor) = reg.aor(target, self.uri_is_me(target)) else {
-            return Err(self.reply(msg, flow, 404, &"Not Found", &[]));
-        };
-        let now = self.unix_now();
-        let (known, live) = reg.store.with(&aor, |r| match r {
-            Some(r) => (
-                true,
-                r.live(now).into_iter().filter_map(loc_target).collect(),
-            ),
-            None => (false, Vec::new()),
-        });
-        if live.is_empty() {
-            let user = aor.split(|&b| b == b'@').next().unwrap_or_default();
-            let known = known
-                || self
-                    .auth
-                    .as_ref()
-                    .is_some_and(|a| a.knows(&String::from_utf8_lossy(user)));
-            return Err(if known {
-                self.reply(msg, flow, 480, &"Temporarily Unavailable", &[])
-            } else {
-                self.reply(msg, flow, 404, &"Not Found", &[])
-            });
-        }
-        Ok(Next::Location(live))
-    }
-
     /// The address and transport of a next hop, or a local answer (503
     /// unresolvable, 403 a forbidden address) or a drop (no listener).
     // The error is what to send instead: an Outcome moved once, on the
@@ -528,8 +483,7 @@ impl Core {
                     | Method::Notify
                     | Method::Update
             ) {
-                let moved = super::local::via_moved(msg, flow);
-                if let Some(alias) = self.nat_alias(msg, flow.remote, flow.transport, moved) {
+                if let Some(alias) = self.nat_alias(msg, flow.remote, flow.transport, true) {
                     e.add_contact_uri_param(msg, &alias);
                 }
             }
@@ -687,36 +641,8 @@ pub(super) fn count_route(routing: &Routing, route: Option<usize>) {
     }
 }
 
-/// Where a binding is reached: through its first Path value; over TCP
-/// back to where it registered from (the connection it registered on,
-/// when still open); over UDP behind a NAT at the address it registered
-/// from, sent from the listener it registered on (RFC 3581, RFC 5626
-/// §5); else at its Contact URI.
-fn loc_target(b: &Binding) -> Option<LocTarget> {
-    let hop = if let Some(p) = b.path.first() {
-        let inner = p.strip_prefix(b"<").and_then(|p| p.strip_suffix(b">"))?;
-        uri_hop(&Uri::parse(inner).ok()?)
-    } else if b.transport == Transport::Tcp || b.nat {
-        NextHop {
-            host: b.source.ip().to_string(),
-            port: b.source.port(),
-            transport: b.transport,
-            listener: b.local,
-            conn: (b.conn != 0).then_some(ConnId(b.conn)),
-            pinned: b.transport == Transport::Udp,
-        }
-    } else {
-        uri_hop(&Uri::parse(&b.contact).ok()?)
-    };
-    Some(LocTarget {
-        contact: b.contact.clone(),
-        path: b.path.clone(),
-        hop,
-    })
-}
-
 /// Next hop from a SIP URI: maddr over host, port, transport parameter.
-fn uri_hop(u: &Uri<'_>) -> NextHop {
+pub(super) fn uri_hop(u: &Uri<'_>) -> NextHop {
     let host = match (u.maddr(), u.host) {
         (Some(m), _) => String::from_utf8_lossy(m).into_owned(),
         (None, Host::Name(h)) => String::from_utf8_lossy(h).into_owned(),

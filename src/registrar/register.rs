@@ -75,17 +75,12 @@ pub struct Source {
 /// The address of a `received` Contact parameter: a quoted SIP URI with
 /// an IP host (`"sip:192.0.2.7:5062"`, `;transport=tcp` allowed).
 fn received_addr(v: &[u8]) -> Option<(SocketAddr, Transport)> {
-    use crate::sip::uri::{Host, Uri};
     let v = v
         .strip_prefix(b"\"")
         .and_then(|v| v.strip_suffix(b"\""))
         .unwrap_or(v);
     let u = Uri::parse(v).ok()?;
-    let ip: std::net::IpAddr = match u.host {
-        Host::V4(a) => a.into(),
-        Host::V6(_, a) => a.into(),
-        _ => return None,
-    };
+    let ip = u.host.ip()?;
     let transport = match u.transport() {
         Some(t) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
         None => Transport::Udp,
@@ -137,23 +132,16 @@ pub fn is_private(ip: std::net::IpAddr) -> bool {
 /// source, or it asks for an outbound flow (`;ob`, RFC 5626 §5).
 fn nated(src: &Source, contact: &[u8]) -> bool {
     use crate::config::Nat;
-    use crate::sip::uri::{Host, Uri};
     match src.nat {
         Nat::Off => false,
         Nat::Always => true,
         Nat::Auto if src.via_moved => true,
         Nat::Auto => Uri::parse(contact).is_ok_and(|u| {
-            let private = match u.host {
-                Host::V4(a) => is_private(a.into()),
-                Host::V6(_, a) => is_private(a.into()),
-                _ => false,
-            };
-            let at_source = match u.host {
-                Host::V4(a) => std::net::IpAddr::from(a) == src.addr.ip(),
-                Host::V6(_, a) => std::net::IpAddr::from(a) == src.addr.ip(),
-                _ => false,
-            };
-            (private && !at_source) || u.param("ob").is_some()
+            let private_elsewhere = u
+                .host
+                .ip()
+                .is_some_and(|ip| is_private(ip) && ip != src.addr.ip());
+            private_elsewhere || u.param("ob").is_some()
         }),
     }
 }

@@ -48,6 +48,17 @@ pub enum Host<'a> {
     None,
 }
 
+impl Host<'_> {
+    /// The address, when the host is one.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match *self {
+            Host::V4(a) => Some(a.into()),
+            Host::V6(_, a) => Some(a.into()),
+            Host::Name(_) | Host::None => None,
+        }
+    }
+}
+
 /// Why a URI was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UriError {

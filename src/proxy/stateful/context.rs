@@ -27,9 +27,8 @@ use bytes::Bytes;
 
 use std::sync::Arc;
 
-use super::super::request::{
-    count_route, count_route_final, upstream, LocTarget, Next, NextHop, Plan,
-};
+use super::super::location::LocTarget;
+use super::super::request::{count_route, count_route_final, upstream, Next, NextHop, Plan};
 use super::super::{ConnId, Core, Flow, Outcome, Transmit};
 use super::build::upstream_response;
 use super::Table;
@@ -256,12 +255,14 @@ impl Core {
 
     /// A new request: a context, 100 Trying for an INVITE, the first
     /// leg(s).
-    /// `key` is the request's §17.2.3 key, as looked up by the caller.
+    /// `key` is the request's §17.2.3 key, as looked up by the caller;
+    /// `dir_hash` its hash in the shared directory, when there is one.
     pub(super) fn new_context(
         &mut self,
         now: u64,
         msg: Message,
         key: Option<Box<[u8]>>,
+        dir_hash: Option<u64>,
         flow: Flow,
         out: &mut Vec<Outcome>,
     ) {
@@ -291,13 +292,10 @@ impl Core {
         table.stats.created += 1;
         table.stats.active += 1;
         table.index.insert(key.clone(), slot);
-        let dir_hash = (method == Method::Invite)
-            .then(|| table.dir.as_ref().map(|d| (d, super::key_hash(&key))))
-            .flatten()
-            .map(|(d, h)| {
-                d.insert(h, usize::from(table.shard));
-                h
-            });
+        let dir_hash = dir_hash.filter(|_| method == Method::Invite);
+        if let (Some(d), Some(h)) = (&table.dir, dir_hash) {
+            d.insert(h, usize::from(table.shard));
+        }
         let kind = if method == Method::Invite {
             Kind::Invite
         } else {

@@ -221,18 +221,26 @@ impl Core {
                 table.take(slot, gen)
             });
         // Another shard's INVITE: its CANCEL, its non-2xx ACK or its
-        // retransmission came from another port or connection.
-        if found.is_none() && matches!(method, Method::Invite | Method::Ack | Method::Cancel) {
-            let owner = table
-                .dir
-                .as_ref()
-                .zip(key.as_ref())
-                .and_then(|(d, k)| d.lookup(key_hash(k)))
-                .filter(|&o| o != usize::from(table.shard));
-            if let Some(owner) = owner {
-                let data = Bytes::copy_from_slice(msg.as_bytes());
-                return out.push(Outcome::ToShard(owner, Box::new((data, flow))));
+        // retransmission came from another port or connection. The hash
+        // is computed once: a new INVITE context is entered under it.
+        let dir_hash = match (&table.dir, &key) {
+            (Some(_), Some(k))
+                if found.is_none()
+                    && matches!(method, Method::Invite | Method::Ack | Method::Cancel) =>
+            {
+                Some(key_hash(k))
             }
+            _ => None,
+        };
+        let owner = table
+            .dir
+            .as_ref()
+            .zip(dir_hash)
+            .and_then(|(d, h)| d.lookup(h))
+            .filter(|&o| o != usize::from(table.shard));
+        if let Some(owner) = owner {
+            let data = msg.buffer().clone();
+            return out.push(Outcome::ToShard(owner, Box::new((data, flow))));
         }
         match (method, found) {
             (Method::Cancel, Some(ctx)) => self.cancel_received(now, ctx, &msg, flow, out),
@@ -243,7 +251,7 @@ impl Core {
             // statelessly along the route set (§16.6).
             (Method::Ack, None) => out.push(self.request(&msg, flow)),
             (_, Some(ctx)) => self.retransmission(ctx, out),
-            (_, None) => self.new_context(now, msg, key, flow, out),
+            (_, None) => self.new_context(now, msg, key, dir_hash, flow, out),
         }
     }
 
