@@ -4,6 +4,8 @@
 //! config; `siphon parse FILE...` runs the proxy's parser over saved
 //! messages and prints the verdict a proxy would act on.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use std::path::PathBuf;
@@ -39,8 +41,8 @@ run:
     rejected with its error and the running one stays. SIGTERM or SIGINT
     stops it: it stops reading, lets queued TCP writes drain for up to
     2 s, and exits 0. Exit 1 on a config error,
-    2 on a usage error, 3 if it cannot start (port in use, RLIMIT_MEMLOCK
-    too low, metrics port in use).
+    2 on a usage error, 3 if it cannot start (port in use, io_uring not
+    available, metrics port in use).
 
 check:
     Reads FILE, validates every key, and prints `FILE: OK (...)` or the

@@ -44,6 +44,9 @@ pub struct Config {
     pub auth: Option<AuthCfg>,
 }
 
+/// `server.coalesce_us` when not set.
+pub const DEFAULT_COALESCE_US: u32 = 0;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     /// Shards (executors pinned to cores). Default: one per available core.
@@ -52,6 +55,10 @@ pub struct Server {
     pub user_agent: String,
     pub log_format: LogFormat,
     pub log_level: LogLevel,
+    /// How long a shard with work waiting lets more arrive before it
+    /// wakes (io_uring's min_wait), in microseconds; 0 wakes at the first
+    /// completion.
+    pub coalesce_us: u32,
 }
 
 /// How log lines are written (to stderr).
@@ -355,6 +362,10 @@ impl Cx<'_> {
                 LogLevel::Info,
                 "error, warn, info, debug or trace",
             )?,
+            coalesce_us: match &raw.server.coalesce_us {
+                Some(v) => self.int(v, "server.coalesce_us", 0..=10_000)?,
+                None => DEFAULT_COALESCE_US,
+            },
         };
         if server.user_agent.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return self.err(

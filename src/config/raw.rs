@@ -80,6 +80,7 @@ pub(super) struct RawServer {
     pub user_agent: Option<String>,
     pub log_format: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
+    pub coalesce_us: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

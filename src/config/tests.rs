@@ -10,6 +10,7 @@ shards = 2
 user_agent = "Siphon-test"
 log_format = "json"
 log_level = "debug"
+coalesce_us = 250
 
 [[listen]]
 transport = "udp"
@@ -57,7 +58,8 @@ fn a_full_config() {
             shards: 2,
             user_agent: "Siphon-test".into(),
             log_format: LogFormat::Json,
-            log_level: LogLevel::Debug
+            log_level: LogLevel::Debug,
+            coalesce_us: 250,
         }
     );
     assert_eq!(c.listen.len(), 2);

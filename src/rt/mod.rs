@@ -1,30 +1,33 @@
-//! The runtime: the only module that names glommio. One executor per
-//! shard, pinned to a core; each shard owns its own SO_REUSEPORT socket per
-//! UDP listener and per TCP listener, its TCP connections, its timer wheel
-//! and its own `proxy::Core`, so nothing is shared on the hot path but the read-only
-//! config and the counters (one set per shard, merged when read). Shards
-//! talk only over the glommio channel mesh: a response that lands on a
-//! shard other than the one holding its TCP connection is handed over.
+//! The runtime: one thread per shard, pinned to a core, each running its
+//! own loop over its own io_uring (`shard.rs`, `ring.rs`). Each shard owns
+//! its own SO_REUSEPORT socket per UDP listener and per TCP listener, its
+//! TCP connections, its timer wheel and its own `proxy::Core`, so nothing
+//! is shared on the hot path but the read-only config and the counters
+//! (one set per shard, merged when read). Shards talk only through their
+//! inboxes: a message for a connection or transaction another shard owns
+//! is handed over, and the owner woken through its eventfd.
 //!
 //! The metrics listener runs on its own thread (`crate::metrics`).
 
+#[forbid(unsafe_code)]
 mod admin;
-mod limits;
+#[allow(unsafe_code)]
+mod ring;
+#[forbid(unsafe_code)]
 mod shard;
+#[forbid(unsafe_code)]
 mod stats;
+#[forbid(unsafe_code)]
 mod tcp;
+#[forbid(unsafe_code)]
 mod udp;
+#[forbid(unsafe_code)]
 pub mod wheel;
 
-use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::auth::Auth;
 use crate::config::{Config, Transport};
@@ -33,28 +36,21 @@ use crate::registrar::Registrar;
 use crate::routing::Routing;
 
 pub use admin::{Control, Reloaded};
-pub use limits::{io_memory_per_shard, memlock_limit};
 pub use stats::{Counters, Snapshot, SERIES};
 
-/// How long a shard waits on a quiet socket before it looks at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(100);
 /// How long start-up waits for every shard to bind its sockets.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a stop, how long queued TCP writes may take to flush.
-const DRAIN: Duration = Duration::from_secs(2);
 
 /// Why the runtime could not start. Each says what to do about it.
 #[derive(Debug)]
 pub enum StartError {
-    /// RLIMIT_MEMLOCK is below what the shards need.
-    Memlock { limit: u64, needed: u64 },
     /// A listener could not be bound (port in use, address not local, …).
     Bind {
         transport: Transport,
         addr: SocketAddr,
         source: std::io::Error,
     },
-    /// The executor thread could not be created.
+    /// A shard's thread or its io_uring could not be created.
     Executor(String),
     /// The registrar's journal could not be read, or the users file of
     /// `[auth]`.
@@ -64,14 +60,16 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Memlock { limit, needed } => write!(
-                f,
-                "RLIMIT_MEMLOCK is {} KiB but the shards need at least {} KiB: raise it (ulimit -l) or use fewer shards",
-                limit >> 10,
-                needed >> 10
-            ),
-            StartError::Bind { transport, addr, source } => {
-                write!(f, "cannot listen on {} {addr}: {source}", transport.as_str())
+            StartError::Bind {
+                transport,
+                addr,
+                source,
+            } => {
+                write!(
+                    f,
+                    "cannot listen on {} {addr}: {source}",
+                    transport.as_str()
+                )
             }
             StartError::Executor(e) => write!(f, "cannot start a shard: {e}"),
             StartError::Registrar(e) => write!(f, "{e}"),
@@ -83,8 +81,9 @@ impl std::error::Error for StartError {}
 
 /// A running proxy: its shards and what they share.
 pub struct Runtime {
-    shards: Vec<glommio::ExecutorJoinHandle<()>>,
+    shards: Vec<std::thread::JoinHandle<()>>,
     stop: Arc<AtomicBool>,
+    wakers: Vec<Arc<ring::Waker>>,
     counters: Vec<Arc<Counters>>,
     /// The addresses actually bound (port 0 in a config is refused, but
     /// tests bind what they ask for).
@@ -145,16 +144,8 @@ impl Runtime {
         probe_listeners(&cfg)?;
         let (registrar, replayed, auth) = services(&cfg)?;
         let shards = cfg.server.shards;
-        let limit = memlock_limit();
-        let io_memory = io_memory_per_shard(limit, shards).ok_or(StartError::Memlock {
-            limit: limit.unwrap_or(0),
-            needed: limits::MIN_PER_SHARD * shards as u64,
-        })?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let stop = Arc::new(AtomicBool::new(false));
-        let mesh = (shards > 1).then(|| MeshBuilder::full(shards, shard::MESH_QUEUE));
-        let mut handles = Vec::with_capacity(shards);
-        let mut counters = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         let tcp_cap = cfg.tcp.max_connections.div_ceil(shards);
         let tcp_directory = Arc::new(tcp::Directory::default());
@@ -192,45 +183,51 @@ impl Runtime {
                 .filter_map(|(_, s)| udp::bound(s))
                 .collect(),
         );
-        for (id, own) in (0..shards).zip(outbound) {
+        // The mesh: an inbox and a waker per shard, every shard holding a
+        // way to every other.
+        let mut peers = Vec::with_capacity(shards);
+        let mut inboxes = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let (tx, rx) = std::sync::mpsc::sync_channel(shard::MESH_QUEUE);
+            let waker = ring::Waker::new()
+                .map_err(|e| StartError::Executor(format!("cannot create an eventfd: {e}")))?;
+            peers.push(shard::Peer {
+                tx,
+                waker: Arc::new(waker),
+                notified: Arc::new(AtomicBool::new(false)),
+            });
+            inboxes.push(rx);
+        }
+        let wakers: Vec<Arc<ring::Waker>> = peers.iter().map(|p| p.waker.clone()).collect();
+        let mut handles = Vec::with_capacity(shards);
+        let mut counters = Vec::with_capacity(shards);
+        for ((id, own), inbox) in (0..shards).zip(outbound).zip(inboxes) {
             let c = Arc::new(Counters::default());
             counters.push(c.clone());
-            let (cfg, hosts, stop, ready, mesh, all_outbound) = (
+            let (cfg, hosts, stop, ready, peers) = (
                 cfg.clone(),
                 hosts.clone(),
                 stop.clone(),
                 ready_tx.clone(),
-                mesh.clone(),
-                all_outbound.clone(),
+                peers.clone(),
             );
+            let all_outbound = all_outbound.clone();
             let (registrar, auth, routing) = (registrar.clone(), auth.clone(), routing.clone());
             let tcp_directory = tcp_directory.clone();
             let tx_directory = tx_directory.clone();
-            let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores))
-                .name(&format!("siphon-shard-{id}"))
-                .io_memory(io_memory);
-            let handle = builder
-                .spawn(move || async move {
-                    // Join the mesh first: every shard gets this far, so
-                    // nobody waits on a shard that failed to bind.
-                    let (senders, receivers, mesh_id) = match mesh {
-                        Some(m) => match m.join().await {
-                            Ok((s, r)) => {
-                                let id = s.peer_id();
-                                (Some(s), Some(r), id)
-                            }
-                            Err(e) => {
-                                let _ = ready.send(Err(StartError::Executor(format!(
-                                    "cannot join the shard mesh: {e}"
-                                ))));
-                                return;
-                            }
-                        },
-                        None => (None, None, 0),
-                    };
-                    let bound =
-                        udp::bind_all(&cfg, id).and_then(|u| tcp::bind_all(&cfg).map(|t| (u, t)));
-                    let (udp_sockets, listeners) = match bound {
+            let spawned = std::thread::Builder::new()
+                .name(format!("siphon-shard-{id}"))
+                .spawn(move || {
+                    pin(id % cores);
+                    let waker = peers[id].waker.clone();
+                    let built = ring::Ring::new(cfg.server.coalesce_us, waker)
+                        .map_err(|e| StartError::Executor(format!("cannot set up io_uring: {e}")))
+                        .and_then(|r| {
+                            let u = udp::bind_all(&cfg, id)?;
+                            let t = tcp::bind_all(&cfg)?;
+                            Ok((r, u, t))
+                        });
+                    let (ring, udp_sockets, listeners) = match built {
                         Ok(b) => {
                             let _ = ready.send(Ok(()));
                             b
@@ -240,7 +237,7 @@ impl Runtime {
                             return;
                         }
                     };
-                    let mut core = Core::for_shard(cfg.clone(), hosts, mesh_id, shards);
+                    let mut core = Core::for_shard(cfg.clone(), hosts, id, shards);
                     let mine: Vec<(SocketAddr, SocketAddr)> = own
                         .iter()
                         .filter_map(|(l, s)| udp::bound(s).map(|a| (*l, a)))
@@ -258,51 +255,28 @@ impl Runtime {
                         core.set_tx_directory(d);
                     }
                     core.set_unix_base(crate::registrar::unix_now_ms());
-                    let own_sockets = own.into_iter().filter_map(|(_, s)| {
-                        udp::bound(&s).map(|a| (a, Rc::new(glommio::net::UdpSocket::from(s))))
-                    });
-                    let shard = Rc::new(shard::Shard {
-                        id: mesh_id,
-                        core: RefCell::new(core),
-                        cfg,
-                        udp: udp_sockets
-                            .into_iter()
-                            .map(|(a, s)| (a, Rc::new(s)))
-                            .chain(own_sockets)
-                            .collect(),
-                        tcp: RefCell::new(tcp::Table::new(tcp_cap, tcp_directory)),
-                        // One idle timer per connection, and room to spare.
-                        timers: RefCell::new(wheel::Wheel::with_capacity(tcp_cap + 1024)),
+                    let own_sockets = own
+                        .into_iter()
+                        .filter_map(|(_, s)| udp::bound(&s).map(|a| (a, s)));
+                    let shard = shard::Shard::new(shard::Parts {
+                        id,
+                        core,
+                        ring,
+                        udp: udp_sockets.into_iter().chain(own_sockets).collect(),
+                        listeners,
+                        tcp: tcp::Table::new(tcp_cap, tcp_directory),
                         epoch,
-                        journal: RefCell::new(journal),
-                        held: RefCell::new(Vec::new()),
-                        journal_buf: RefCell::new(Vec::new()),
-                        writers: Cell::new(0),
-                        outbox: RefCell::new(Vec::with_capacity(udp::BATCH)),
-                        send_headers: RefCell::new(nix::sys::socket::MultiHeaders::preallocate(
-                            udp::BATCH,
-                            None,
-                        )),
                         counters: c,
                         stop,
-                        mesh: senders,
-                        decided: RefCell::new(Vec::new()),
+                        inbox,
+                        peers,
+                        journal,
+                        cfg,
                     });
-                    if let Some(r) = receivers {
-                        shard::serve_mesh(&shard, r);
-                    }
-                    shard::run_timers(&shard);
-                    for (local, l) in listeners {
-                        tcp::serve_listener(&shard, local, l);
-                    }
-                    udp::serve(&shard).await;
-                    while !shard.stopping() {
-                        glommio::timer::sleep(STOP_POLL).await;
-                    }
-                    drain(&shard).await;
+                    shard.run();
                 })
                 .map_err(|e| StartError::Executor(e.to_string()))?;
-            handles.push(handle);
+            handles.push(spawned);
         }
         drop(ready_tx);
         let housekeeping = match &registrar {
@@ -315,6 +289,7 @@ impl Runtime {
         let mut rt = Runtime {
             shards: handles,
             stop,
+            wakers,
             counters,
             listening: Vec::new(),
             registrar,
@@ -324,21 +299,14 @@ impl Runtime {
             epoch,
         };
         for _ in 0..shards {
-            // Bounded: a shard whose executor failed to start (pinning to a
-            // CPU outside our cpuset, say) leaves the others waiting in the
-            // mesh; do not wait with them.
             match ready_rx.recv_timeout(START_TIMEOUT) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    // Every shard got past the mesh: they all stop.
                     rt.shutdown();
                     return Err(e);
                 }
                 Err(_) => {
-                    // Some may be stuck joining the mesh: stop the others
-                    // and leave the threads (the process is about to exit).
-                    rt.stop();
-                    rt.shards.clear();
+                    rt.shutdown();
                     return Err(StartError::Executor(format!(
                         "a shard did not start within {} s",
                         START_TIMEOUT.as_secs()
@@ -350,9 +318,13 @@ impl Runtime {
         Ok(rt)
     }
 
-    /// Ask every shard to stop; they finish within about `STOP_POLL`.
+    /// Ask every shard to stop: each is woken, stops reading, and lets
+    /// queued TCP writes drain for up to 2 s.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
+        for w in &self.wakers {
+            w.wake();
+        }
     }
 
     /// Stop and wait for every shard to exit.
@@ -401,13 +373,14 @@ fn probe_listeners(cfg: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// After a stop: stop reading every connection, then give the writers up to
-/// `DRAIN` to flush what is queued.
-async fn drain(shard: &Rc<shard::Shard>) {
-    shard.tcp.borrow().shut_reads();
-    let deadline = Instant::now() + DRAIN;
-    while (shard.tcp.borrow().len() > 0 || shard.writers.get() > 0) && Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
+/// Run this thread on core `core` only (best effort: a cpuset that
+/// excludes it leaves the thread where the scheduler puts it).
+fn pin(core: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(core).is_ok() {
+        if let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+            tracing::debug!("cannot pin shard to core {core}: {e}");
+        }
     }
 }
 

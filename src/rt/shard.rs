@@ -1,44 +1,54 @@
-//! What one shard owns: its proxy core, its sockets, its TCP connection
-//! table, its counters and its end of the mesh. Everything here lives on
-//! one executor thread (`Rc`, `RefCell`); the only things shared with other
-//! threads are the read-only config, the counters (written here only) and
-//! the mesh channels.
+//! One shard: a thread pinned to a core that owns its proxy core, its
+//! ring, its sockets, its TCP connections, its timer wheel and its end of
+//! the mesh, and runs one loop:
+//!
+//! 1. one `io_uring_enter` submits what the last pass decided and waits
+//!    for completions, until the earliest timer (transactions, TCP idle,
+//!    the housekeeping tick) — with `server.coalesce_us`, a shard with
+//!    work waiting lets more arrive first;
+//! 2. every completion is carried out: datagrams and stream bytes go
+//!    through the core, whose decisions become SQEs of the next pass;
+//! 3. messages other shards handed over are taken from the inbox;
+//! 4. registrar changes are written to the journal, and what waited for
+//!    them is released;
+//! 5. due timers fire.
+//!
+//! Everything here is owned by the loop (`&mut self`): no `Rc`, no
+//! `RefCell`. What other threads share with a shard: the read-only config,
+//! its counters (written here only), the mesh queues and the stop flag.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use glommio::channels::channel_mesh::{Receivers, Senders};
-use glommio::net::UdpSocket;
-use nix::sys::socket::{MultiHeaders, SockaddrStorage};
+use bytes::Bytes;
+use socket2::Socket;
 
+use super::ring::{Cqe, Event, Ring, Waker};
 use super::stats::Counters;
 use super::tcp;
-use super::udp;
 use super::wheel::{Epoch, Wheel};
 use crate::config::{Config, Transport};
-use crate::proxy::{Core, Drop, Outcome, Transmit};
+use crate::proxy::{Core, Drop, Flow, LegRef, Outcome, Transmit};
 
-/// Capacity of each shard-to-shard channel of the mesh.
+/// Capacity of each shard's inbox.
 pub(super) const MESH_QUEUE: usize = 4096;
-/// How often the shard's timer wheel is advanced.
-pub(super) const TICK: std::time::Duration = std::time::Duration::from_millis(50);
-/// The shortest tick, when transaction timers are due: they run at T1 =
-/// 500 ms and its multiples; 10 ms keeps them within 2 % of their value.
-pub(super) const TX_TICK: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Passes of `flush` that carry out what failed sends decided.
-const FLUSH_PASSES: usize = 4;
+/// How often health probes, keep-alives, the counters and the journal's
+/// file generation are looked at.
+const TICK: u64 = 50;
+/// After a stop, how long queued TCP writes may take to flush.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// What goes over the mesh to another shard.
 pub(super) enum Handoff {
     /// Send this on a connection the other shard owns.
     Send(Transmit),
     /// A message for a transaction the other shard owns, as received.
-    Inbound(bytes::Bytes, crate::proxy::Flow),
+    Inbound(Bytes, Flow),
 }
 
 /// What a shard's timers are for.
@@ -48,77 +58,281 @@ pub(super) enum Timer {
     TcpIdle(crate::proxy::ConnId),
 }
 
-pub(super) struct Shard {
-    /// This shard's place in the mesh; named in the `ConnId`s it hands out.
+/// A shard's way to another shard (or to itself: unused).
+#[derive(Clone)]
+pub(super) struct Peer {
+    pub tx: SyncSender<Handoff>,
+    pub waker: Arc<Waker>,
+    /// Set by the first sender since the shard last looked: later
+    /// senders need not wake it again.
+    pub notified: Arc<AtomicBool>,
+}
+
+/// What a shard is built from (see `Runtime::start`).
+pub(super) struct Parts {
     pub id: usize,
     pub cfg: Arc<Config>,
-    pub core: RefCell<Core>,
-    /// One socket per UDP listener, by its configured address.
-    pub udp: HashMap<SocketAddr, Rc<UdpSocket>>,
-    pub tcp: RefCell<tcp::Table>,
-    /// The shard's timers, advanced every `TICK` by `run_timers`.
-    pub timers: RefCell<Wheel<Timer>>,
+    pub core: Core,
+    pub ring: Ring<Option<LegRef>>,
+    /// Every UDP socket: the listeners' (by configured address) and this
+    /// shard's own outbound ones (by their bound address).
+    pub udp: Vec<(SocketAddr, Socket)>,
+    pub listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub tcp: tcp::Table,
     pub epoch: Epoch,
-    /// Write tasks still flushing (for the drain at shutdown).
-    pub writers: Cell<usize>,
-    /// Datagrams decided but not yet sent: sent together by `flush`
-    /// (sendmmsg), once per receive batch.
-    pub outbox: RefCell<Vec<Transmit>>,
-    /// sendmmsg headers, reused by every flush.
-    pub send_headers: RefCell<MultiHeaders<SockaddrStorage>>,
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
-    /// Senders to every other shard, when there are others.
-    pub mesh: Option<Senders<Handoff>>,
+    pub inbox: Receiver<Handoff>,
+    pub peers: Vec<Peer>,
+    pub journal: Option<crate::registrar::journal::Writer>,
+}
+
+pub(super) struct Shard {
+    /// This shard's index; named in the `ConnId`s it hands out.
+    pub id: usize,
+    pub cfg: Arc<Config>,
+    pub core: Core,
+    pub ring: Ring<Option<LegRef>>,
+    /// UDP sockets in the ring's order, with the address the core names.
+    udp: Vec<(SocketAddr, Socket)>,
+    /// Which socket sends from a given local address.
+    udp_fd: HashMap<SocketAddr, RawFd>,
+    listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub tcp: tcp::Table,
+    pub timers: Wheel<Timer>,
+    pub epoch: Epoch,
+    pub counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    inbox: Receiver<Handoff>,
+    peers: Vec<Peer>,
     /// What the core decided for the message being handled (reused).
-    pub decided: RefCell<Vec<Outcome>>,
-    /// This shard's end of the registrar journal, when there is one.
-    pub journal: RefCell<Option<crate::registrar::journal::Writer>>,
+    decided: Vec<Outcome>,
+    journal: Option<crate::registrar::journal::Writer>,
     /// What was decided after a change that is not yet in the journal:
-    /// carried out by `flush`, once the journal is written.
-    pub held: RefCell<Vec<Outcome>>,
-    pub journal_buf: RefCell<Vec<u8>>,
+    /// carried out once the journal is written, at the end of the pass.
+    held: Vec<Outcome>,
+    journal_buf: Vec<u8>,
+    /// Set once the stop flag is seen: the end of the drain.
+    draining: Option<Instant>,
 }
 
 impl Shard {
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+    pub fn new(p: Parts) -> Shard {
+        let mut ring = p.ring;
+        let udp_fd = p.udp.iter().map(|(a, s)| (*a, s.as_raw_fd())).collect();
+        for (_, s) in &p.udp {
+            ring.recv_from(s.as_raw_fd());
+        }
+        for (_, l) in &p.listeners {
+            ring.accept(l.as_raw_fd());
+        }
+        let cap = p.tcp.cap();
+        Shard {
+            id: p.id,
+            cfg: p.cfg,
+            core: p.core,
+            ring,
+            udp: p.udp,
+            udp_fd,
+            listeners: p.listeners,
+            tcp: p.tcp,
+            // One idle timer per connection, and room to spare.
+            timers: Wheel::with_capacity(cap + 1024),
+            epoch: p.epoch,
+            counters: p.counters,
+            stop: p.stop,
+            inbox: p.inbox,
+            peers: p.peers,
+            decided: Vec::new(),
+            journal: p.journal,
+            held: Vec::new(),
+            journal_buf: Vec::new(),
+            draining: None,
+        }
     }
 
-    /// Milliseconds since the shard started: the clock of its timer wheels.
+    pub fn stopping(&self) -> bool {
+        self.draining.is_some()
+    }
+
+    /// Milliseconds since the runtime started: the clock of the timers.
     pub fn now(&self) -> u64 {
-        self.epoch.tick(std::time::Instant::now())
+        self.epoch.tick(Instant::now())
+    }
+
+    /// Serve until stopped and drained.
+    pub fn run(mut self) {
+        let mut cqes: Vec<Cqe> = Vec::with_capacity(1024);
+        let mut next_tick = self.now() + TICK;
+        loop {
+            let mut due = next_tick;
+            if let Some(t) = self.core.poll_timeout() {
+                due = due.min(t);
+            }
+            if let Some(t) = self.timers.next_deadline() {
+                due = due.min(t);
+            }
+            let timeout = match self.epoch.instant(due) {
+                Some(at) => at.saturating_duration_since(Instant::now()),
+                None => Duration::from_millis(TICK),
+            };
+            if let Err(e) = self.ring.wait(Some(timeout), &mut cqes) {
+                tracing::error!("io_uring wait: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Counters::add(&self.counters.wakeups, 1);
+            let now = self.now();
+            let mut datagrams = false;
+            for c in &cqes {
+                datagrams |= self.complete(now, c);
+            }
+            if datagrams {
+                Counters::add(&self.counters.udp_batches, 1);
+            }
+            self.take_inbox(now);
+            self.write_journal();
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                let mut out = std::mem::take(&mut self.decided);
+                self.core.handle_timeout(now, &mut out);
+                for o in out.drain(..) {
+                    self.dispatch(o);
+                }
+                self.decided = out;
+            }
+            let mut fired = Vec::new();
+            self.timers.advance(now, &mut fired);
+            for t in fired {
+                match t {
+                    Timer::TcpIdle(id) => tcp::idle_check(&mut self, id, now),
+                }
+            }
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.housekeeping(now);
+            }
+            self.write_journal();
+            if self.draining.is_none() && self.stop.load(Ordering::Relaxed) {
+                self.draining = Some(Instant::now() + DRAIN);
+                tcp::shut_reads(&mut self);
+            }
+            if let Some(until) = self.draining {
+                if (self.tcp.is_empty() && self.ring.quiet()) || Instant::now() >= until {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Carry out one completion; true if it was a datagram.
+    fn complete(&mut self, now: u64, c: &Cqe) -> bool {
+        let Some(ev) = self.ring.event(c) else {
+            return false;
+        };
+        match ev {
+            Event::Datagram { sock, from, data } => {
+                let data = Bytes::copy_from_slice(data);
+                self.datagram(now, sock, from, data);
+                return true;
+            }
+            Event::RecvError { sock, errno } => {
+                tracing::debug!("udp receive on socket {sock}: errno {errno}");
+                Counters::add(&self.counters.recv_errors, 1);
+            }
+            Event::Sent { tag, len, res } => self.sent(now, tag, len, res),
+            Event::Accepted { listener, res } => tcp::accepted(self, now, listener, res),
+            Event::StreamData { conn, data } => {
+                if self.tcp.take_bytes(conn, data, now) {
+                    tcp::frames(self, now, conn);
+                }
+            }
+            Event::StreamEnd { conn, errno } => tcp::ended(self, conn, errno),
+            Event::Written {
+                conn,
+                res,
+                data,
+                offset,
+            } => tcp::written(self, conn, res, data, offset),
+            Event::Connected { conn, res } => tcp::connected(self, now, conn, res),
+            Event::Woken => {}
+        }
+        false
+    }
+
+    fn datagram(&mut self, now: u64, sock: u32, from: SocketAddr, data: Bytes) {
+        if self.draining.is_some() {
+            return;
+        }
+        let Some(&(local, _)) = self.udp.get(sock as usize) else {
+            return;
+        };
+        Counters::add(&self.counters.datagrams_in, 1);
+        Counters::add(&self.counters.bytes_in, data.len() as u64);
+        let flow = Flow {
+            transport: Transport::Udp,
+            local,
+            remote: from,
+            conn: None,
+        };
+        self.handle(now, data, flow);
+    }
+
+    /// A datagram left, or the kernel refused it.
+    fn sent(&mut self, now: u64, leg: Option<LegRef>, len: usize, res: Result<usize, i32>) {
+        match res {
+            Ok(n) => {
+                Counters::add(&self.counters.datagrams_out, 1);
+                Counters::add(&self.counters.bytes_out, n.min(len) as u64);
+            }
+            Err(errno) => {
+                Counters::add(&self.counters.send_errors, 1);
+                tracing::debug!("udp send: errno {errno}");
+                // A request the kernel refused at once (no route to the
+                // host, RFC 3261 §16.9: a transport error): the leg moves
+                // on to its next target.
+                if let Some(leg) = leg {
+                    self.transport_error(now, leg);
+                }
+            }
+        }
+    }
+
+    /// Tell the core that the request of `leg` could not be sent.
+    pub fn transport_error(&mut self, now: u64, leg: LegRef) {
+        let mut out = Vec::new();
+        self.core.handle_transport_error(now, leg, &mut out);
+        for o in out {
+            self.dispatch(o);
+        }
     }
 
     /// Hand one received message to the core and carry out what it decides.
-    pub fn handle(self: &Rc<Self>, now: u64, data: bytes::Bytes, flow: crate::proxy::Flow) {
-        let mut out = std::mem::take(&mut *self.decided.borrow_mut());
-        let held = {
-            let mut core = self.core.borrow_mut();
-            core.handle_at(now, data, flow, &mut out);
-            core.journal_pending()
-        };
-        if held || !self.held.borrow().is_empty() {
-            // A registrar change waits for its journal write (in `flush`,
-            // once per receive batch), and so does everything after it.
-            self.held.borrow_mut().append(&mut out);
+    pub fn handle(&mut self, now: u64, data: Bytes, flow: Flow) {
+        let mut out = std::mem::take(&mut self.decided);
+        self.core.handle_at(now, data, flow, &mut out);
+        if self.core.journal_pending() || !self.held.is_empty() {
+            // A registrar change waits for its journal write (at the end
+            // of the pass), and so does everything decided after it.
+            self.held.append(&mut out);
         } else {
             for o in out.drain(..) {
                 self.dispatch(o);
             }
         }
-        *self.decided.borrow_mut() = out;
+        self.decided = out;
     }
 
     /// Write the registrar changes made since the last call to the
     /// journal, then carry out what waited for them. If the write fails,
     /// the answers that acknowledge the changes are not sent (the UAs
     /// retransmit; the error is logged and counted).
-    pub fn write_journal(self: &Rc<Self>) {
-        let mut buf = std::mem::take(&mut *self.journal_buf.borrow_mut());
+    fn write_journal(&mut self) {
+        if self.held.is_empty() && !self.core.journal_pending() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.journal_buf);
         buf.clear();
-        self.core.borrow_mut().take_journal(&mut buf);
-        let ok = match (&mut *self.journal.borrow_mut(), buf.is_empty()) {
+        self.core.take_journal(&mut buf);
+        let ok = match (&mut self.journal, buf.is_empty()) {
             (_, true) | (None, _) => true,
             (Some(w), false) => match w.append(&buf) {
                 Ok(()) => {
@@ -133,9 +347,8 @@ impl Shard {
                 }
             },
         };
-        *self.journal_buf.borrow_mut() = buf;
-        let held = std::mem::take(&mut *self.held.borrow_mut());
-        for o in held {
+        self.journal_buf = buf;
+        for o in std::mem::take(&mut self.held) {
             if ok {
                 self.dispatch(o);
             } else {
@@ -144,9 +357,9 @@ impl Shard {
         }
     }
 
-    /// Carry out what the core decided: TCP writes are queued on their
-    /// connection, datagrams wait in the outbox for the next `flush`.
-    pub fn dispatch(self: &Rc<Self>, outcome: Outcome) {
+    /// Carry out what the core decided: datagrams and TCP writes become
+    /// SQEs of the next wait.
+    pub fn dispatch(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Resent(t) => {
                 Counters::add(&self.counters.retransmitted, 1);
@@ -170,116 +383,85 @@ impl Shard {
         }
     }
 
-    pub fn send(self: &Rc<Self>, t: Transmit) {
+    pub fn send(&mut self, t: Transmit) {
         match t.transport {
-            Transport::Udp => self.outbox.borrow_mut().push(t),
+            Transport::Udp => {
+                let Some(&fd) = self.udp_fd.get(&t.local) else {
+                    self.counters.dropped(Drop::Unsent);
+                    return;
+                };
+                if self.ring.send_to(fd, t.dest, t.data, t.leg).is_err() {
+                    self.counters.dropped(Drop::QueueFull);
+                }
+            }
             Transport::Tcp => tcp::send(self, t),
         }
     }
 
-    /// Write the journal (what waits for it goes out after), then send
-    /// the datagrams in the outbox.
-    pub async fn flush(self: &Rc<Self>) {
-        // A leg whose request the kernel refused at once (no route to the
-        // host, RFC 3261 §16.9: a transport error) moves on to its next
-        // target, which is sent in the next pass; bounded.
-        for _ in 0..FLUSH_PASSES {
-            if !self.held.borrow().is_empty() || self.core.borrow().journal_pending() {
-                self.write_journal();
-            }
-            let failed = udp::flush(self).await;
-            if failed.is_empty() {
-                return;
-            }
-            let mut out = Vec::new();
-            for leg in failed {
-                self.core
-                    .borrow_mut()
-                    .handle_transport_error(self.now(), leg, &mut out);
-            }
-            for o in out {
-                self.dispatch(o);
-            }
-        }
-    }
-
-    /// Pass a message to the shard that owns its connection. Bounded: a
-    /// full channel drops the message and counts it.
-    pub fn hand_off(&self, owner: usize, t: Handoff) {
-        let Some(mesh) = &self.mesh else {
+    /// Pass a message to shard `owner`. Bounded: a full inbox drops the
+    /// message and counts it.
+    pub fn hand_off(&mut self, owner: usize, h: Handoff) {
+        let Some(peer) = self.peers.get(owner).filter(|_| owner != self.id) else {
             self.counters.dropped(Drop::Unsent);
             return;
         };
-        if owner >= mesh.nr_consumers() {
-            self.counters.dropped(Drop::Unsent);
-            return;
-        }
-        match mesh.try_send_to(owner, t) {
-            Ok(()) => Counters::add(&self.counters.mesh_out, 1),
-            Err(_) => self.counters.dropped(Drop::QueueFull),
+        match peer.tx.try_send(h) {
+            Ok(()) => {
+                Counters::add(&self.counters.mesh_out, 1);
+                if !peer.notified.swap(true, Ordering::AcqRel) {
+                    let waker = peer.waker.clone();
+                    self.ring.wake(&waker);
+                }
+            }
+            Err(TrySendError::Full(_)) => self.counters.dropped(Drop::QueueFull),
+            Err(TrySendError::Disconnected(_)) => self.counters.dropped(Drop::Unsent),
         }
     }
-}
 
-/// Advance the shard's timer wheels and act on what fires, for as long as
-/// the shard runs: every `TICK`, or sooner when a transaction timer is due
-/// (but at most every `TX_TICK`), so that an idle shard sleeps.
-pub(super) fn run_timers(shard: &Rc<Shard>) {
-    let shard = shard.clone();
-    glommio::spawn_local(async move {
-        let mut fired = Vec::new();
-        let mut out = Vec::new();
-        loop {
-            let wait = match shard.core.borrow().poll_timeout() {
-                Some(at) => {
-                    let ms = at.saturating_sub(shard.now());
-                    std::time::Duration::from_millis(ms).clamp(TX_TICK, TICK)
-                }
-                None => TICK,
+    /// Carry out what other shards handed to this one.
+    fn take_inbox(&mut self, now: u64) {
+        if let Some(me) = self.peers.get(self.id) {
+            // Cleared before the queue is read: a sender that finds it
+            // set knows its message will be seen by this read.
+            me.notified.store(false, Ordering::SeqCst);
+        }
+        for _ in 0..MESH_QUEUE {
+            let Ok(h) = self.inbox.try_recv() else {
+                break;
             };
-            glommio::timer::sleep(wait).await;
-            let now = shard.now();
-            shard.timers.borrow_mut().advance(now, &mut fired);
-            for t in fired.drain(..) {
-                match t {
-                    Timer::TcpIdle(id) => tcp::idle_check(&shard, id, now),
-                }
-            }
-            // Health probes (the probing shard only; nothing elsewhere).
-            shard.core.borrow_mut().poll_probes(now, &mut out);
-            shard.core.borrow_mut().poll_nat_pings(now, &mut out);
-            let probes = !out.is_empty() || shard.core.borrow().journal_pending();
-            for o in out.drain(..) {
-                shard.dispatch(o);
-            }
-            if probes {
-                shard.flush().await;
-            }
-            let due = shard.core.borrow().poll_timeout().is_some_and(|t| t <= now);
-            if due {
-                shard.core.borrow_mut().handle_timeout(now, &mut out);
-                for o in out.drain(..) {
-                    shard.dispatch(o);
-                }
-                shard.flush().await;
-            }
-            shard.publish_tx_stats();
-            if let Some(w) = &mut *shard.journal.borrow_mut() {
-                // An idle shard moves to a new journal file too, so that
-                // compaction can go on.
-                if let Err(e) = w.follow_gen() {
-                    tracing::error!("registrar journal: {e}");
+            match h {
+                Handoff::Send(t) => self.send(t),
+                Handoff::Inbound(data, flow) => {
+                    Counters::add(&self.counters.mesh_in, 1);
+                    self.handle(now, data, flow);
                 }
             }
         }
-    })
-    .detach();
-}
+    }
 
-impl Shard {
+    /// Every `TICK`: health probes and NAT keep-alives (shard 0 only;
+    /// nothing elsewhere), the transaction counters, and the journal's
+    /// file generation (an idle shard moves to a new file too, so that
+    /// compaction can go on).
+    fn housekeeping(&mut self, now: u64) {
+        let mut out = std::mem::take(&mut self.decided);
+        self.core.poll_probes(now, &mut out);
+        self.core.poll_nat_pings(now, &mut out);
+        for o in out.drain(..) {
+            self.dispatch(o);
+        }
+        self.decided = out;
+        self.publish_tx_stats();
+        if let Some(w) = &mut self.journal {
+            if let Err(e) = w.follow_gen() {
+                tracing::error!("registrar journal: {e}");
+            }
+        }
+    }
+
     /// Copy the core's transaction counters into the shard's counters.
     fn publish_tx_stats(&self) {
-        let s = self.core.borrow().tx_stats();
+        let s = self.core.tx_stats();
         let c = &self.counters;
         let set = |a: &std::sync::atomic::AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
         set(&c.tx_created, s.created);
@@ -290,7 +472,7 @@ impl Shard {
         set(&c.tx_cancels, s.cancels);
         set(&c.tx_failovers, s.failovers);
         set(&c.tx_transport_errors, s.transport_errors);
-        let r = self.core.borrow().reg_stats;
+        let r = self.core.reg_stats;
         set(&c.registers, r.registers);
         set(&c.auth_challenges, r.challenges);
         set(&c.auth_failures, r.auth_failures);
@@ -298,24 +480,9 @@ impl Shard {
         set(&c.nat_ping_misses, r.nat_ping_misses);
         set(&c.nat_removed, r.nat_removed);
     }
-}
 
-/// Serve what other shards hand to this one, until they all hang up.
-pub(super) fn serve_mesh(shard: &Rc<Shard>, mut receivers: Receivers<Handoff>) {
-    for (_, rx) in receivers.streams() {
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            while let Some(h) = rx.recv().await {
-                match h {
-                    Handoff::Send(t) => shard.send(t),
-                    Handoff::Inbound(data, flow) => {
-                        Counters::add(&shard.counters.mesh_in, 1);
-                        shard.handle(shard.now(), data, flow);
-                    }
-                }
-                shard.flush().await;
-            }
-        })
-        .detach();
+    /// The address a TCP listener of this shard serves, by ring index.
+    pub fn listener(&self, i: u32) -> Option<SocketAddr> {
+        self.listeners.get(i as usize).map(|(a, _)| *a)
     }
 }

@@ -55,7 +55,8 @@ counters! {
     bytes_in => "siphon_udp_bytes_received_total", "UDP bytes received";
     datagrams_out => "siphon_udp_datagrams_sent_total", "UDP datagrams sent";
     bytes_out => "siphon_udp_bytes_sent_total", "UDP bytes sent";
-    udp_batches => "siphon_udp_receive_batches_total", "recvmmsg calls that returned datagrams";
+    udp_batches => "siphon_udp_receive_batches_total", "shard wake-ups that brought UDP datagrams";
+    wakeups => "siphon_shard_wakeups_total", "times a shard woke from its io_uring wait (a completion, a timer or another shard)";
     tcp_in => "siphon_tcp_messages_received_total", "SIP messages received over TCP";
     tcp_out => "siphon_tcp_messages_sent_total", "SIP messages written to TCP connections";
     tcp_accepted => "siphon_tcp_accepted_total", "TCP connections accepted";

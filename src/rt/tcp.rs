@@ -1,8 +1,10 @@
 //! TCP on a shard (RFC 3261 §18): an SO_REUSEPORT listener per TCP
 //! listener, and a connection table keyed by `ConnId` and by peer address.
+//! All I/O is the shard's ring: a multishot accept per listener, a
+//! multishot receive per connection, one write in flight per connection.
 //!
-//! - Each connection has a reader (stream framing from `sip::frame_stream`,
-//!   every message through the shard's core) and a writer fed by a bounded
+//! - Each connection frames its stream (`sip::frame_stream`) and hands
+//!   every message to the shard's core; its writes wait in a bounded
 //!   queue, so a slow peer cannot make the shard wait or grow memory.
 //! - A response goes back on the connection its request came in on
 //!   (§18.2.2): the connection rides in our Via branch, and a response that
@@ -10,31 +12,26 @@
 //!   handed over the mesh to the owner. If that connection has closed, a
 //!   new one is opened to the address in the Via, as §18.2.2 says.
 //! - A request to a destination reuses any connection to that address on
-//!   this shard, inbound or outbound (RFC 5923 in spirit), else opens one.
+//!   this shard, inbound or outbound (RFC 5923 in spirit), else the one
+//!   another shard has to it, else opens one.
 //! - A CRLFCRLF ping is answered with CRLF (RFC 5626 §3.5.1).
 //! - Connections with no traffic for `tcp.idle_timeout` are closed: one
 //!   timer per connection on the shard's wheel, re-armed from the last
-//!   traffic when it fires (no per-read timeouts, no re-arming per
-//!   message). At
-//!   `tcp.max_connections` (per process, split over the shards) an accept
-//!   is closed at once and counted.
+//!   traffic when it fires. At `tcp.max_connections` (per process, split
+//!   over the shards) an accept is closed at once and counted.
+//! - A connection is closed with shutdown(2): its receive ends, its write
+//!   fails or finishes, and only then is the descriptor closed, so the
+//!   ring never works on a descriptor number that was reused.
 
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use nix::sys::socket::{shutdown, Shutdown};
 
 use bytes::{Buf, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, Socket, Type};
 
-use super::shard::{Shard, Timer};
+use super::shard::{Handoff, Shard, Timer};
 use super::stats::Counters;
 use super::wheel::{ticks, TimerKey};
 use super::StartError;
@@ -42,62 +39,70 @@ use crate::config::{Config, Transport};
 use crate::proxy::{ConnId, Drop, Flow, LegRef, Outcome, Transmit};
 use crate::sip::{frame_stream, Limits, Status};
 
-/// Messages queued for one connection's writer before sends are dropped.
+/// Messages queued for one connection before sends are dropped.
 const WRITE_QUEUE: usize = 256;
-/// Bytes queued for one connection's writer before sends are dropped: a
-/// peer that does not read cannot make the shard hold more than this.
+/// Bytes queued for one connection before sends are dropped: a peer that
+/// does not read cannot make the shard hold more than this.
 const WRITE_QUEUE_BYTES: usize = 256 << 10;
-/// Read size; a message may span several reads.
-const READ_CHUNK: usize = 16 << 10;
-
-/// One open (or opening) connection.
-pub(super) struct Conn {
-    pub id: ConnId,
-    pub remote: SocketAddr,
-    /// The listener this connection belongs to (our side in `Flow`).
-    pub local: SocketAddr,
-    tx: LocalSender<Vec<u8>>,
-    /// Bytes in `tx` not yet taken by the writer.
-    queued: Rc<Cell<usize>>,
-    /// Last traffic either way.
-    last: Cell<Instant>,
-    /// The socket, once connected: the drain shuts its read side.
-    fd: Cell<Option<RawFd>>,
-    /// Its idle timer on the shard's wheel.
-    idle_timer: Cell<Option<TimerKey>>,
-    /// Closed by the idle timer.
-    idled: Cell<bool>,
-    /// Stateful legs whose request waits for this connection to open: told
-    /// of a failed connect so that the next target is tried at once.
-    waiting: std::cell::RefCell<Vec<LegRef>>,
-}
-
 /// At most this many waiting legs are remembered per connecting socket
 /// (the rest find out by their branch timeout).
 const WAITING_LEGS: usize = 64;
 
-impl Conn {
-    fn push(&self, data: Vec<u8>, counters: &Counters) {
-        let len = data.len();
-        if self.queued.get() + len > WRITE_QUEUE_BYTES {
-            counters.dropped(Drop::QueueFull);
-            return;
-        }
-        match self.tx.try_send(data) {
-            Ok(()) => {
-                self.queued.set(self.queued.get() + len);
-                self.last.set(Instant::now());
-            }
-            Err(glommio::GlommioError::WouldBlock(_)) => counters.dropped(Drop::QueueFull),
-            Err(_) => counters.dropped(Drop::Unsent),
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Open,
+    /// No more reads (end of stream, error, shutdown): closed once the
+    /// queued writes are done.
+    Closing,
 }
 
-/// This shard's connections.
+/// Why a connection ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Closed,
+    Idle,
+    Framing,
+}
+
+/// One open (or opening) connection.
+struct Conn {
+    id: ConnId,
+    remote: SocketAddr,
+    /// The listener this connection belongs to (our side in `Flow`).
+    local: SocketAddr,
+    sock: Socket,
+    state: State,
+    /// The ring is reading it (a multishot receive is armed).
+    reading: bool,
+    /// A write is in flight.
+    writing: bool,
+    /// Shut down both ways (idle, a write failed): nothing more is
+    /// written; the connection is about to leave the table.
+    broken: bool,
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// Last traffic either way (ms tick).
+    last: u64,
+    idle_timer: Option<TimerKey>,
+    end: End,
+    /// Bytes read and not yet framed.
+    acc: BytesMut,
+    /// CR/LF bytes seen since the last message: two CRLFs are a ping.
+    crlf: usize,
+    /// Stateful legs whose request waits for this connection to open:
+    /// told of a failed connect so that the next target is tried at once.
+    waiting: Vec<LegRef>,
+}
+
+/// This shard's connections, in slots whose index the ring reports.
 pub(super) struct Table {
-    by_id: HashMap<ConnId, Rc<Conn>>,
-    by_remote: HashMap<SocketAddr, ConnId>,
+    slots: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    by_id: HashMap<ConnId, u32>,
+    by_remote: HashMap<SocketAddr, u32>,
+    live: usize,
     seq: u64,
     cap: usize,
     /// Every shard's connections by peer address, so that a message for
@@ -115,89 +120,114 @@ pub(super) struct Directory(Mutex<HashMap<SocketAddr, ConnId>>);
 
 impl Directory {
     fn get(&self, remote: SocketAddr) -> Option<ConnId> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&remote)
-            .copied()
+        self.lock().get(&remote).copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, ConnId>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Table {
     pub fn new(cap: usize, shared: Arc<Directory>) -> Table {
         Table {
+            slots: Vec::new(),
+            free: Vec::new(),
             by_id: HashMap::new(),
             by_remote: HashMap::new(),
+            live: 0,
             seq: boot_seq(),
             cap,
             shared,
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.by_id.len()
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
     }
 
     /// Add a connection; `None` at the cap.
     fn insert(
         &mut self,
         shard: usize,
+        sock: Socket,
         remote: SocketAddr,
         local: SocketAddr,
-    ) -> Option<(Rc<Conn>, LocalReceiver<Vec<u8>>)> {
-        if self.by_id.len() >= self.cap {
+        state: State,
+        now: u64,
+    ) -> Option<u32> {
+        if self.live >= self.cap {
             return None;
         }
         self.seq += 1;
         let id = ConnId::new(shard, self.seq);
-        let (tx, rx) = local_channel::new_bounded(WRITE_QUEUE);
-        let conn = Rc::new(Conn {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.slots[slot as usize] = Some(Conn {
             id,
             remote,
             local,
-            tx,
-            queued: Rc::new(Cell::new(0)),
-            last: Cell::new(Instant::now()),
-            fd: Cell::new(None),
-            idle_timer: Cell::new(None),
-            idled: Cell::new(false),
-            waiting: std::cell::RefCell::new(Vec::new()),
+            sock,
+            state,
+            reading: false,
+            writing: false,
+            broken: false,
+            queue: VecDeque::new(),
+            queued: 0,
+            last: now,
+            idle_timer: None,
+            end: End::Closed,
+            acc: BytesMut::new(),
+            crlf: 0,
+            waiting: Vec::new(),
         });
-        self.by_id.insert(id, conn.clone());
-        self.by_remote.insert(remote, id);
-        self.shared
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(remote, id);
-        Some((conn, rx))
+        self.live += 1;
+        self.by_id.insert(id, slot);
+        self.by_remote.insert(remote, slot);
+        self.shared.lock().insert(remote, id);
+        Some(slot)
     }
 
-    fn remove(&mut self, id: ConnId) {
-        if let Some(c) = self.by_id.remove(&id) {
-            if self.by_remote.get(&c.remote) == Some(&id) {
-                self.by_remote.remove(&c.remote);
-            }
-            let mut shared = self.shared.0.lock().unwrap_or_else(|p| p.into_inner());
-            if shared.get(&c.remote) == Some(&id) {
-                shared.remove(&c.remote);
-            }
+    fn get(&mut self, slot: u32) -> Option<&mut Conn> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// Take a connection out of the table (its descriptor closes when the
+    /// returned value is dropped).
+    fn remove(&mut self, slot: u32) -> Option<Conn> {
+        let c = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        self.by_id.remove(&c.id);
+        if self.by_remote.get(&c.remote) == Some(&slot) {
+            self.by_remote.remove(&c.remote);
         }
+        let mut shared = self.shared.lock();
+        if shared.get(&c.remote) == Some(&c.id) {
+            shared.remove(&c.remote);
+        }
+        Some(c)
     }
 
-    fn to(&self, remote: SocketAddr) -> Option<&Rc<Conn>> {
-        self.by_remote
-            .get(&remote)
-            .and_then(|id| self.by_id.get(id))
-    }
-
-    /// Stop reading every connection (shutdown(SHUT_RD)): each reader sees
-    /// the end of its stream, and the writers flush what is queued.
-    pub fn shut_reads(&self) {
-        for c in self.by_id.values() {
-            if let Some(fd) = c.fd.get() {
-                let _ = shutdown(fd, Shutdown::Read);
+    /// Bytes read from connection `slot`: kept for framing. False if the
+    /// connection is no longer read.
+    pub fn take_bytes(&mut self, slot: u32, data: &[u8], now: u64) -> bool {
+        match self.get(slot) {
+            Some(c) if c.state != State::Closing => {
+                c.acc.extend_from_slice(data);
+                c.last = now;
+                true
             }
+            _ => false,
         }
     }
 }
@@ -216,308 +246,425 @@ fn boot_seq() -> u64 {
     h.finish() & ((1 << 40) - 1)
 }
 
-/// Bind this shard's listener for every TCP listener.
-pub(super) fn bind_all(cfg: &Config) -> Result<Vec<(SocketAddr, TcpListener)>, StartError> {
+/// Bind this shard's listener for every TCP listener: SO_REUSEPORT (one
+/// per shard) and SO_REUSEADDR (a restart does not wait for the
+/// connections it closed to leave TIME_WAIT).
+pub(super) fn bind_all(
+    cfg: &Config,
+) -> Result<Vec<(SocketAddr, std::net::TcpListener)>, StartError> {
     cfg.listen
         .iter()
         .filter(|l| l.transport == Transport::Tcp)
         .map(|l| {
-            TcpListener::bind(l.addr)
-                .map(|s| (l.addr, s))
-                .map_err(|e| StartError::Bind {
-                    transport: Transport::Tcp,
-                    addr: l.addr,
-                    source: std::io::Error::other(e.to_string()),
-                })
+            let err = |source| StartError::Bind {
+                transport: Transport::Tcp,
+                addr: l.addr,
+                source,
+            };
+            let domain = if l.addr.is_ipv4() {
+                Domain::IPV4
+            } else {
+                Domain::IPV6
+            };
+            let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+            s.set_reuse_port(true).map_err(err)?;
+            s.set_reuse_address(true).map_err(err)?;
+            if l.addr.is_ipv6() {
+                s.set_only_v6(true).map_err(err)?;
+            }
+            s.bind(&l.addr.into()).map_err(err)?;
+            s.listen(1024).map_err(err)?;
+            Ok((l.addr, s.into()))
         })
         .collect()
 }
 
-/// Accept on one listener for as long as the shard runs.
-pub(super) fn serve_listener(shard: &Rc<Shard>, local: SocketAddr, listener: TcpListener) {
-    let shard = shard.clone();
-    glommio::spawn_local(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of descriptors and the like: count, breathe, go on.
-                    Counters::add(&shard.counters.recv_errors, 1);
-                    tracing::debug!("tcp {local}: accept: {e}");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            if shard.stopping() {
-                continue;
-            }
-            let Ok(remote) = stream.peer_addr() else {
-                continue;
-            };
-            let inserted = shard.tcp.borrow_mut().insert(shard.id, remote, local);
-            let Some((conn, rx)) = inserted else {
-                Counters::add(&shard.counters.tcp_rejected, 1);
-                continue;
-            };
-            Counters::add(&shard.counters.tcp_accepted, 1);
-            let shard = shard.clone();
-            glommio::spawn_local(async move { run(&shard, conn, stream, rx).await }).detach();
+/// A connection accepted on listener `listener`.
+pub(super) fn accepted(shard: &mut Shard, now: u64, listener: u32, res: Result<OwnedFd, i32>) {
+    let fd = match res {
+        Ok(fd) => fd,
+        Err(errno) => {
+            // Out of descriptors and the like: counted; the accept goes on.
+            Counters::add(&shard.counters.recv_errors, 1);
+            tracing::debug!("tcp accept: errno {errno}");
+            return;
         }
-    })
-    .detach();
+    };
+    let sock = Socket::from(std::net::TcpStream::from(fd));
+    let (Some(local), Ok(Some(remote))) = (
+        shard.listener(listener),
+        sock.peer_addr().map(|a| a.as_socket()),
+    ) else {
+        return;
+    };
+    if shard.stopping() {
+        return;
+    }
+    let _ = sock.set_nodelay(true);
+    let Some(slot) = shard
+        .tcp
+        .insert(shard.id, sock, remote, local, State::Open, now)
+    else {
+        Counters::add(&shard.counters.tcp_rejected, 1);
+        return;
+    };
+    Counters::add(&shard.counters.tcp_accepted, 1);
+    start(shard, slot, now);
+}
+
+/// A connection is up: read it, time it, write what waits.
+fn start(shard: &mut Shard, slot: u32, now: u64) {
+    let idle = ticks(shard.cfg.tcp.idle_timeout);
+    let Some(c) = shard.tcp.get(slot) else {
+        return;
+    };
+    c.reading = true;
+    c.last = now;
+    let (fd, id) = (c.sock.as_raw_fd(), c.id);
+    shard.ring.recv_stream(slot, fd);
+    arm_idle(shard, slot, id, now.saturating_add(idle));
+    write_next(shard, slot);
 }
 
 /// Send `t` over TCP: on the connection it names (handing it to the owning
 /// shard if need be), else on a connection to its destination, else on a
 /// new one.
-pub(super) fn send(shard: &Rc<Shard>, t: Transmit) {
+pub(super) fn send(shard: &mut Shard, t: Transmit) {
     if let Some(id) = t.conn {
         if id.shard() != shard.id {
-            return shard.hand_off(id.shard(), super::shard::Handoff::Send(t));
+            return shard.hand_off(id.shard(), Handoff::Send(t));
         }
-        let conn = shard.tcp.borrow().by_id.get(&id).cloned();
         // The peer must be the one the Via names: a stale or forged id
         // does not get another peer's connection.
-        if let Some(conn) = conn.filter(|c| c.remote.ip() == t.dest.ip()) {
-            return conn.push(t.data, &shard.counters);
+        let slot = shard.tcp.by_id.get(&id).copied();
+        if let Some(slot) = slot.filter(|&s| {
+            shard
+                .tcp
+                .get(s)
+                .is_some_and(|c| c.remote.ip() == t.dest.ip() && !c.broken)
+        }) {
+            return push(shard, slot, t.data);
         }
     }
-    let conn = shard.tcp.borrow().to(t.dest).cloned();
-    if conn.is_none() && t.conn.is_none() {
+    let mut slot = shard.tcp.by_remote.get(&t.dest).copied();
+    if slot.is_some_and(|s| shard.tcp.get(s).is_none_or(|c| c.broken)) {
+        slot = None;
+    }
+    if slot.is_none() && t.conn.is_none() {
         // Another shard's connection to this peer: that shard writes it
         // (once: with the id set, a closed one is not looked up again).
-        let other = shard.tcp.borrow().shared.get(t.dest);
-        if let Some(id) = other.filter(|id| id.shard() != shard.id) {
+        if let Some(id) = shard
+            .tcp
+            .shared
+            .get(t.dest)
+            .filter(|id| id.shard() != shard.id)
+        {
             return shard.hand_off(
                 id.shard(),
-                super::shard::Handoff::Send(Transmit {
+                Handoff::Send(Transmit {
                     conn: Some(id),
                     ..t
                 }),
             );
         }
     }
-    let conn = conn.or_else(|| open(shard, t.local, t.dest));
-    match conn {
-        Some(conn) => {
-            if let Some(leg) = t.leg.filter(|_| conn.fd.get().is_none()) {
-                let mut waiting = conn.waiting.borrow_mut();
-                if waiting.len() < WAITING_LEGS {
-                    waiting.push(leg);
+    let slot = slot.or_else(|| open(shard, t.local, t.dest));
+    match slot {
+        Some(slot) => {
+            if let (Some(leg), Some(c)) = (t.leg, shard.tcp.get(slot)) {
+                if c.state == State::Connecting && c.waiting.len() < WAITING_LEGS {
+                    c.waiting.push(leg);
                 }
             }
-            conn.push(t.data, &shard.counters)
+            push(shard, slot, t.data)
         }
         None => {
             shard.counters.dropped(Drop::Unsent);
             if let Some(leg) = t.leg {
-                transport_error(shard, leg);
+                let now = shard.now();
+                shard.transport_error(now, leg);
             }
         }
     }
 }
 
-/// Tell the core that the request of `leg` could not be sent.
-fn transport_error(shard: &Rc<Shard>, leg: LegRef) {
-    let mut out = Vec::new();
-    shard
-        .core
-        .borrow_mut()
-        .handle_transport_error(shard.now(), leg, &mut out);
-    for o in out {
-        shard.dispatch(o);
+/// Queue `data` on connection `slot` (bounded) and start writing.
+fn push(shard: &mut Shard, slot: u32, data: Vec<u8>) {
+    let now = shard.now();
+    let Some(c) = shard.tcp.get(slot) else {
+        return shard.counters.dropped(Drop::Unsent);
+    };
+    if c.broken {
+        return shard.counters.dropped(Drop::Unsent);
     }
+    if c.queued + data.len() > WRITE_QUEUE_BYTES || c.queue.len() >= WRITE_QUEUE {
+        return shard.counters.dropped(Drop::QueueFull);
+    }
+    c.queued += data.len();
+    c.queue.push_back(data);
+    c.last = now;
+    write_next(shard, slot);
+}
+
+/// Start the next queued write of `slot`, unless one is in flight or the
+/// connection is not up yet.
+fn write_next(shard: &mut Shard, slot: u32) {
+    let Some(c) = shard.tcp.get(slot) else {
+        return;
+    };
+    if c.writing || c.state == State::Connecting {
+        return;
+    }
+    let Some(data) = c.queue.pop_front() else {
+        if c.state == State::Closing && !c.reading {
+            finish(shard, slot);
+        }
+        return;
+    };
+    c.queued -= data.len();
+    c.writing = true;
+    let fd = c.sock.as_raw_fd();
+    shard.ring.write(slot, fd, data, 0);
+}
+
+/// A write of `slot` finished.
+pub(super) fn written(
+    shard: &mut Shard,
+    slot: u32,
+    res: Result<usize, i32>,
+    data: Vec<u8>,
+    offset: usize,
+) {
+    let Some(c) = shard.tcp.get(slot) else {
+        return;
+    };
+    c.writing = false;
+    match res {
+        Ok(n) if offset + n < data.len() && n > 0 => {
+            // A short write: the rest goes next, before anything queued.
+            c.writing = true;
+            let fd = c.sock.as_raw_fd();
+            shard.ring.write(slot, fd, data, offset + n);
+        }
+        Ok(_) => {
+            // A bare CRLF pong is not a message.
+            if data != b"\r\n" {
+                Counters::add(&shard.counters.tcp_out, 1);
+            }
+            write_next(shard, slot);
+        }
+        Err(errno) => {
+            Counters::add(&shard.counters.send_errors, 1);
+            tracing::debug!("tcp write to {}: errno {errno}", c.remote);
+            c.queue.clear();
+            c.queued = 0;
+            c.broken = true;
+            // The reader sees the end of the stream too.
+            let _ = c.sock.shutdown(std::net::Shutdown::Both);
+            c.state = State::Closing;
+            if !c.reading {
+                finish(shard, slot);
+            }
+        }
+    }
+}
+
+/// The receive of `slot` ended: write what is queued, then close.
+pub(super) fn ended(shard: &mut Shard, slot: u32, errno: Option<i32>) {
+    let Some(c) = shard.tcp.get(slot) else {
+        return;
+    };
+    if let Some(e) = errno {
+        tracing::debug!("tcp read from {}: errno {e}", c.remote);
+    }
+    c.reading = false;
+    c.state = State::Closing;
+    write_next(shard, slot);
+}
+
+/// Take connection `slot` out of the table and close it.
+fn finish(shard: &mut Shard, slot: u32) {
+    let Some(c) = shard.tcp.remove(slot) else {
+        return;
+    };
+    if let Some(key) = c.idle_timer {
+        shard.timers.cancel(key);
+    }
+    let k = &shard.counters;
+    match c.end {
+        End::Idle => Counters::add(&k.tcp_idle_closed, 1),
+        End::Framing => Counters::add(&k.tcp_framing_errors, 1),
+        End::Closed => {}
+    }
+    Counters::add(&k.tcp_closed, 1);
+    if !c.queue.is_empty() {
+        shard.counters.dropped(Drop::Unsent);
+    }
+    // `c.sock` closes here: no operation of the ring uses it any more.
 }
 
 /// Start an outbound connection. Messages sent before it is up wait in its
 /// queue; if the connect fails they are dropped (counted as a connect
-/// error).
-fn open(shard: &Rc<Shard>, local: SocketAddr, dest: SocketAddr) -> Option<Rc<Conn>> {
+/// error) and the legs waiting for it fail over.
+fn open(shard: &mut Shard, local: SocketAddr, dest: SocketAddr) -> Option<u32> {
     if shard.stopping() {
         return None;
     }
-    let (conn, rx) = shard.tcp.borrow_mut().insert(shard.id, dest, local)?;
-    let (s, c) = (shard.clone(), conn.clone());
-    glommio::spawn_local(async move {
-        match TcpStream::connect_timeout(dest, s.cfg.tcp.connect_timeout).await {
-            Ok(stream) => {
-                Counters::add(&s.counters.tcp_connected, 1);
-                c.waiting.borrow_mut().clear();
-                run(&s, c, stream, rx).await;
-            }
-            Err(e) => {
-                Counters::add(&s.counters.tcp_connect_errors, 1);
-                tracing::debug!("tcp connect {dest}: {e}");
-                s.tcp.borrow_mut().remove(c.id);
-                let waiting = std::mem::take(&mut *c.waiting.borrow_mut());
-                for leg in waiting {
-                    transport_error(&s, leg);
+    let domain = if dest.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let sock = match Socket::new(domain, Type::STREAM, Some(Protocol::TCP)) {
+        Ok(s) => s,
+        Err(e) => {
+            Counters::add(&shard.counters.tcp_connect_errors, 1);
+            tracing::debug!("tcp connect {dest}: {e}");
+            return None;
+        }
+    };
+    let _ = sock.set_nodelay(true);
+    let fd = sock.as_raw_fd();
+    let now = shard.now();
+    let slot = shard
+        .tcp
+        .insert(shard.id, sock, dest, local, State::Connecting, now)?;
+    let timeout = shard.cfg.tcp.connect_timeout;
+    shard.ring.connect(slot, fd, dest, timeout);
+    Some(slot)
+}
+
+/// A connect of `slot` finished.
+pub(super) fn connected(shard: &mut Shard, now: u64, slot: u32, res: Result<(), i32>) {
+    let Some(c) = shard.tcp.get(slot) else {
+        return;
+    };
+    match res {
+        Ok(()) => {
+            Counters::add(&shard.counters.tcp_connected, 1);
+            c.waiting.clear();
+            c.state = State::Open;
+            start(shard, slot, now);
+        }
+        Err(errno) => {
+            Counters::add(&shard.counters.tcp_connect_errors, 1);
+            tracing::debug!("tcp connect {}: errno {errno}", c.remote);
+            let waiting = std::mem::take(&mut c.waiting);
+            let queued = c.queue.len();
+            c.queue.clear();
+            if let Some(c) = shard.tcp.remove(slot) {
+                if let Some(key) = c.idle_timer {
+                    shard.timers.cancel(key);
                 }
-                s.flush().await;
+            }
+            for _ in 0..queued {
+                shard.counters.dropped(Drop::Unsent);
+            }
+            for leg in waiting {
+                shard.transport_error(now, leg);
             }
         }
-    })
-    .detach();
-    Some(conn)
+    }
+}
+
+/// Frame and handle what connection `slot` has read.
+pub(super) fn frames(shard: &mut Shard, now: u64, slot: u32) {
+    let limits = Limits::default();
+    loop {
+        let Some(c) = shard.tcp.get(slot) else {
+            return;
+        };
+        let flow = Flow {
+            transport: Transport::Tcp,
+            local: c.local,
+            remote: c.remote,
+            conn: Some(c.id),
+        };
+        match frame_stream(&c.acc, &limits) {
+            Ok(Status::Keepalive(k)) => {
+                c.crlf += k;
+                c.acc.advance(k);
+                // One pong per CRLFCRLF ping, however they were read.
+                let mut pongs = 0;
+                while c.crlf >= 4 {
+                    c.crlf -= 4;
+                    pongs += 1;
+                }
+                for _ in 0..pongs {
+                    push(shard, slot, b"\r\n".to_vec());
+                    Counters::add(&shard.counters.tcp_pongs, 1);
+                }
+            }
+            Ok(Status::Complete(len)) => {
+                c.crlf = 0;
+                let msg = c.acc.split_to(len).freeze();
+                Counters::add(&shard.counters.tcp_in, 1);
+                shard.handle(now, msg, flow);
+            }
+            Ok(Status::Partial) => return,
+            Err(_) => {
+                // The stream cannot be resynchronised: answer what can be
+                // answered (a 400 with the reason) and close.
+                let rest = c.acc.split().freeze();
+                c.end = End::Framing;
+                c.state = State::Closing;
+                let _ = c.sock.shutdown(std::net::Shutdown::Read);
+                let outcome = shard.core.handle(rest, flow);
+                if let Outcome::Replied(..) | Outcome::Rejected(..) = outcome {
+                    shard.dispatch(outcome);
+                }
+                return;
+            }
+        }
+    }
 }
 
 /// The idle timer of connection `id` fired at tick `now`: close it if it
 /// has been quiet for `tcp.idle_timeout`, else arm the timer again for
 /// then.
-pub(super) fn idle_check(shard: &Rc<Shard>, id: ConnId, now: u64) {
-    let Some(conn) = shard.tcp.borrow().by_id.get(&id).cloned() else {
+pub(super) fn idle_check(shard: &mut Shard, id: ConnId, now: u64) {
+    let idle = ticks(shard.cfg.tcp.idle_timeout);
+    let Some(&slot) = shard.tcp.by_id.get(&id) else {
         return;
     };
-    conn.idle_timer.set(None);
-    let due = shard
-        .epoch
-        .tick(conn.last.get())
-        .saturating_add(ticks(shard.cfg.tcp.idle_timeout));
-    match conn.fd.get() {
-        Some(fd) if due <= now => {
-            // The reader sees the end of the stream and takes the
-            // connection out of the table.
-            conn.idled.set(true);
-            let _ = shutdown(fd, Shutdown::Both);
-        }
-        _ => arm_idle(shard, &conn, due),
-    }
-}
-
-fn arm_idle(shard: &Shard, conn: &Conn, deadline: u64) {
-    let timer = Timer::TcpIdle(conn.id);
-    if let Ok(key) = shard.timers.borrow_mut().insert(deadline, timer) {
-        conn.idle_timer.set(Some(key));
-    }
-}
-
-/// Why a connection ended.
-enum End {
-    Closed,
-    Idle,
-    Framing,
-}
-
-/// Serve one connected stream until it ends, then take it out of the table.
-async fn run(shard: &Rc<Shard>, conn: Rc<Conn>, stream: TcpStream, rx: LocalReceiver<Vec<u8>>) {
-    let _ = stream.set_nodelay(true);
-    conn.fd.set(Some(stream.as_raw_fd()));
-    let now = Instant::now();
-    conn.last.set(now);
-    let due = shard.epoch.deadline_after(now, shard.cfg.tcp.idle_timeout);
-    arm_idle(shard, &conn, due);
-    let (r, w) = futures_lite::io::split(stream);
-    shard.writers.set(shard.writers.get() + 1);
-    let s = shard.clone();
-    let (queued, fd) = (conn.queued.clone(), conn.fd.get());
-    glommio::spawn_local(async move {
-        write_loop(&s, w, rx, &queued, fd).await;
-        s.writers.set(s.writers.get() - 1);
-    })
-    .detach();
-    let mut end = read_loop(shard, &conn, r).await;
-    if conn.idled.get() {
-        end = End::Idle;
-    }
-    if let Some(key) = conn.idle_timer.take() {
-        shard.timers.borrow_mut().cancel(key);
-    }
-    let c = &shard.counters;
-    match end {
-        End::Idle => Counters::add(&c.tcp_idle_closed, 1),
-        End::Framing => Counters::add(&c.tcp_framing_errors, 1),
-        End::Closed => {}
-    }
-    Counters::add(&c.tcp_closed, 1);
-    conn.fd.set(None);
-    shard.tcp.borrow_mut().remove(conn.id);
-}
-
-/// Write what is queued until the connection's sender is gone. A write
-/// error shuts the socket down so the reader ends the connection too.
-async fn write_loop(
-    shard: &Shard,
-    mut w: WriteHalf<TcpStream>,
-    rx: LocalReceiver<Vec<u8>>,
-    queued: &Cell<usize>,
-    fd: Option<RawFd>,
-) {
-    while let Some(data) = rx.recv().await {
-        queued.set(queued.get().saturating_sub(data.len()));
-        if w.write_all(&data).await.is_err() {
-            Counters::add(&shard.counters.send_errors, 1);
-            if let Some(fd) = fd {
-                // Safe against reuse: our write half keeps the fd open.
-                let _ = shutdown(fd, Shutdown::Both);
-            }
-            return;
-        }
-        // A bare CRLF pong is not a message.
-        if data != b"\r\n" {
-            Counters::add(&shard.counters.tcp_out, 1);
-        }
-    }
-    let _ = w.close().await;
-}
-
-async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut r: ReadHalf<TcpStream>) -> End {
-    let limits = Limits::default();
-    let flow = Flow {
-        transport: Transport::Tcp,
-        local: conn.local,
-        remote: conn.remote,
-        conn: Some(conn.id),
+    let Some(c) = shard.tcp.get(slot) else {
+        return;
     };
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let mut acc = BytesMut::new();
-    // CR/LF bytes seen since the last message: two CRLFs are a ping.
-    let mut crlf = 0usize;
-    loop {
-        let n = match r.read(&mut chunk).await {
-            Ok(0) => return End::Closed,
-            Ok(n) => n,
-            Err(_) => return End::Closed,
-        };
-        conn.last.set(Instant::now());
-        acc.extend_from_slice(&chunk[..n]);
-        loop {
-            match frame_stream(&acc, &limits) {
-                Ok(Status::Keepalive(k)) => {
-                    crlf += k;
-                    acc.advance(k);
-                    // One pong per CRLFCRLF ping, however they were read.
-                    while crlf >= 4 {
-                        crlf -= 4;
-                        conn.push(b"\r\n".to_vec(), &shard.counters);
-                        Counters::add(&shard.counters.tcp_pongs, 1);
-                    }
-                }
-                Ok(Status::Complete(len)) => {
-                    crlf = 0;
-                    Counters::add(&shard.counters.tcp_in, 1);
-                    let msg = acc.split_to(len).freeze();
-                    shard.handle(shard.now(), msg, flow);
-                }
-                Ok(Status::Partial) => {
-                    shard.flush().await;
-                    break;
-                }
-                Err(_) => {
-                    // The stream cannot be resynchronised: answer what can
-                    // be answered (a 400 with the reason) and close.
-                    let outcome = shard.core.borrow_mut().handle(acc.split().freeze(), flow);
-                    if let Outcome::Replied(..) | Outcome::Rejected(..) = outcome {
-                        shard.dispatch(outcome);
-                    }
-                    shard.flush().await;
-                    return End::Framing;
-                }
+    c.idle_timer = None;
+    let due = c.last.saturating_add(idle);
+    if due <= now && c.state != State::Connecting {
+        // The receive sees the end of the stream, a write in flight
+        // fails, and the connection leaves the table.
+        c.end = End::Idle;
+        c.queue.clear();
+        c.queued = 0;
+        c.broken = true;
+        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+    } else {
+        arm_idle(shard, slot, id, due.max(now + 1));
+    }
+}
+
+fn arm_idle(shard: &mut Shard, slot: u32, id: ConnId, deadline: u64) {
+    if let Ok(key) = shard.timers.insert(deadline, Timer::TcpIdle(id)) {
+        if let Some(c) = shard.tcp.get(slot) {
+            c.idle_timer = Some(key);
+        }
+    }
+}
+
+/// Stop reading every connection (shutdown(SHUT_RD)): each receive ends,
+/// and what is queued is written before the connection closes.
+pub(super) fn shut_reads(shard: &mut Shard) {
+    for c in shard.tcp.slots.iter_mut().flatten() {
+        match c.state {
+            State::Connecting => {
+                c.broken = true;
+                let _ = c.sock.shutdown(std::net::Shutdown::Both);
+            }
+            _ => {
+                let _ = c.sock.shutdown(std::net::Shutdown::Read);
             }
         }
-        if shard.stopping() {
-            return End::Closed;
-        }
-        // A peer that keeps the socket full must not starve the shard.
-        glommio::yield_if_needed().await;
     }
 }
