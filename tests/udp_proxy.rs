@@ -214,6 +214,44 @@ fn two_shards_share_the_load_and_every_response_reaches_its_caller() {
 }
 
 #[test]
+fn spread_puts_one_peers_requests_on_every_shard() {
+    // One UA, one socket, one 4-tuple: without `spread` every datagram
+    // lands on the shard its hash picks.
+    for (spread, both) in [(false, false), (true, true)] {
+        let p = common::start_with(
+            2,
+            &format!("spread = {spread}\n"),
+            "127.0.1.71",
+            &["udp"],
+            "",
+        );
+        let uac = ua("127.0.1.72");
+        for i in 0..80 {
+            let req = uac.request(
+                "OPTIONS",
+                &format!("sip:{}", p.addr),
+                &format!("one-peer-{i}"),
+                &format!("z9hG4bKop{i}"),
+                1,
+                "",
+            );
+            uac.send(p.addr, &req).unwrap();
+            let (r, _) = uac.expect();
+            assert_eq!(r.status(), Some(200));
+        }
+        let shards = p.rt.per_shard();
+        let got: Vec<u64> = shards.iter().map(|s| s.datagrams_in).collect();
+        assert_eq!(got.iter().sum::<u64>(), 80);
+        assert_eq!(
+            got.iter().all(|&n| n >= 15),
+            both,
+            "spread = {spread}: {got:?}"
+        );
+        drop(p);
+    }
+}
+
+#[test]
 fn a_port_in_use_is_a_clear_error() {
     // A socket without SO_REUSEPORT holds the port.
     let holder = std::net::UdpSocket::bind("127.0.1.51:0").unwrap();

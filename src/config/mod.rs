@@ -59,6 +59,11 @@ pub struct Server {
     /// wakes (io_uring's min_wait), in microseconds; 0 wakes at the first
     /// completion.
     pub coalesce_us: u32,
+    /// Spread the datagrams of every peer over all shards (the kernel
+    /// picks a shard's socket at random for each), so that one trunk uses
+    /// every core; off: the kernel hashes the 4-tuple, and one peer's
+    /// traffic stays on one shard.
+    pub spread: bool,
 }
 
 /// How log lines are written (to stderr).
@@ -366,6 +371,7 @@ impl Cx<'_> {
                 Some(v) => self.int(v, "server.coalesce_us", 0..=10_000)?,
                 None => DEFAULT_COALESCE_US,
             },
+            spread: raw.server.spread.as_ref().is_some_and(|v| *v.get_ref()),
         };
         if server.user_agent.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return self.err(
@@ -467,6 +473,14 @@ impl Cx<'_> {
                 "\"auto\", \"always\" or \"off\"",
             )?,
         };
+
+        if server.spread && proxy.mode == Mode::Stateful && proxy.dispatch == Dispatch::Socket {
+            return self.err(
+                raw.server.spread.as_ref().map(|v| v.span()),
+                "server.spread",
+                "in stateful mode spreading needs proxy.dispatch = \"call-id\" (a transaction's retransmissions, ACK and CANCEL must reach the shard that holds it)",
+            );
+        }
 
         let destinations = self.destinations(&raw.destination, &listen)?;
         let acls = self.acls(&raw.acl)?;

@@ -81,6 +81,7 @@ pub(super) struct RawServer {
     pub log_format: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub coalesce_us: Option<Spanned<i64>>,
+    pub spread: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

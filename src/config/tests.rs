@@ -11,6 +11,7 @@ user_agent = "Siphon-test"
 log_format = "json"
 log_level = "debug"
 coalesce_us = 250
+spread = true
 
 [[listen]]
 transport = "udp"
@@ -60,6 +61,7 @@ fn a_full_config() {
             log_format: LogFormat::Json,
             log_level: LogLevel::Debug,
             coalesce_us: 250,
+            spread: true,
         }
     );
     assert_eq!(c.listen.len(), 2);
@@ -195,6 +197,8 @@ fn errors_name_file_line_and_key() {
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:99999\"\n", "test.toml:3: listen[0].addr: \"127.0.0.1:99999\" is not an IP address and port"),
         ("[[listen]]\ntransport = \"sctp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: listen[0].transport: \"sctp\": expected \"udp\" or \"tcp\""),
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:0\"\n", "test.toml:3: listen[0].addr: port 0 is not allowed"),
+        ("[server]\nspread = true\n[proxy]\nmode = \"stateful\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: server.spread: in stateful mode spreading needs proxy.dispatch = \"call-id\" (a transaction's retransmissions, ACK and CANCEL must reach the shard that holds it)"),
+        ("[server]\ncoalesce_us = 20000\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: server.coalesce_us: 20000 is out of range 0..=10000"),
         ("[server]\nshards = 0\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: server.shards: 0 is out of range 1..=256"),
         ("[proxy]\nmax_forwards = 300\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: proxy.max_forwards: 300 is out of range 1..=255"),
         ("[server]\nlog_format = \"xml\"\n", "test.toml:2: server.log_format: \"xml\": expected \"text\" or \"json\""),

@@ -385,6 +385,55 @@ impl Waker {
     }
 }
 
+/// Let the kernel pick a random socket of `fd`'s SO_REUSEPORT group for
+/// each datagram (a classic BPF program attached with
+/// SO_ATTACH_REUSEPORT_CBPF: `ld rand; mod #n; ret a`), instead of the
+/// hash of the 4-tuple that sends all of one peer's traffic to one shard.
+/// `n` is the number of sockets in the group.
+pub fn spread_randomly(fd: RawFd, n: u32) -> io::Result<()> {
+    const SKF_AD_OFF: i32 = -0x1000;
+    const SKF_AD_RANDOM: i32 = 56;
+    let code = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: (SKF_AD_OFF + SKF_AD_RANDOM) as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: n.max(1),
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_A) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: code.len() as u16,
+        filter: code.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` and the instructions it points to live on this stack
+    // frame for the duration of the call; the kernel copies the program.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            &prog as *const libc::sock_fprog as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// One word to add to another shard's eventfd.
 static ONE: [u8; 8] = 1u64.to_ne_bytes();
 
@@ -997,6 +1046,38 @@ mod tests {
         assert_eq!(got, vec!["Woken".to_string()]);
         assert!(started.elapsed() < Duration::from_secs(4));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_spread_group_sends_one_peer_to_every_socket() {
+        let a = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        a.set_reuse_port(true).unwrap();
+        a.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let at = a.local_addr().unwrap().as_socket().unwrap();
+        let b = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        b.set_reuse_port(true).unwrap();
+        b.bind(&at.into()).unwrap();
+        spread_randomly(a.as_raw_fd(), 2).unwrap();
+        let (a, b): (UdpSocket, UdpSocket) = (a.into(), b.into());
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..200 {
+            peer.send_to(b"x", at).unwrap();
+        }
+        let count = |s: &UdpSocket| {
+            let mut n = 0;
+            let mut buf = [0u8; 4];
+            while s.recv_from(&mut buf).is_ok() {
+                n += 1;
+            }
+            n
+        };
+        let (na, nb) = (count(&a), count(&b));
+        assert_eq!(na + nb, 200);
+        // One 4-tuple: hashing would put all 200 on one socket.
+        assert!(na >= 50 && nb >= 50, "{na} / {nb}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! The shard's ring reads and writes them (`ring.rs`).
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -38,6 +39,9 @@ pub(super) fn bind_all(
         }
         set_buffers(&s, l.addr, shard == 0);
         s.bind(&l.addr.into()).map_err(err)?;
+        if cfg.server.spread && cfg.server.shards > 1 {
+            super::ring::spread_randomly(s.as_raw_fd(), cfg.server.shards as u32).map_err(err)?;
+        }
         out.push((l.addr, s));
     }
     Ok(out)

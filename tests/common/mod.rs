@@ -45,10 +45,21 @@ pub fn free_port(ip: &str) -> u16 {
 /// Start a proxy on `ip` with `shards` shards, listening on the given
 /// transports on one free port; `extra` is appended to the config.
 pub fn start_on(shards: usize, ip: &str, transports: &[&str], extra: &str) -> Proxy {
+    start_with(shards, "", ip, transports, extra)
+}
+
+/// `start_on` with more `[server]` keys (`server`, one per line).
+pub fn start_with(
+    shards: usize,
+    server: &str,
+    ip: &str,
+    transports: &[&str],
+    extra: &str,
+) -> Proxy {
     let guard = lock();
     let port = free_port(ip);
     let addr = SocketAddr::new(ip.parse().unwrap(), port);
-    let mut text = format!("[server]\nshards = {shards}\n");
+    let mut text = format!("[server]\nshards = {shards}\n{server}");
     for t in transports {
         text += &format!("[[listen]]\ntransport = \"{t}\"\naddr = \"{addr}\"\n");
     }
