@@ -86,17 +86,30 @@ loadgen_value() { awk -v k="$2" '$1==k {print $2}' "$1"; }
 
 start_proxy() { # name -> sets proxy_pid
     case $1 in
-        siphon|siphon-callid)
-            # siphon-callid: stateful requests handled by the shard their
-            # Call-ID hashes to (dispatch = "call-id", a mesh hand-off for
-            # those that land elsewhere), measured beside the default
-            # (dispatch = "socket") in the same run.
-            local mode=stateless rr=false dispatch=socket
+        siphon*)
+            # Variants by dash-separated tokens after "siphon", measured
+            # beside the default in the same run: callid (stateful requests
+            # handled by the shard their Call-ID hashes to: dispatch =
+            # "call-id"), spread (server.spread: the kernel spreads one
+            # peer's datagrams over every shard), cN (server.coalesce_us =
+            # N), old (the binary in $SIPHON_OLD, e.g. an earlier build).
+            local mode=stateless rr=false dispatch=socket coalesce="" spread=false bin=$SIPHON tok
             [ "$PROFILE" = stateful ] && { mode=stateful; rr=true; }
-            [ "$1" = siphon-callid ] && dispatch=call-id
+            for tok in $(echo "$1" | tr '-' ' '); do
+                case $tok in
+                    callid) dispatch=call-id ;;
+                    spread) spread=true ;;
+                    c[0-9]*) coalesce="coalesce_us = ${tok#c}" ;;
+                    old) bin=${SIPHON_OLD:?SIPHON_OLD names the other binary} ;;
+                esac
+            done
+            local server_keys="$coalesce"
+            [ "$spread" = true ] && server_keys="$server_keys
+spread = true"
             cat > "$work/siphon.toml" <<TOML
 [server]
 shards = $SHARDS
+$server_keys
 [[listen]]
 transport = "udp"
 addr = "$PROXY_IP:5060"
@@ -111,7 +124,7 @@ destination = "uas"
 [destination.uas]
 targets = [{ uri = "sip:$UAS_IP:5080" }]
 TOML
-            "$SIPHON" --config "$work/siphon.toml" 2> "$work/$1.log" &
+            "$bin" --config "$work/siphon.toml" 2> "$work/$1.log" &
             proxy_pid=$! ;;
         kamailio)
             # tm keeps finished transactions ~5 s: ~135 MB of shm per 1000 cps.
@@ -135,9 +148,22 @@ proxy_cpu() { # the proxy and its children (Kamailio forks workers)
     done
     echo "$total"
 }
+# CPU ticks of each shard thread (siphon-shard-N), "N:ticks" per line.
+shard_ticks() {
+    local t
+    for t in /proc/"$proxy_pid"/task/*; do
+        awk '{ if ($2 ~ /siphon-shard/) { gsub(/[()]/, "", $2); print $2 ":" $14 + $15 } }' "$t/stat" 2>/dev/null || true
+    done | sort
+}
+# The busiest shard's share of the shards' CPU between two shard_ticks
+# outputs, in percent ("-" for Kamailio or one shard).
+busiest_share() { # before after
+    awk -F: 'NR==FNR {b[$1]=$2; next} {d=$2-b[$1]; t+=d; if (d>m) m=d; n++}
+        END {if (n < 2 || t == 0) print "-"; else printf "%.0f", m * 100 / t}' <(echo "$1") <(echo "$2")
+}
 us_per() { awk -v c="$1" -v t="$ticks" -v n="$2" 'BEGIN {if (n > 0) printf "%.1f", c * 1e6 / t / n; else print "-"}'; }
 
-printf 'proxy\tgen\toffered_cps\tachieved_cps\tcalls\tfailed\tretransmissions\trcvbuf_errors\tp50_us\tp90_us\tp99_us\tcpu_us_per_call\tpass\n' > "$out/results.tsv"
+printf 'proxy\tgen\toffered_cps\tachieved_cps\tcalls\tfailed\tretransmissions\trcvbuf_errors\tp50_us\tp90_us\tp99_us\tcpu_us_per_call\tbusiest_shard_pct\tpass\n' > "$out/results.tsv"
 printf 'proxy\trate\tanswered\tfailed\tretransmissions\trcvbuf_errors\tp50_us\tp99_us\tcpu_us_per_options\n' > "$out/options.tsv"
 
 # One run at `rate` for `dur` seconds with generator `gen`; prints a row;
@@ -149,13 +175,14 @@ run_rate() { # proxy gen rate dur
     local calls=$(( rate * dur )) limit=$(( dur + 40 ))
     local cpu0 rb0 t0 t1 cpu1 rb1 ok failed retrans achieved pct
     rm -f "$work"/*_rtt.csv
+    local sh0 sh1
     cpu0=$(proxy_cpu); rb0=$(rcvbuf_errors)
     if [ "$gen" = sipp ]; then
         (cd "$work" && exec timeout "$limit" sipp -sf "$root/sipp/uas.xml" -i "$UAS_IP" -p 5080 -m "$calls" -nostdin \
             -timeout "${limit}s" -buff_size 4194304 > "$work/uas.out" 2>&1) &
         local uas=$!; pids+=("$uas")
         sleep 0.5
-        cpu0=$(proxy_cpu); rb0=$(rcvbuf_errors); t0=$(date +%s.%N)
+        cpu0=$(proxy_cpu); rb0=$(rcvbuf_errors); sh0=$(shard_ticks); t0=$(date +%s.%N)
         (cd "$work" && timeout "$limit" sipp -sf "$root/sipp/uac.xml" "$PROXY_IP:5060" -i "$UAC_IP" -p 5070 -s service \
             -m "$calls" -r "$rate" -l $(( rate * 3 )) -nostdin -timeout "${limit}s" -recv_timeout 10000 \
             -buff_size 4194304 -trace_stat -stf "$work/uac.csv" -trace_rtt -rtt_freq 1000 > "$work/uac.out" 2>&1) || true
@@ -168,6 +195,7 @@ run_rate() { # proxy gen rate dur
         pct=$(sipp_percentiles "$work"/uac_*_rtt.csv)
         rm -f "$work/uac.csv"
     else
+        sh0=$(shard_ticks)
         timeout "$limit" "$LOADGEN" calls --proxy "$PROXY_IP:5060" --uac "$UAC_IP" --uas "$UAS_IP:5080" \
             --rate "$rate" --duration "$dur" --label "$proxy" > "$work/lg.out" 2>&1 || true
         ok=$(loadgen_value "$work/lg.out" completed); ok=${ok:-0}
@@ -177,14 +205,14 @@ run_rate() { # proxy gen rate dur
         pct="$(loadgen_value "$work/lg.out" p50_us) $(loadgen_value "$work/lg.out" p90_us) $(loadgen_value "$work/lg.out" p99_us)"
     fi
     sleep "$TAIL"
-    cpu1=$(proxy_cpu); rb1=$(rcvbuf_errors)
+    cpu1=$(proxy_cpu); rb1=$(rcvbuf_errors); sh1=$(shard_ticks)
     local us verdict=FAIL
     us=$(us_per $(( cpu1 - cpu0 )) "$ok")
     if [ "$ok" = "$calls" ] && [ "$failed" = 0 ] && [ $(( achieved * 100 )) -ge $(( rate * 97 )) ] \
         && [ $(( retrans * 1000 )) -le "$calls" ]; then verdict=pass; fi
     set -- $pct
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proxy" "$gen" "$rate" "$achieved" "$ok" "$failed" \
-        "$retrans" "$(( rb1 - rb0 ))" "${1:--}" "${2:--}" "${3:--}" "$us" "$verdict" | tee -a "$out/results.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proxy" "$gen" "$rate" "$achieved" "$ok" "$failed" \
+        "$retrans" "$(( rb1 - rb0 ))" "${1:--}" "${2:--}" "${3:--}" "$us" "$(busiest_share "$sh0" "$sh1")" "$verdict" | tee -a "$out/results.tsv"
     [ "$verdict" = pass ]
 }
 
