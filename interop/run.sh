@@ -370,6 +370,9 @@ sipsak_run() { # sipsak_run LOGNAME ARGS...: rc of sipsak, output kept
     timeout 20 sipsak -vv -k "$SIPSAK_IP" -H "$SIPSAK_IP" "$@" >"$out" 2>&1 || rc=$?
     return "$rc"
 }
+sipsak_said() { # sipsak_said LOGNAME: the status lines and errors of a run, on one line
+    grep -a -E '^SIP/2.0|error' "$W/sipsak/$1.log" | tr '\n' ' ' | head -c 300
+}
 check_options() {
     local rc=0
     sipsak_run "options-$1" -E "$1" -s "sip:$P_IP" || rc=$?
@@ -385,7 +388,7 @@ register() { # register LOGNAME PASSWORD EXPIRES
 check_reg_ok() {
     local rc=0 b
     register register-ok "${PASSWORD[dave]}" 60 || rc=$?
-    [ "$rc" = 0 ] || { WHY="sipsak exit $rc: $(grep -a -E '^SIP/2.0|error' "$W/sipsak/register-ok.log" | tr '\n' ' ' | head -c 300)"; return 1; }
+    [ "$rc" = 0 ] || { WHY="sipsak exit $rc: $(sipsak_said register-ok)"; return 1; }
     b=$(aor dave)
     echo "$b" | grep -q "\"contact\":\"sip:dave@$SIPSAK_IP:5070\"" || { WHY="200 OK but no binding: $b"; return 1; }
 }
@@ -395,14 +398,14 @@ check_reg_wrong() {
     register register-wrong wrong-password 60 || rc=$?
     [ "$rc" != 0 ] || { WHY="sipsak got a 200 OK with a wrong password"; return 1; }
     grep -q '^SIP/2.0 403' "$W/sipsak/register-wrong.log" ||
-        { WHY="sipsak exit $rc without a 403: $(grep -a -E '^SIP/2.0|error' "$W/sipsak/register-wrong.log" | tr '\n' ' ' | head -c 300)"; return 1; }
+        { WHY="sipsak exit $rc without a 403: $(sipsak_said register-wrong)"; return 1; }
     ! grep -q '^SIP/2.0 200' "$W/sipsak/register-wrong.log" || { WHY="a 200 OK came back"; return 1; }
 }
 check "sipsak REGISTER dave with a wrong password: 403, no 200" check_reg_wrong
 check_reg_zero() {
     local rc=0 b
     register register-expires0 "${PASSWORD[dave]}" 0 || rc=$?
-    [ "$rc" = 0 ] || { WHY="sipsak exit $rc: $(grep -a -E '^SIP/2.0|error' "$W/sipsak/register-expires0.log" | tr '\n' ' ' | head -c 300)"; return 1; }
+    [ "$rc" = 0 ] || { WHY="sipsak exit $rc: $(sipsak_said register-expires0)"; return 1; }
     b=$(aor dave)
     echo "$b" | grep -q '"bindings":\[\]' || { WHY="binding still there: $b"; return 1; }
 }

@@ -215,10 +215,7 @@ fn nat_flows(mode: &str, ip: &str) {
     );
     bob.send(p.addr, &ack).unwrap();
     method(&alice, Method::Ack);
-    let route: String = got
-        .header_values(HeaderName::RecordRoute)
-        .map(|v| format!("Route: {}\r\n", String::from_utf8_lossy(v)))
-        .collect();
+    let route = rr(&got);
     let bye = format!(
         "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKbye2;rport\r\nMax-Forwards: 70\r\n{route}From: {to_alice};tag=uas-tag\r\nTo: {b_from}\r\nCall-ID: c2\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
         a = alice.addr
@@ -346,10 +343,7 @@ fn a_tcp_phone_is_reached_in_dialog_over_its_connection_from_any_shard() {
         assert_eq!(got.method(), Some(Method::Invite));
         bob.send(&bob.response(&got, 200, "OK")).unwrap();
         let ok = status(&alice, 200);
-        let route: String = ok
-            .header_values(HeaderName::RecordRoute)
-            .map(|v| format!("Route: {}\r\n", String::from_utf8_lossy(v)))
-            .collect();
+        let route = rr(&ok);
         // Inside the dialog: Request-URI = bob's Contact, his connection's
         // address, where nobody listens.
         let info = format!(

@@ -373,6 +373,25 @@ fn probe_listeners(cfg: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// A UDP or TCP socket for `addr`'s address family; IPv6 sockets are
+/// IPV6_V6ONLY, so `0.0.0.0` and `[::]` can share a port.
+fn socket_for(addr: SocketAddr, transport: Transport) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = match transport {
+        Transport::Udp => Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?,
+        Transport::Tcp => Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?,
+    };
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    Ok(s)
+}
+
 /// Run this thread on core `core` only (best effort: a cpuset that
 /// excludes it leaves the thread where the scheduler puts it).
 fn pin(core: usize) {

@@ -52,7 +52,7 @@ const BUF_SIZE: usize = 65_536 + 128;
 /// The buffer group of the provided buffers.
 const BUF_GROUP: u16 = 0;
 /// Datagram and stream sends in flight before `send_to` refuses more.
-pub const MAX_SENDS: usize = 16_384;
+const MAX_SENDS: usize = 16_384;
 
 /// What an operation is, in the top byte of its user_data; the low 32 bits
 /// are the caller's token or a slot of ours.
@@ -106,11 +106,7 @@ pub enum Event<'a, T> {
     /// A receive on a UDP socket failed (counted; the receive goes on).
     RecvError { sock: u32, errno: i32 },
     /// A datagram was sent (`Ok(bytes)`) or refused (`Err(errno)`).
-    Sent {
-        tag: T,
-        len: usize,
-        res: Result<usize, i32>,
-    },
+    Sent { tag: T, res: Result<usize, i32> },
     /// A connection accepted on listener `listener`.
     Accepted {
         listener: u32,
@@ -229,9 +225,10 @@ struct ConnectSlot {
     timeout: types::Timespec,
 }
 
-/// Slots with stable addresses (each boxed), reused through a free list.
+/// Slots with stable addresses (each boxed once), reused through a free
+/// list: a send does not allocate a slot once the table has grown.
 struct Slots<S> {
-    items: Vec<Option<Box<S>>>,
+    items: Vec<Box<Option<S>>>,
     free: Vec<u32>,
     live: usize,
 }
@@ -249,21 +246,20 @@ impl<S> Slots<S> {
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.items.push(None);
+                self.items.push(Box::new(None));
                 (self.items.len() - 1) as u32
             }
         };
         self.live += 1;
-        let slot = &mut self.items[i as usize];
-        *slot = Some(Box::new(s));
-        (i, slot.as_deref().expect("just set"))
+        let slot = &mut *self.items[i as usize];
+        (i, slot.insert(s))
     }
 
     fn remove(&mut self, i: u32) -> Option<S> {
         let s = self.items.get_mut(i as usize)?.take()?;
         self.free.push(i);
         self.live -= 1;
-        Some(*s)
+        Some(s)
     }
 }
 
@@ -689,7 +685,7 @@ impl<T> Ring<T> {
     /// completions into `out`.
     pub fn wait(&mut self, timeout: Option<Duration>, out: &mut Vec<Cqe>) -> io::Result<()> {
         self.bufs.publish();
-        for ud in std::mem::take(&mut self.rearm) {
+        while let Some(ud) = self.rearm.pop() {
             self.arm(ud);
         }
         let ts = timeout.map(types::Timespec::from);
@@ -776,10 +772,8 @@ impl<T> Ring<T> {
             }
             Kind::SendTo => {
                 let slot = self.sends.remove(index)?;
-                let len = slot.data.len();
                 Some(Event::Sent {
                     tag: slot.tag,
-                    len,
                     res: if c.res < 0 {
                         Err(-c.res)
                     } else {

@@ -238,7 +238,7 @@ impl Shard {
                 tracing::debug!("udp receive on socket {sock}: errno {errno}");
                 Counters::add(&self.counters.recv_errors, 1);
             }
-            Event::Sent { tag, len, res } => self.sent(now, tag, len, res),
+            Event::Sent { tag, res } => self.sent(now, tag, res),
             Event::Accepted { listener, res } => tcp::accepted(self, now, listener, res),
             Event::StreamData { conn, data } => {
                 if self.tcp.take_bytes(conn, data, now) {
@@ -277,11 +277,11 @@ impl Shard {
     }
 
     /// A datagram left, or the kernel refused it.
-    fn sent(&mut self, now: u64, leg: Option<LegRef>, len: usize, res: Result<usize, i32>) {
+    fn sent(&mut self, now: u64, leg: Option<LegRef>, res: Result<usize, i32>) {
         match res {
             Ok(n) => {
                 Counters::add(&self.counters.datagrams_out, 1);
-                Counters::add(&self.counters.bytes_out, n.min(len) as u64);
+                Counters::add(&self.counters.bytes_out, n as u64);
             }
             Err(errno) => {
                 Counters::add(&self.counters.send_errors, 1);
@@ -409,8 +409,7 @@ impl Shard {
             Ok(()) => {
                 Counters::add(&self.counters.mesh_out, 1);
                 if !peer.notified.swap(true, Ordering::AcqRel) {
-                    let waker = peer.waker.clone();
-                    self.ring.wake(&waker);
+                    self.ring.wake(&peer.waker);
                 }
             }
             Err(TrySendError::Full(_)) => self.counters.dropped(Drop::QueueFull),
@@ -422,8 +421,11 @@ impl Shard {
     fn take_inbox(&mut self, now: u64) {
         if let Some(me) = self.peers.get(self.id) {
             // Cleared before the queue is read: a sender that finds it
-            // set knows its message will be seen by this read.
-            me.notified.store(false, Ordering::SeqCst);
+            // set knows its message will be seen by this read. Read first,
+            // so a quiet pass does not write the senders' cache line.
+            if me.notified.load(Ordering::SeqCst) {
+                me.notified.store(false, Ordering::SeqCst);
+            }
         }
         for _ in 0..MESH_QUEUE {
             let Ok(h) = self.inbox.try_recv() else {

@@ -29,7 +29,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use super::shard::{Handoff, Shard, Timer};
 use super::stats::Counters;
@@ -261,17 +261,9 @@ pub(super) fn bind_all(
                 addr: l.addr,
                 source,
             };
-            let domain = if l.addr.is_ipv4() {
-                Domain::IPV4
-            } else {
-                Domain::IPV6
-            };
-            let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+            let s = super::socket_for(l.addr, Transport::Tcp).map_err(err)?;
             s.set_reuse_port(true).map_err(err)?;
             s.set_reuse_address(true).map_err(err)?;
-            if l.addr.is_ipv6() {
-                s.set_only_v6(true).map_err(err)?;
-            }
             s.bind(&l.addr.into()).map_err(err)?;
             s.listen(1024).map_err(err)?;
             Ok((l.addr, s.into()))
@@ -510,12 +502,7 @@ fn open(shard: &mut Shard, local: SocketAddr, dest: SocketAddr) -> Option<u32> {
     if shard.stopping() {
         return None;
     }
-    let domain = if dest.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let sock = match Socket::new(domain, Type::STREAM, Some(Protocol::TCP)) {
+    let sock = match super::socket_for(dest, Transport::Tcp) {
         Ok(s) => s,
         Err(e) => {
             Counters::add(&shard.counters.tcp_connect_errors, 1);

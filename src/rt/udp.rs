@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use super::StartError;
 use crate::config::{Config, Transport};
@@ -27,16 +27,8 @@ pub(super) fn bind_all(
             addr: l.addr,
             source,
         };
-        let domain = if l.addr.is_ipv4() {
-            Domain::IPV4
-        } else {
-            Domain::IPV6
-        };
-        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+        let s = super::socket_for(l.addr, Transport::Udp).map_err(err)?;
         s.set_reuse_port(true).map_err(err)?;
-        if l.addr.is_ipv6() {
-            s.set_only_v6(true).map_err(err)?;
-        }
         set_buffers(&s, l.addr, shard == 0);
         s.bind(&l.addr.into()).map_err(err)?;
         if cfg.server.spread && cfg.server.shards > 1 {
@@ -67,15 +59,7 @@ pub(super) fn bind_outbound(cfg: &Config) -> Result<Vec<(SocketAddr, Socket)>, S
             addr: at,
             source,
         };
-        let domain = if at.is_ipv4() {
-            Domain::IPV4
-        } else {
-            Domain::IPV6
-        };
-        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
-        if at.is_ipv6() {
-            s.set_only_v6(true).map_err(err)?;
-        }
+        let s = super::socket_for(at, Transport::Udp).map_err(err)?;
         set_buffers(&s, at, false);
         s.bind(&at.into()).map_err(err)?;
         out.push((l.addr, s));
