@@ -21,6 +21,8 @@ pub mod registrar;
 pub mod routing;
 pub mod rt;
 #[forbid(unsafe_code)]
+pub mod secret;
+#[forbid(unsafe_code)]
 pub mod sip;
 #[forbid(unsafe_code)]
 pub mod testkit;

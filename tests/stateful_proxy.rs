@@ -474,3 +474,66 @@ fn responses_find_their_transaction_across_shards() {
         "transactions on both shards: {per:?}"
     );
 }
+
+/// RFC 3261 §17.1.3 relies on branches nobody else can guess: a sender
+/// that did not see the INVITE but knows everything else about it (Call-ID,
+/// CSeq, our Via's shard, slot, generation, leg and loop part — all but the
+/// keyed tag) lands no response; the UAS's answers still go through.
+#[test]
+fn an_off_path_injector_cannot_land_a_response() {
+    let p = stateful(2, "127.0.12.1", &["udp"], "");
+    let (uac, uas, attacker) = (ua("127.0.12.2"), ua("127.0.12.3"), ua("127.0.12.4"));
+    let ruri = format!("sip:bob@{}", uas.addr);
+    uac.send(
+        p.addr,
+        &uac.request("INVITE", &ruri, "inj-1", "z9hG4bKinj1", 1, ""),
+    )
+    .unwrap();
+    status(&uac, 100);
+    let inv = method(&uas, Method::Invite);
+    let real = String::from_utf8(inv.top_via().unwrap().branch().unwrap().to_vec()).unwrap();
+    let genuine = String::from_utf8(answer(&uas, &inv, 200, "t1")).unwrap();
+    let keyless = &real[..real.len() - 16];
+    let mut guesses = 0;
+    // Every guessable field as the injector tried them, with and
+    // without the loop part, and with the real one but a made-up tag.
+    for shard in 0..2 {
+        for slot in 0..4 {
+            for gen in 0..3 {
+                let loop_part = &real["z9hG4bKsf".len()..][..16];
+                for tag in ["0000000000000000", "ffffffffffffffff", "0123456789abcdef"] {
+                    for lp in [loop_part, "0000000000000000"] {
+                        let b = format!("z9hG4bKsf{lp}.{shard:x}.{slot:x}.{gen:x}.0.{tag}");
+                        let forged = genuine
+                            .replace(&real, &b)
+                            .replace(&format!("{}", uas.addr), &format!("{}", attacker.addr));
+                        attacker.send(p.addr, forged.as_bytes()).unwrap();
+                        guesses += 1;
+                    }
+                }
+            }
+        }
+    }
+    for tag in ["0000000000000000", "1111111111111111"] {
+        let forged = genuine.replace(&real, &format!("{keyless}{tag}"));
+        attacker.send(p.addr, forged.as_bytes()).unwrap();
+        guesses += 1;
+    }
+    let s = settled(&p.rt, |s| {
+        s.drops
+            .iter()
+            .any(|&(d, n)| d == siphon::proxy::Drop::ForgedResponse && n >= guesses)
+    });
+    let forged = s
+        .drops
+        .iter()
+        .find(|(d, _)| *d == siphon::proxy::Drop::ForgedResponse)
+        .map(|d| d.1);
+    assert_eq!(forged, Some(guesses), "{s:?}");
+    uac.set_timeout(Duration::from_millis(300)).unwrap();
+    assert!(uac.recv().is_none(), "nothing reached the caller");
+    uac.set_timeout(T).unwrap();
+    uas.send(p.addr, genuine.as_bytes()).unwrap();
+    let ok = status(&uac, 200);
+    assert_eq!(ok.call_id(), inv.call_id());
+}

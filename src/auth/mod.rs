@@ -238,9 +238,7 @@ impl Auth {
             Some(s) => sha2::Sha256::digest(s.as_bytes()).into(),
             None => {
                 let mut k = [0u8; 32];
-                std::fs::File::open("/dev/urandom")
-                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k))
-                    .map_err(|e| format!("cannot read /dev/urandom for the nonce key: {e}"))?;
+                crate::secret::os_random(&mut k);
                 k
             }
         };

@@ -139,6 +139,11 @@ pub enum Drop {
     /// challenge, a 404, a 503…): it ends that answer's transaction here
     /// (RFC 3261 §17.2.1) and goes nowhere else.
     OwnAnswerAck,
+    /// A response with our Via whose branch we did not make for it: its
+    /// keyed tag does not match the Call-ID, CSeq and Via below (an
+    /// off-path forgery, or a request forwarded by an earlier run), or its
+    /// CSeq method is not its transaction's (RFC 3261 §17.1.3).
+    ForgedResponse,
 }
 
 impl Drop {
@@ -159,6 +164,7 @@ impl Drop {
             Drop::ProbeReply => "probe_reply",
             Drop::OwnAnswerAck => "ack_own_answer",
             Drop::NatPingReply => "nat_ping_reply",
+            Drop::ForgedResponse => "forged_response",
         }
     }
 }

@@ -167,7 +167,7 @@ impl Core {
         let (me, sent_by, local) =
             sender(&self.me, &self.outbound, Transport::Udp, dest, local, true)?;
         let uri = String::from_utf8_lossy(contact);
-        let branch = format!("{PING}{key:x}-{seq:x}");
+        let branch = super::branch::signed(PING, &format!("{key:x}-{seq:x}"));
         let m = super::probe::Options {
             uri: &uri,
             transport: Transport::Udp,

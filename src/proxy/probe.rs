@@ -52,9 +52,17 @@ impl Core {
         if (probe.is_none() && ping.is_none()) || !self.me.is_me(via.host, via.port) {
             return None;
         }
+        // Only an answer to a request we sent: the tag must match.
+        let forged = Some(Outcome::Dropped(Drop::ForgedResponse));
         match (probe, ping) {
-            (Some(id), _) => self.probe_reply(msg, id),
-            (_, Some(id)) => self.nat_ping_reply(msg, id, flow),
+            (Some(rest), _) => match super::branch::signed_id(PROBE, rest) {
+                Some(id) => self.probe_reply(msg, id),
+                None => forged,
+            },
+            (_, Some(rest)) => match super::branch::signed_id(super::natping::PING, rest) {
+                Some(id) => self.nat_ping_reply(msg, id, flow),
+                None => forged,
+            },
             _ => None,
         }
     }
@@ -95,7 +103,7 @@ impl Core {
             t.cfg.listener,
             false,
         )?;
-        let branch = format!("{PROBE}{set_id:x}-{:x}-{seq:x}", t.id);
+        let branch = super::branch::signed(PROBE, &format!("{set_id:x}-{:x}-{seq:x}", t.id));
         let m = Options {
             uri: &t.cfg.uri,
             transport,

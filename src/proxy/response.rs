@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use super::branch::conn_of;
+use super::branch::{conn_of, stateless_response_ok, LegRef, STATEFUL_PREFIX};
 use super::request::bad_destination;
 use super::{Core, Drop, Outcome, Transmit};
 use crate::config::Transport;
@@ -24,6 +24,17 @@ impl Core {
             Some(Err(_)) => return Outcome::Dropped(Drop::BadResponse),
             None => return Outcome::Dropped(Drop::NoNextVia),
         };
+        // Only a response to a request we forwarded: its branch's keyed tag
+        // must match (an off-path sender cannot make one).
+        let branch = top.branch().unwrap_or_default();
+        let genuine = if branch.starts_with(STATEFUL_PREFIX.as_bytes()) {
+            matches!(LegRef::parse(branch, msg), Ok(Some(_)))
+        } else {
+            stateless_response_ok(branch, next, msg)
+        };
+        if !genuine {
+            return Outcome::Dropped(Drop::ForgedResponse);
+        }
         let transport = match next.transport {
             ViaTransport::Udp => Transport::Udp,
             ViaTransport::Tcp => Transport::Tcp,

@@ -437,10 +437,55 @@ fn response(vias: &str) -> Bytes {
     ))
 }
 
+/// Our Via (`top`, with `{b}` where the branch goes) above `next`, with the
+/// branch a forwarded request with `next` as its top Via got.
+fn ours(top: &str, next: &str, conn: Option<ConnId>) -> Bytes {
+    let req = format!(
+        "INVITE sip:bob@example.com SIP/2.0\r\n{next}From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\nCall-ID: call-1@127.0.0.2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let req = parse(req.as_bytes());
+    let mut b = String::new();
+    branch::stateless_branch(&req, branch::loop_hash(&req), &mut b, conn);
+    response(&format!("{}{next}", top.replace("{b}", &b)))
+}
+
+#[test]
+fn forged_responses_are_dropped() {
+    let mut c = core("");
+    let next = "Via: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKuac1\r\n";
+    let genuine = ours("Via: SIP/2.0/UDP 127.0.0.1;branch={b}\r\n", next, None);
+    assert!(matches!(
+        c.handle(genuine.clone(), udp_from(0)),
+        Outcome::Forwarded(_)
+    ));
+    let text = String::from_utf8(genuine.to_vec()).unwrap();
+    // Every field an off-path sender can guess, and one it cannot.
+    let mut tag = text.clone();
+    let at = tag.find("branch=z9hG4bKsl").unwrap() + "branch=z9hG4bKsl".len() + 17;
+    tag.replace_range(at..at + 16, "0000000000000000");
+    for forged in [
+        response(&format!("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKslx\r\n{next}")),
+        response(&format!("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKsf0000000000000000.0.0.0.0.0000000000000000\r\n{next}")),
+        Bytes::from(text.replace("call-1@", "call-2@")),
+        Bytes::from(text.replace("CSeq: 1 ", "CSeq: 2 ")),
+        Bytes::from(text.replace("z9hG4bKuac1", "z9hG4bKuac2")),
+        Bytes::from(tag),
+    ] {
+        assert_eq!(
+            c.handle(forged, udp_from(0)),
+            Outcome::Dropped(Drop::ForgedResponse)
+        );
+    }
+}
+
 #[test]
 fn responses_pop_our_via_and_follow_the_next() {
     let mut c = core("");
-    let r = response("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKslx\r\nVia: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKuac1;rport=40000;received=127.0.0.2\r\n");
+    let r = ours(
+        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch={b}\r\n",
+        "Via: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKuac1;rport=40000;received=127.0.0.2\r\n",
+        None,
+    );
     let (t, m) = forwarded(c.handle(
         r,
         Flow {
@@ -453,7 +498,11 @@ fn responses_pop_our_via_and_follow_the_next() {
     assert_eq!(m.vias().count(), 1);
     assert_eq!(m.top_via().unwrap().branch(), Some(&b"z9hG4bKuac1"[..]));
     // No rport: the sent-by port; a TCP Via: over TCP.
-    let r = response("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKslx\r\nVia: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1\r\n");
+    let r = ours(
+        "Via: SIP/2.0/UDP 127.0.0.1;branch={b}\r\n",
+        "Via: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1\r\n",
+        None,
+    );
     let (t, _) = forwarded(c.handle(r, udp_from(0)));
     assert_eq!(
         (t.transport, t.dest),
@@ -461,7 +510,11 @@ fn responses_pop_our_via_and_follow_the_next() {
     );
     // Over TCP, rport is not used (RFC 3581 is for unreliable transports):
     // the connection named in our branch, else received + sent-by port.
-    let r = response("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKsl0000000000000000.0000000000000000.c3000000000002a\r\nVia: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1;rport=40001;received=127.0.0.9\r\n");
+    let r = ours(
+        "Via: SIP/2.0/UDP 127.0.0.1;branch={b}\r\n",
+        "Via: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1;rport=40001;received=127.0.0.9\r\n",
+        Some(crate::proxy::ConnId(0x3000000000002a)),
+    );
     let (t, _) = forwarded(c.handle(r, udp_from(0)));
     assert_eq!(
         (t.dest, t.conn),
@@ -480,12 +533,20 @@ fn responses_not_for_us_or_to_nowhere_are_dropped() {
     let r = response("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\n");
     assert_eq!(c.handle(r, udp_from(0)), Outcome::Dropped(Drop::NoNextVia));
     // RFC 4475 §3.3.10: never towards a broadcast address.
-    let r = response("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\nVia: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1saber23\r\n");
+    let r = ours(
+        "Via: SIP/2.0/UDP 127.0.0.1;branch={b}\r\n",
+        "Via: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1saber23\r\n",
+        None,
+    );
     assert_eq!(
         c.handle(r, udp_from(0)),
         Outcome::Dropped(Drop::BadDestination)
     );
-    let r = response("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\nVia: SIP/2.0/UDP unknown.invalid;branch=z9hG4bK1\r\n");
+    let r = ours(
+        "Via: SIP/2.0/UDP 127.0.0.1;branch={b}\r\n",
+        "Via: SIP/2.0/UDP unknown.invalid;branch=z9hG4bK1\r\n",
+        None,
+    );
     assert_eq!(
         c.handle(r, udp_from(0)),
         Outcome::Dropped(Drop::Unresolvable)
@@ -519,13 +580,59 @@ fn replies_over_tcp_go_back_to_the_peer() {
 #[test]
 fn a_response_moving_to_tcp_gets_content_length() {
     let mut c = core("");
-    let vias = "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKslx\r\nVia: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1\r\n";
+    let r = ours(
+        "Via: SIP/2.0/UDP 127.0.0.1;branch={b}\r\n",
+        "Via: SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKuac1\r\n",
+        None,
+    );
     // Without Content-Length (legal over UDP) it gets one for the stream.
-    let r = String::from_utf8(response(vias).to_vec())
+    let r = String::from_utf8(r.to_vec())
         .unwrap()
         .replace("Content-Length: 0\r\n", "");
     let (t, _) = forwarded(c.handle(Bytes::from(r), udp_from(0)));
     assert_eq!(t.transport, Transport::Tcp);
     let m = Message::parse(Bytes::from(t.data), Framing::Stream, &Limits::default()).unwrap();
     assert_eq!(m.content_length(), Some(0));
+}
+
+#[test]
+fn a_forged_answer_to_a_probe_is_dropped() {
+    let mut c = core(
+        r#"
+[[route]]
+name = "all"
+destination = "trunks"
+[destination.trunks]
+targets = [{ uri = "sip:192.0.2.60:5060" }]
+probe = { mode = "all", interval_ms = 200, timeout_ms = 100 }
+"#,
+    );
+    let mut out = Vec::new();
+    c.poll_probes(1_000, &mut out);
+    let Some(Outcome::Forwarded(probe)) = out.pop() else {
+        panic!("a probe is due: {out:?}")
+    };
+    let probe = parse(&probe.data);
+    let from: SocketAddr = "192.0.2.60:5060".parse().unwrap();
+    let genuine = crate::testkit::response_to(from, &probe, 200, "OK");
+    let branch = String::from_utf8(probe.top_via().unwrap().branch().unwrap().to_vec()).unwrap();
+    let flow = Flow {
+        remote: from,
+        ..udp_from(0)
+    };
+    let text = String::from_utf8(genuine.clone()).unwrap();
+    // The id without its tag (what a sender guessing set, target and
+    // sequence number can make), and with a wrong tag.
+    let untagged = text.replace(&branch, &branch[..branch.len() - 17]);
+    let zero = text.replace(&branch[branch.len() - 16..], "0000000000000000");
+    for forged in [untagged, zero] {
+        assert_eq!(
+            c.handle(Bytes::from(forged), flow),
+            Outcome::Dropped(Drop::ForgedResponse)
+        );
+    }
+    assert_eq!(
+        c.handle(Bytes::from(genuine), flow),
+        Outcome::Dropped(Drop::ProbeReply)
+    );
 }

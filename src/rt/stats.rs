@@ -95,7 +95,7 @@ counters! {
 }
 
 /// Every drop reason, in counter order.
-pub const DROPS: [Drop; 15] = [
+pub const DROPS: [Drop; 16] = [
     Drop::Keepalive,
     Drop::Garbage,
     Drop::BadResponse,
@@ -111,6 +111,7 @@ pub const DROPS: [Drop; 15] = [
     Drop::ProbeReply,
     Drop::OwnAnswerAck,
     Drop::NatPingReply,
+    Drop::ForgedResponse,
 ];
 
 impl Counters {

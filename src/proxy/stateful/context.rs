@@ -221,6 +221,14 @@ impl Context {
         self.legs.iter().all(|l| l.done)
     }
 
+    /// True if `resp`'s CSeq method is this transaction's, or CANCEL for
+    /// an INVITE's (our CANCEL shares the INVITE's branch, RFC 3261 §9.1).
+    pub(super) fn answered_by(&self, resp: &Message) -> bool {
+        resp.cseq().is_some_and(|c| {
+            c.method == self.method || (c.method == Method::Cancel && self.method == Method::Invite)
+        })
+    }
+
     pub(super) fn kind(&self) -> Kind {
         if self.method == Method::Invite {
             Kind::Invite
@@ -472,7 +480,7 @@ impl Core {
             leg: ctx.legs.len() as u16,
         };
         let mut branch = std::mem::take(&mut self.scratch);
-        leg.write_branch(ctx.loop_hash, &mut branch);
+        leg.write_branch(ctx.loop_hash, msg, &mut branch);
         let built = self.build_request(msg, ctx.flow, plan, dest, &branch);
         self.scratch = branch;
         let mut t = match built {

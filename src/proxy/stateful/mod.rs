@@ -268,21 +268,28 @@ impl Core {
         let Some(table) = self.stateful.as_mut() else {
             return;
         };
-        let leg = msg
+        let branch = msg
             .top_via()
             .ok()
             .filter(|v| self.me.is_me(v.host, v.port))
-            .and_then(|v| v.branch())
-            .and_then(LegRef::parse);
-        let Some(leg) = leg else {
-            out.push(self.response(&msg));
-            return;
+            .and_then(|v| v.branch());
+        let leg = match branch.map(|b| LegRef::parse(b, &msg)) {
+            Some(Ok(Some(leg))) => leg,
+            // One of our stateful branches with a tag that does not match
+            // its Call-ID and CSeq: forged, or from an earlier run.
+            Some(Err(())) => return out.push(Outcome::Dropped(super::Drop::ForgedResponse)),
+            _ => return out.push(self.response(&msg)),
         };
         if leg.shard != table.shard {
             out.push(Outcome::ToShard(leg.shard as usize, Box::new((data, flow))));
             return;
         }
         match table.take(leg.slot, leg.gen) {
+            // §17.1.3: the CSeq method too (the tag covers the number).
+            Some(ctx) if !ctx.answered_by(&msg) => {
+                self.settle(ctx);
+                out.push(Outcome::Dropped(super::Drop::ForgedResponse));
+            }
             Some(ctx) => self.leg_response(now, ctx, leg.leg as usize, &msg, out),
             None => out.push(self.response(&msg)),
         }

@@ -646,19 +646,39 @@ fn a_response_for_another_shard_is_handed_over() {
         .clone();
     let resp = String::from_utf8(answer(&inv, 180, "t1", "")).unwrap();
     let branch = String::from_utf8(inv.top_via().unwrap().branch().unwrap().to_vec()).unwrap();
-    // The same branch, but naming shard 1.
-    let mut parts: Vec<&str> = branch.split('.').collect();
-    parts[1] = "1";
-    let other = resp.replace(&branch, &parts.join("."));
+    // A genuine branch naming shard 1 (as that shard would have made it).
+    let mine = crate::proxy::LegRef::fields_of(branch.as_bytes()).unwrap();
+    let mut other_branch = String::new();
+    crate::proxy::LegRef { shard: 1, ..mine.0 }.write_branch(mine.1, &inv, &mut other_branch);
+    let other = resp.replace(&branch, &other_branch);
     let out = h.recv(UAS1, other.as_bytes());
     assert!(
         matches!(&out[..], [Sent::Other(Outcome::ToShard(1, _))]),
         "{out:?}"
     );
-    // A stale generation is not matched: relayed statelessly by its Via.
+    // Naming shard 1 without the key: dropped, not handed over.
     let mut parts: Vec<&str> = branch.split('.').collect();
-    parts[3] = "ff";
-    let stale = resp.replace(&branch, &parts.join("."));
+    parts[1] = "1";
+    let forged = resp.replace(&branch, &parts.join("."));
+    let out = h.recv(UAS1, forged.as_bytes());
+    assert!(
+        matches!(
+            &out[..],
+            [Sent::Other(Outcome::Dropped(
+                crate::proxy::Drop::ForgedResponse
+            ))]
+        ),
+        "{out:?}"
+    );
+    // A stale generation (made with the key) is not matched: relayed
+    // statelessly by its Via.
+    let mut stale_branch = String::new();
+    crate::proxy::LegRef {
+        gen: mine.0.gen + 1,
+        ..mine.0
+    }
+    .write_branch(mine.1, &inv, &mut stale_branch);
+    let stale = resp.replace(&branch, &stale_branch);
     let out = h.recv(UAS1, stale.as_bytes());
     assert_eq!(whats(&out), [format!("180 INVITE -> {CALLER}")]);
     assert_eq!(h.active(), 1);
