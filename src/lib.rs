@@ -12,6 +12,8 @@ pub mod auth;
 #[forbid(unsafe_code)]
 pub mod config;
 #[forbid(unsafe_code)]
+pub mod guard;
+#[forbid(unsafe_code)]
 pub mod metrics;
 #[forbid(unsafe_code)]
 pub mod proxy;

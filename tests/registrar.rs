@@ -497,3 +497,75 @@ fn a_tcp_registration_is_called_over_its_connection() {
     phone.send(&ok).unwrap();
     assert_eq!(caller.expect().0.status(), Some(200));
 }
+
+/// What `svcrack` does: guess passwords for a known user. A nonce serves
+/// `max_nonce_failures` failed guesses, then is stale (a fresh challenge);
+/// `[guard] auth_failures` failures from one address ban it (no answer at
+/// all); a user elsewhere registers as usual.
+#[test]
+fn password_guessing_wears_out_nonces_and_bans_the_guesser() {
+    let p = common::start_on(
+        1,
+        "127.0.14.1",
+        &["udp"],
+        &format!("{AUTH}max_nonce_failures = 3\n[guard]\nmax_requests = 0\nauth_failures = 8\n"),
+    );
+    let u = Ua::bind("127.0.14.2", Duration::from_secs(3)).unwrap();
+    let c = format!("Contact: <sip:alice@{}>\r\n", u.addr);
+    let mut cseq = 1;
+    let fresh = |u: &Ua, cseq: &mut u32| {
+        *cseq += 1;
+        let r = ask(u, p.addr, &register(u, "alice", "g1", *cseq, &c));
+        assert_eq!(r.status(), Some(401));
+        challenge(&r, HeaderName::WwwAuthenticate, "MD5")
+    };
+    let mut failures = 0;
+    for round in 0..2 {
+        let ch = fresh(&u, &mut cseq);
+        for nc in 1..=3 {
+            cseq += 1;
+            let guess = reg_cred(&ch, "alice", &format!("guess{round}{nc}"), nc);
+            let r = ask_authed(&u, p.addr, "alice", "g1", cseq, &c, &guess);
+            assert_eq!(r.status(), Some(403), "round {round} guess {nc}");
+            failures += 1;
+        }
+        // The nonce is worn out: even the right password is sent back for
+        // a fresh challenge.
+        cseq += 1;
+        let right = reg_cred(&ch, "alice", "wonderland", 4);
+        let r = ask_authed(&u, p.addr, "alice", "g1", cseq, &c, &right);
+        assert_eq!(r.status(), Some(401), "round {round}: stale");
+        assert!(challenge(&r, HeaderName::WwwAuthenticate, "MD5").contains("stale=true"));
+    }
+    let ch = fresh(&u, &mut cseq);
+    for nc in 1..=2 {
+        cseq += 1;
+        let guess = reg_cred(&ch, "alice", "guess-last", nc);
+        let r = ask_authed(&u, p.addr, "alice", "g1", cseq, &c, &guess);
+        assert_eq!(r.status(), Some(403));
+        failures += 1;
+    }
+    assert_eq!(failures, 8);
+    // Banned: nothing answers it any more, whatever it sends.
+    u.set_timeout(Duration::from_millis(300)).unwrap();
+    u.send(p.addr, &register(&u, "alice", "g2", 1, &c)).unwrap();
+    assert!(u.recv().is_none(), "a banned source gets no answer");
+    let s = common::settled(&p.rt, |s| s.dropped(siphon::proxy::Drop::Banned) >= 1);
+    assert_eq!(s.dropped(siphon::proxy::Drop::Banned), 1);
+    assert_eq!(s.auth_failures, 8);
+    // alice herself, from her own address, registers.
+    let a = Ua::bind("127.0.14.3", Duration::from_secs(3)).unwrap();
+    let c = format!("Contact: <sip:alice@{}>\r\n", a.addr);
+    let r = ask(&a, p.addr, &register(&a, "alice", "a1", 1, &c));
+    let ch = challenge(&r, HeaderName::WwwAuthenticate, "MD5");
+    let ok = ask_authed(
+        &a,
+        p.addr,
+        "alice",
+        "a1",
+        2,
+        &c,
+        &reg_cred(&ch, "alice", "wonderland", 1),
+    );
+    assert_eq!(ok.status(), Some(200));
+}

@@ -164,6 +164,9 @@ impl Verdict {
     }
 }
 
+/// `[auth] max_nonce_failures` when not set.
+pub const DEFAULT_NONCE_FAILURES: u32 = 5;
+
 /// A Digest authenticator for one realm. `Sync`: share one between
 /// threads (the replay window is sharded behind mutexes).
 pub struct Auth {
@@ -175,6 +178,8 @@ pub struct Auth {
     /// Challenges offered, in this order; credentials for another
     /// algorithm are refused.
     algorithms: Vec<Algorithm>,
+    /// Failed authentications one nonce may serve before it is stale.
+    max_nonce_failures: u32,
 }
 
 impl fmt::Debug for Auth {
@@ -206,7 +211,15 @@ impl Auth {
             users,
             replay: ReplayWindow::new(max_nonces),
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            max_nonce_failures: DEFAULT_NONCE_FAILURES,
         }
+    }
+
+    /// A nonce serves at most `n` failed authentications (at least 1);
+    /// then it is stale and the client must take a fresh challenge.
+    pub fn with_max_nonce_failures(mut self, n: u32) -> Auth {
+        self.max_nonce_failures = n.max(1);
+        self
     }
 
     /// Offer these algorithms, in this order (not empty), instead of
@@ -249,7 +262,8 @@ impl Auth {
             users,
             a.max_nonces,
         )
-        .with_algorithms(a.algorithms.clone()))
+        .with_algorithms(a.algorithms.clone())
+        .with_max_nonce_failures(a.max_nonce_failures))
     }
 
     pub fn realm(&self) -> &str {
@@ -325,6 +339,12 @@ impl Auth {
         if *c.uri != *request_uri {
             return Verdict::UriMismatch;
         }
+        // A nonce that served its share of failed guesses: whatever this
+        // one is, the client must take a fresh challenge (and the guard
+        // counts the failures per source).
+        if self.replay.failures(&nonce.mac) >= self.max_nonce_failures {
+            return Verdict::Stale;
+        }
         let Ok(username) = std::str::from_utf8(&c.username) else {
             return Verdict::Malformed("username not UTF-8");
         };
@@ -346,10 +366,15 @@ impl Auth {
         };
         let expected = digest::response(c.algorithm, &ha1, &c.nonce, qop, method, &c.uri);
         let matched = digest::hex_eq_ct(expected.as_bytes(), &c.response);
-        match user {
-            None => return Verdict::UnknownUser,
-            Some(_) if !(matched && has_ha1) => return Verdict::WrongPassword,
-            Some(_) => {}
+        let failed = match user {
+            None => Some(Verdict::UnknownUser),
+            Some(_) if !(matched && has_ha1) => Some(Verdict::WrongPassword),
+            Some(_) => None,
+        };
+        if let Some(v) = failed {
+            let lifetime = self.nonce_lifetime_s;
+            self.replay.fail(&nonce.mac, nonce.issued, now, lifetime);
+            return v;
         }
         if now.saturating_sub(nonce.issued) > self.nonce_lifetime_s {
             return Verdict::Stale;

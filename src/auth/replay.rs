@@ -35,6 +35,8 @@ struct Entry {
     issued: u64,
     /// Highest nonce count accepted.
     nc: u32,
+    /// Failed authentications made with this nonce.
+    failures: u32,
 }
 
 /// One shard: nonce MAC → what was accepted for it.
@@ -85,8 +87,47 @@ impl ReplayWindow {
                 return Seen::Full;
             }
         }
-        shard.insert(*mac, Entry { issued, nc });
+        shard.insert(
+            *mac,
+            Entry {
+                issued,
+                nc,
+                failures: 0,
+            },
+        );
         Seen::Fresh
+    }
+
+    /// Failed authentications counted against nonce `mac`.
+    pub(crate) fn failures(&self, mac: &[u8; 16]) -> u32 {
+        self.shard(mac).get(mac).map_or(0, |e| e.failures)
+    }
+
+    /// Count a failed authentication against nonce `mac` (issued at
+    /// `issued`). No room to remember it: the nonce counts as worn out
+    /// (`u32::MAX`), so the client must take a fresh one.
+    pub(crate) fn fail(&self, mac: &[u8; 16], issued: u64, now: u64, lifetime: u64) -> u32 {
+        let mut shard = self.shard(mac);
+        if let Some(e) = shard.get_mut(mac) {
+            e.failures = e.failures.saturating_add(1);
+            return e.failures;
+        }
+        if shard.len() >= self.per_shard {
+            shard.retain(|_, e| now.saturating_sub(e.issued) <= lifetime);
+            if shard.len() >= self.per_shard {
+                return u32::MAX;
+            }
+        }
+        // nc 0: the first genuine use (nc 1) is still fresh.
+        shard.insert(
+            *mac,
+            Entry {
+                issued,
+                nc: 0,
+                failures: 1,
+            },
+        );
+        1
     }
 
     /// Nonces remembered, over all shards.
@@ -121,6 +162,18 @@ mod tests {
         m[..8].copy_from_slice(&i.to_le_bytes());
         m[8..].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
         m
+    }
+
+    #[test]
+    fn failures_are_counted_per_nonce_and_leave_nc_fresh() {
+        let w = ReplayWindow::new(16);
+        assert_eq!(w.failures(&mac(1)), 0);
+        assert_eq!(w.fail(&mac(1), 0, 0, 60), 1);
+        assert_eq!(w.fail(&mac(1), 0, 0, 60), 2);
+        assert_eq!(w.failures(&mac(1)), 2);
+        assert_eq!(w.failures(&mac(2)), 0);
+        assert_eq!(w.check(&mac(1), 1, 0, 0, 60), Seen::Fresh);
+        assert_eq!(w.failures(&mac(1)), 2);
     }
 
     #[test]

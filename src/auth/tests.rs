@@ -402,7 +402,27 @@ fn without_qop_only_the_nonce_is_checked() {
         let wrong = answer(&ours, "alice", "x", 1);
         assert_eq!(verify(&a, &wrong, NOW), Verdict::WrongPassword);
     }
-    assert_eq!(a.tracked_nonces(), 0);
+    // Without a count only the failures are remembered: one nonce each.
+    assert_eq!(a.tracked_nonces(), 2);
+}
+
+#[test]
+fn a_nonce_serves_a_bounded_number_of_failures() {
+    let a = auth().with_max_nonce_failures(2);
+    for alg in BOTH {
+        let ch = challenge(&a, alg, NOW);
+        for nc in 1..=2 {
+            let wrong = answer(&ch, "alice", "guess", nc);
+            assert_eq!(verify(&a, &wrong, NOW), Verdict::WrongPassword);
+        }
+        let unknown = answer(&ch, "mallory", "guess", 3);
+        assert_eq!(verify(&a, &unknown, NOW), Verdict::Stale, "worn out");
+        let right = answer(&ch, "alice", "wonderland", 4);
+        assert_eq!(verify(&a, &right, NOW), Verdict::Stale, "even the password");
+        let fresh = challenge(&a, alg, NOW);
+        let right = answer(&fresh, "alice", "wonderland", 1);
+        assert_eq!(verify(&a, &right, NOW), ok("alice"));
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub use routing::{
     Action, Destination, Fork, HeaderMatch, Match, PrefixTableCfg, Rewrite, Route, Target,
     NO_DESTINATION,
 };
-pub use services::{AuthCfg, Registrar};
+pub use services::{AuthCfg, GuardCfg, Registrar};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -42,6 +42,8 @@ pub struct Config {
     pub registrar: Option<Registrar>,
     /// Digest authentication, when configured.
     pub auth: Option<AuthCfg>,
+    /// Flood detection and bans, when configured.
+    pub guard: Option<GuardCfg>,
 }
 
 /// `server.coalesce_us` when not set.
@@ -545,6 +547,10 @@ impl Cx<'_> {
             Some(a) => Some(self.auth(a, registrar.as_ref())?),
             None => None,
         };
+        let guard = match &raw.guard {
+            Some(g) => Some(self.guard(g, &acls)?),
+            None => None,
+        };
 
         Ok(Config {
             server,
@@ -557,6 +563,7 @@ impl Cx<'_> {
             tcp,
             registrar,
             auth,
+            guard,
         })
     }
 

@@ -29,6 +29,22 @@ pub(super) struct RawConfig {
     pub tcp: RawTcp,
     pub registrar: Option<RawRegistrar>,
     pub auth: Option<RawAuth>,
+    pub guard: Option<RawGuard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGuard {
+    pub window_ms: Option<Spanned<i64>>,
+    pub max_requests: Option<Spanned<i64>>,
+    pub ban_s: Option<Spanned<i64>>,
+    pub action: Option<Spanned<String>>,
+    pub exempt: Option<Spanned<Vec<String>>>,
+    pub max_sources: Option<Spanned<i64>>,
+    pub max_bans: Option<Spanned<i64>>,
+    pub auth_failures: Option<Spanned<i64>>,
+    pub auth_window_s: Option<Spanned<i64>>,
+    pub auth_ban_s: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +79,7 @@ pub(super) struct RawAuth {
     pub register: Option<bool>,
     pub requests: Option<Vec<Spanned<String>>>,
     pub algorithms: Option<Spanned<Vec<String>>>,
+    pub max_nonce_failures: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

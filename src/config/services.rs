@@ -62,9 +62,87 @@ pub struct AuthCfg {
     /// (RFC 8760: the preferred first); credentials for another are
     /// refused.
     pub algorithms: Vec<Algorithm>,
+    /// Failed authentications one nonce may serve; then it is stale (a
+    /// fresh challenge). Bounds guessing against one challenge.
+    pub max_nonce_failures: u32,
+}
+
+/// `[guard]`: flood detection, bans, failed-authentication bans (see
+/// `guard`). Absent: none of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardCfg {
+    /// Requests from one source in one window of `window_ms` on one shard
+    /// over `max_requests` ban it for `ban_s` (0: no flood bans).
+    pub window_ms: u64,
+    pub max_requests: u32,
+    pub ban_s: u64,
+    /// What a banned source gets: nothing (`None`) or this status.
+    pub reply: Option<u16>,
+    /// Addresses never counted (ACL names expanded).
+    pub exempt: Vec<String>,
+    /// Sources counted per window and shard; beyond: not counted.
+    pub max_sources: usize,
+    /// Bans in force at once.
+    pub max_bans: usize,
+    /// Failed authentications from one source within `auth_window_s` that
+    /// ban it for `auth_ban_s` (0: none).
+    pub auth_failures: u32,
+    pub auth_window_s: u64,
+    pub auth_ban_s: u64,
 }
 
 impl Cx<'_> {
+    pub(super) fn guard(
+        &self,
+        g: &raw::RawGuard,
+        acls: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<GuardCfg, ConfigError> {
+        let int = |v: &Option<Spanned<i64>>, key: &str, def: i64, range| match v {
+            Some(v) => self.int::<i64>(v, &format!("guard.{key}"), range),
+            None => Ok(def),
+        };
+        let reply = match g.action.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+            None | Some(("drop", _)) => None,
+            Some(("403", _)) => Some(403),
+            Some(("503", _)) => Some(503),
+            Some((other, span)) => {
+                return self.err(
+                    Some(span),
+                    "guard.action",
+                    format!("{other:?}: \"drop\", \"403\" or \"503\""),
+                )
+            }
+        };
+        let mut exempt = Vec::new();
+        if let Some(v) = &g.exempt {
+            for item in v.get_ref() {
+                if let Some(list) = acls.get(item) {
+                    exempt.extend(list.iter().cloned());
+                } else if let Err(e) = crate::routing::cidr::parse_one(item) {
+                    return self.err(
+                        Some(v.span()),
+                        "guard.exempt",
+                        format!("{item:?} is neither an [acl] name nor an address ({e})"),
+                    );
+                } else {
+                    exempt.push(item.clone());
+                }
+            }
+        }
+        Ok(GuardCfg {
+            window_ms: int(&g.window_ms, "window_ms", 2000, 100..=3_600_000)? as u64,
+            max_requests: int(&g.max_requests, "max_requests", 200, 0..=10_000_000)? as u32,
+            ban_s: int(&g.ban_s, "ban_s", 300, 1..=604_800)? as u64,
+            reply,
+            exempt,
+            max_sources: int(&g.max_sources, "max_sources", 65_536, 16..=10_000_000)? as usize,
+            max_bans: int(&g.max_bans, "max_bans", 10_000, 1..=1_000_000)? as usize,
+            auth_failures: int(&g.auth_failures, "auth_failures", 10, 0..=1_000_000)? as u32,
+            auth_window_s: int(&g.auth_window_s, "auth_window_s", 60, 1..=86_400)? as u64,
+            auth_ban_s: int(&g.auth_ban_s, "auth_ban_s", 600, 1..=604_800)? as u64,
+        })
+    }
+
     pub(super) fn registrar(&self, r: &raw::RawRegistrar) -> Result<Registrar, ConfigError> {
         let int = |v: &Option<Spanned<i64>>, key: &str, def: i64, range| match v {
             Some(v) => self.int::<i64>(v, &format!("registrar.{key}"), range),
@@ -194,6 +272,10 @@ impl Cx<'_> {
             users_file: a.users_file.as_ref().map(|f| self.relative(f.get_ref())),
             register: a.register.unwrap_or(true),
             requests,
+            max_nonce_failures: match &a.max_nonce_failures {
+                Some(v) => self.int(v, "auth.max_nonce_failures", 1..=1_000_000)?,
+                None => 5,
+            },
             algorithms: match &a.algorithms {
                 // MD5 alone by default: most deployed phones answer MD5
                 // only, and some (baresip 1.0 / libre 1.1) give up

@@ -221,6 +221,10 @@ fn errors_name_file_line_and_key() {
         ("[tcp]\nidle_timeout = 0\n[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: tcp.idle_timeout: 0 is out of range 1..=86400"),
         ("[tcp]\nmax_connections = -1\n[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: tcp.max_connections: -1 is out of range"),
         ("[tcp]\nlinger = 1\n[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: unknown field `linger`"),
+        ("[guard]\naction = \"tarpit\"\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: guard.action: \"tarpit\": \"drop\", \"403\" or \"503\""),
+        ("[guard]\nexempt = [\"trunks\"]\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: guard.exempt: \"trunks\" is neither an [acl] name nor an address"),
+        ("[guard]\nwindow_ms = 10\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: guard.window_ms: 10 is out of range 100..=3600000"),
+        ("[guard]\nban = 1\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: unknown field `ban`"),
     ];
     for (text, want) in cases {
         let e = parse(text).unwrap_err().to_string();

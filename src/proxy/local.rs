@@ -209,6 +209,7 @@ impl Core {
                 Verdict::Ok { username } => {
                     if username.as_bytes() != user {
                         self.reg_stats.auth_failures += 1;
+                        self.auth_failed(flow);
                         return Some(self.reply(
                             msg,
                             flow,
@@ -222,6 +223,7 @@ impl Core {
                 Verdict::Stale => stale = true,
                 Verdict::UnknownUser | Verdict::WrongPassword => {
                     self.reg_stats.auth_failures += 1;
+                    self.auth_failed(flow);
                     return Some(self.reply(msg, flow, 403, &"Forbidden", &[]));
                 }
                 Verdict::Malformed(why) => {

@@ -144,6 +144,9 @@ pub enum Drop {
     /// off-path forgery, or a request forwarded by an earlier run), or its
     /// CSeq method is not its transaction's (RFC 3261 §17.1.3).
     ForgedResponse,
+    /// From a source banned by the guard (a flood, failed
+    /// authentications), with `[guard] action = "drop"`.
+    Banned,
 }
 
 impl Drop {
@@ -165,6 +168,7 @@ impl Drop {
             Drop::OwnAnswerAck => "ack_own_answer",
             Drop::NatPingReply => "nat_ping_reply",
             Drop::ForgedResponse => "forged_response",
+            Drop::Banned => "banned",
         }
     }
 }
@@ -215,6 +219,8 @@ pub struct Core {
     /// Where the message being handled came from (NAT aliases of the
     /// responses a leg relays).
     src: Option<(SocketAddr, Transport)>,
+    /// Flood counting and bans (`[guard]`).
+    guard: Option<crate::guard::Guard>,
 }
 
 /// What the registrar and the authenticator of one shard did.
@@ -253,6 +259,7 @@ impl Core {
         let routing = Routing::build(&cfg, None, shards, 0)
             .unwrap_or_else(|e| panic!("a validated config does not compile: {e}"));
         let cur = Arc::new(routing);
+        let cfg_for_guard = cfg.clone();
         Core {
             me: Identity::new(&cfg),
             routing: Arc::new(ArcSwap::new(cur.clone())),
@@ -278,6 +285,74 @@ impl Core {
             src: None,
             pinger: None,
             unix_base_ms: crate::registrar::unix_now_ms(),
+            guard: cfg_guard(&cfg_for_guard),
+        }
+    }
+
+    /// Share the ban table of every shard (the runtime's).
+    pub fn set_bans(&mut self, bans: Arc<crate::guard::Bans>) {
+        if let Some(g) = &self.cfg.guard {
+            self.guard = Some(crate::guard::Guard::new(g, bans));
+        }
+    }
+
+    /// The ban table this core reads, when `[guard]` is on.
+    pub fn bans(&self) -> Option<Arc<crate::guard::Bans>> {
+        self.guard.as_ref().map(|g| g.bans().clone())
+    }
+
+    /// What this shard's guard did.
+    pub fn guard_stats(&self) -> crate::guard::GuardStats {
+        self.guard.as_ref().map(|g| g.stats).unwrap_or_default()
+    }
+
+    /// A message from a banned source, before it is parsed: dropped when
+    /// the guard drops (the cheapest answer to a flood); else `None`, and
+    /// [`Core::screen`] answers it once parsed.
+    fn banned_early(&self, flow: Flow) -> Option<Outcome> {
+        let g = self.guard.as_ref()?;
+        (g.answer().is_none() && g.banned(flow.remote.ip(), self.now_ms))
+            .then_some(Outcome::Dropped(Drop::Banned))
+    }
+
+    /// A parsed message: a request counted by the guard (`count`: not when
+    /// it is only passing through to its owner shard, which counts it);
+    /// refused if its source is banned (or has just become so).
+    /// What does not parse counts as a request.
+    fn screen(&mut self, msg: Option<&Message>, flow: Flow, count: bool) -> Option<Outcome> {
+        let now = self.now_ms;
+        let g = self.guard.as_mut()?;
+        let ip = flow.remote.ip();
+        let request = msg.is_none_or(Message::is_request);
+        let refused = g.banned(ip, now) || (count && request && g.request(ip, now));
+        if !refused {
+            return None;
+        }
+        Some(match (g.answer(), msg) {
+            (Some(code), Some(msg)) if msg.is_request() => {
+                let reason = if code == 403 {
+                    "Forbidden"
+                } else {
+                    "Service Unavailable"
+                };
+                self.reply(msg, flow, code, &reason, &[])
+            }
+            _ => Outcome::Dropped(Drop::Banned),
+        })
+    }
+
+    /// A failed authentication from `flow`'s source (the guard may ban it).
+    pub(super) fn auth_failed(&mut self, flow: Flow) {
+        let now = self.now_ms;
+        if let Some(g) = self.guard.as_mut() {
+            g.auth_failed(flow.remote.ip(), now);
+        }
+    }
+
+    /// Forget bans that have ended (the housekeeping of one shard).
+    pub fn sweep_bans(&self, now: u64) {
+        if let Some(g) = &self.guard {
+            g.bans().sweep(now);
         }
     }
 
@@ -324,9 +399,16 @@ impl Core {
     /// Handle one message (a whole datagram, or one stream frame) as the
     /// stateless proxy.
     pub fn handle(&mut self, data: Bytes, flow: Flow) -> Outcome {
+        if let Some(o) = self.banned_early(flow) {
+            return o;
+        }
         self.refresh_routing();
         self.src = Some((flow.remote, flow.transport));
-        match self.parse(data, flow) {
+        let parsed = self.parse(data, flow);
+        if let Some(o) = self.screen(parsed.as_ref().ok(), flow, true) {
+            return o;
+        }
+        match parsed {
             Ok(msg) if msg.is_request() => self.request(&msg, flow),
             Ok(msg) => self
                 .own_options_reply(&msg, flow)
@@ -342,9 +424,19 @@ impl Core {
         if self.stateful.is_none() {
             return out.push(self.handle(data, flow));
         }
+        if let Some(o) = self.banned_early(flow) {
+            return out.push(o);
+        }
         self.refresh_routing();
         self.src = Some((flow.remote, flow.transport));
-        match self.parse(data.clone(), flow) {
+        let parsed = self.parse(data.clone(), flow);
+        let msg = parsed.as_ref().ok();
+        let here = msg.is_none_or(|m| self.owner(m).is_none());
+        let screened = self.screen(msg, flow, here);
+        if let Some(o) = screened {
+            return out.push(o);
+        }
+        match parsed {
             Ok(msg) if msg.is_request() => match self.owner(&msg) {
                 Some(owner) => out.push(Outcome::ToShard(owner, Box::new((data, flow)))),
                 None => self.stateful_request(now, msg, flow, out),
@@ -388,6 +480,15 @@ impl Core {
             Err(_) => Err(Outcome::Dropped(Drop::Garbage)),
         }
     }
+}
+
+/// A guard with a ban table of its own (the runtime shares one instead).
+fn cfg_guard(cfg: &Config) -> Option<crate::guard::Guard> {
+    let g = cfg.guard.as_ref()?;
+    Some(crate::guard::Guard::new(
+        g,
+        Arc::new(crate::guard::Bans::new(g.max_bans)),
+    ))
 }
 
 /// The shard of `shards` that owns the calls with this Call-ID (a stable

@@ -9,6 +9,8 @@
 //! - `GET /admin/aor/{user@domain}`: the bindings of an AOR.
 //! - `GET /admin/stats`: routes matched and the shards' counters summed.
 //! - `POST /admin/reload`: re-read the config file; see [`Control::reload`].
+//! - `GET /admin/bans`: the guard's bans in force; `DELETE
+//!   /admin/bans/{address}` lifts one.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -48,6 +50,7 @@ pub struct Control {
     counters: Vec<Arc<Counters>>,
     epoch: Epoch,
     stripes: usize,
+    bans: Option<Arc<crate::guard::Bans>>,
 }
 
 impl Control {
@@ -61,6 +64,7 @@ impl Control {
             registrar: rt.registrar.clone(),
             counters: rt.counters(),
             epoch: rt.epoch,
+            bans: rt.bans.clone(),
         }
     }
 
@@ -208,6 +212,59 @@ impl Control {
         (200, body)
     }
 
+    fn bans(&self) -> (u16, String) {
+        let Some(bans) = &self.bans else {
+            return (404, json::error("no [guard] configured"));
+        };
+        let now = self.now();
+        let unix_ms = crate::registrar::unix_now_ms();
+        let at = |t: u64| (unix_ms + t).saturating_sub(now) / 1000;
+        let mut out = String::from("{\"bans\":[");
+        for (i, (ip, b)) in bans.list(now).iter().enumerate() {
+            let _ = write!(
+                out,
+                "{}{{\"address\":{},\"reason\":{},\"since\":{},\"until\":{},\"remaining_s\":{},\"drops\":{}}}",
+                if i > 0 { "," } else { "" },
+                json::string(&ip.to_string()),
+                json::string(b.reason.as_str()),
+                at(b.since),
+                at(b.until),
+                b.until.saturating_sub(now).div_ceil(1000),
+                b.hits.load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "],\"flood_bans\":{},\"auth_bans\":{},\"refused\":{}}}",
+            get(&bans.flood_bans),
+            get(&bans.auth_bans),
+            get(&bans.refused)
+        );
+        (200, out)
+    }
+
+    fn unban(&self, address: &str) -> (u16, String) {
+        let Some(bans) = &self.bans else {
+            return (404, json::error("no [guard] configured"));
+        };
+        let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+            return (
+                400,
+                json::error(&format!("{address:?} is not an IP address")),
+            );
+        };
+        if bans.remove(ip) {
+            tracing::info!(%ip, "ban lifted by the admin API");
+            (
+                200,
+                format!("{{\"removed\":{}}}\n", json::string(&ip.to_string())),
+            )
+        } else {
+            (404, json::error(&format!("{ip} is not banned")))
+        }
+    }
+
     fn stats(&self) -> String {
         let total = Snapshot::merge(self.counters.iter().map(|c| &**c));
         let mut out = String::from("{\"counters\":{");
@@ -231,6 +288,21 @@ impl Control {
 impl crate::metrics::Admin for Control {
     fn metrics(&self, out: &mut String) {
         report::metrics(&self.routing.load(), self.now(), out);
+        if let Some(b) = &self.bans {
+            let get =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = write!(
+                out,
+                "# HELP siphon_bans_active Sources banned by the guard now\n# TYPE siphon_bans_active gauge\nsiphon_bans_active {}\n\
+                 # HELP siphon_bans_total Sources banned by the guard, by reason\n# TYPE siphon_bans_total counter\n\
+                 siphon_bans_total{{reason=\"flood\"}} {}\nsiphon_bans_total{{reason=\"auth\"}} {}\n\
+                 # HELP siphon_bans_refused_total Bans not made because max_bans were in force\n# TYPE siphon_bans_refused_total counter\nsiphon_bans_refused_total {}\n",
+                b.list(self.now()).len(),
+                get(&b.flood_bans),
+                get(&b.auth_bans),
+                get(&b.refused),
+            );
+        }
     }
 
     fn handle(&self, method: &str, path: &str, _body: &[u8]) -> Option<(u16, String)> {
@@ -250,7 +322,9 @@ impl crate::metrics::Admin for Control {
             ("GET", ["admin", "aor", aor]) => self.aor(aor),
             ("GET", ["admin", "stats"]) => (200, self.stats()),
             ("POST", ["admin", "reload"]) => self.reload_json(),
-            (_, ["admin", "reload" | "sets" | "aor" | "stats", ..]) => {
+            ("GET", ["admin", "bans"]) => self.bans(),
+            ("DELETE", ["admin", "bans", address]) => self.unban(address),
+            (_, ["admin", "reload" | "sets" | "aor" | "stats" | "bans", ..]) => {
                 (405, json::error("method not allowed here"))
             }
             _ => return None,

@@ -98,6 +98,8 @@ pub struct Runtime {
     /// The shards' clock (milliseconds since start): health times are on
     /// it.
     pub epoch: wheel::Epoch,
+    /// The ban table every shard reads (`[guard]`).
+    pub bans: Option<Arc<crate::guard::Bans>>,
 }
 
 /// The registrar (its table rebuilt from the journal) and the
@@ -176,6 +178,11 @@ impl Runtime {
             Routing::build(&cfg, None, shards, 0).map_err(StartError::Registrar)?,
         ));
         let epoch = wheel::Epoch::new(Instant::now());
+        // `[guard]`: one ban table for every shard.
+        let bans = cfg
+            .guard
+            .as_ref()
+            .map(|g| Arc::new(crate::guard::Bans::new(g.max_bans)));
         let all_outbound: Arc<Vec<SocketAddr>> = Arc::new(
             outbound
                 .iter()
@@ -215,6 +222,7 @@ impl Runtime {
             let (registrar, auth, routing) = (registrar.clone(), auth.clone(), routing.clone());
             let tcp_directory = tcp_directory.clone();
             let tx_directory = tx_directory.clone();
+            let bans = bans.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("siphon-shard-{id}"))
                 .spawn(move || {
@@ -253,6 +261,9 @@ impl Runtime {
                     }
                     if let Some(d) = tx_directory {
                         core.set_tx_directory(d);
+                    }
+                    if let Some(b) = bans {
+                        core.set_bans(b);
                     }
                     core.set_unix_base(crate::registrar::unix_now_ms());
                     let own_sockets = own
@@ -297,6 +308,7 @@ impl Runtime {
             housekeeping,
             routing,
             epoch,
+            bans,
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {

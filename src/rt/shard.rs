@@ -454,6 +454,9 @@ impl Shard {
         }
         self.decided = out;
         self.publish_tx_stats();
+        if self.id == 0 {
+            self.core.sweep_bans(now);
+        }
         if let Some(w) = &mut self.journal {
             if let Err(e) = w.follow_gen() {
                 tracing::error!("registrar journal: {e}");
@@ -479,6 +482,7 @@ impl Shard {
         set(&c.auth_challenges, r.challenges);
         set(&c.auth_failures, r.auth_failures);
         set(&c.nat_pings, r.nat_pings);
+        set(&c.guard_untracked, self.core.guard_stats().untracked);
         set(&c.nat_ping_misses, r.nat_ping_misses);
         set(&c.nat_removed, r.nat_removed);
     }

@@ -92,10 +92,11 @@ counters! {
     nat_ping_misses => "siphon_nat_ping_misses_total", "keep-alives with no answer by the time the next was due";
     nat_removed => "siphon_nat_bindings_removed_total", "NATed bindings removed after nat_ping_misses unanswered keep-alives";
     recv_errors => "siphon_receive_errors_total", "receives that failed";
+    guard_untracked => "siphon_guard_untracked_total", "requests the guard did not count because its per-window source table was full (a flood from many addresses)";
 }
 
 /// Every drop reason, in counter order.
-pub const DROPS: [Drop; 16] = [
+pub const DROPS: [Drop; 17] = [
     Drop::Keepalive,
     Drop::Garbage,
     Drop::BadResponse,
@@ -112,6 +113,7 @@ pub const DROPS: [Drop; 16] = [
     Drop::OwnAnswerAck,
     Drop::NatPingReply,
     Drop::ForgedResponse,
+    Drop::Banned,
 ];
 
 impl Counters {
