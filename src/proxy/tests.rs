@@ -157,6 +157,19 @@ fn bad_requests_get_400_with_the_reason_and_garbage_is_dropped() {
         .replace("Max-Forwards", "Via: SIP/2.0/UDP ;;\r\nMax-Forwards");
     let (_, m, _) = replied(c.handle(Bytes::from(bad_via), udp_from(40000)));
     assert_eq!(m.reason(), b"Bad Via");
+    // RFC 3261 §8.1.1.5: a CSeq number must be below 2^31.
+    let big_cseq = String::from_utf8(invite("sip:bob@127.0.0.3", "").to_vec())
+        .unwrap()
+        .replace("CSeq: 1 INVITE", "CSeq: 2147483648 INVITE");
+    let (t, code) = match c.handle(Bytes::from(big_cseq), udp_from(40000)) {
+        Outcome::Rejected(t, code) => (t, code),
+        other => panic!("expected a 400, got {other:?}"),
+    };
+    let line = t.data.split(|&b| b == b'\r').next().unwrap();
+    assert_eq!(
+        (code, line),
+        (400, &b"SIP/2.0 400 CSeq Number Too Large"[..])
+    );
     assert_eq!(
         c.handle(Bytes::from_static(b"\x16\x03\x01 hello"), udp_from(1)),
         Outcome::Dropped(Drop::Garbage)

@@ -45,6 +45,9 @@ pub enum Error {
     MissingHeader(HeaderName),
     /// A header field's value does not parse.
     BadHeader(HeaderName),
+    /// A CSeq sequence number of 2^31 or more (RFC 3261 §8.1.1.5: it
+    /// "MUST be less than 2**31").
+    CSeqTooLarge,
     /// CSeq method differs from the Request-Line method.
     CSeqMethodMismatch,
     /// As above, for a method we do not know: 501 is preferred (RFC 4475 §3.1.2.18).
@@ -97,6 +100,7 @@ impl fmt::Display for Error {
             Error::DuplicateHeader(h) => write!(f, "Duplicate {}", h.as_str()),
             Error::MissingHeader(h) => write!(f, "Missing {}", h.as_str()),
             Error::BadHeader(h) => write!(f, "Bad {}", h.as_str()),
+            Error::CSeqTooLarge => f.write_str("CSeq Number Too Large"),
             Error::CSeqMethodMismatch => f.write_str("CSeq Method Mismatch"),
             Error::UnknownMethodCSeqMismatch => f.write_str("Not Implemented"),
         }

@@ -658,12 +658,17 @@ fn index_field(b: &[u8], pos: usize, end: usize, next: usize) -> Option<HeaderFi
     })
 }
 
-/// `CSeq = 1*DIGIT LWS Method` with the number below 2^32 (RFC 3261 §8.1.1.5).
+/// `CSeq = 1*DIGIT LWS Method` with the number below 2^31 (RFC 3261
+/// §8.1.1.5: "expressible as a 32-bit unsigned integer and MUST be less
+/// than 2**31"). A well-formed CSeq whose number is larger, by any number
+/// of digits, is `CSeqTooLarge`, so the 400 says why.
 fn parse_cseq(b: &[u8], v: Span) -> Result<CSeq, Error> {
     let s = &b[v.range()];
     let bad = Error::BadHeader(HeaderName::CSeq);
     let d = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    let seq = lex::parse_u32(&s[..d]).ok_or(bad)?;
+    if d == 0 {
+        return Err(bad);
+    }
     let m = lex::skip_ws(s, d);
     if m == d {
         return Err(bad);
@@ -672,6 +677,9 @@ fn parse_cseq(b: &[u8], v: Span) -> Result<CSeq, Error> {
     if m_end == m || m_end != s.len() {
         return Err(bad);
     }
+    let seq = lex::parse_u32(&s[..d])
+        .filter(|&n| n < 1 << 31)
+        .ok_or(Error::CSeqTooLarge)?;
     let start = v.start as usize;
     Ok(CSeq {
         seq,

@@ -163,12 +163,35 @@ fn cseq_checks() {
         parse(s.as_bytes()).unwrap_err().error(),
         Error::CSeqMethodMismatch
     );
-    let s =
-        String::from_utf8_lossy(INVITE).replace("CSeq: 314159 INVITE", "CSeq: 4294967296 INVITE");
-    assert_eq!(
-        parse(s.as_bytes()).unwrap_err().error(),
-        Error::BadHeader(HeaderName::CSeq)
-    );
+    let cseq = |v: &str| {
+        let s = String::from_utf8_lossy(INVITE).replace("314159 INVITE", v);
+        parse(s.as_bytes()).map(|m| m.cseq().unwrap().seq)
+    };
+    // RFC 3261 §8.1.1.5: below 2^31, however many digits say so.
+    assert_eq!(cseq("2147483647 INVITE").unwrap(), 2_147_483_647);
+    assert_eq!(cseq("0002147483647 INVITE").unwrap(), 2_147_483_647);
+    for big in [
+        "2147483648",
+        "4294967295",
+        "4294967296",
+        "36893488147419103232",
+    ] {
+        let e = cseq(&format!("{big} INVITE")).unwrap_err();
+        assert_eq!(e.error(), Error::CSeqTooLarge, "{big}");
+        assert_eq!(
+            (e.error().status(), e.error().to_string()),
+            (400, "CSeq Number Too Large".into())
+        );
+        assert!(e.is_request(), "answerable: the header index is there");
+    }
+    // Not a number at all, or no method: still just a bad CSeq.
+    for bad in ["INVITE", "2147483648", "-1 INVITE", "1x INVITE"] {
+        assert_eq!(
+            cseq(bad).unwrap_err().error(),
+            Error::BadHeader(HeaderName::CSeq),
+            "{bad}"
+        );
+    }
     let s =
         String::from_utf8_lossy(INVITE).replace("CSeq: 314159 INVITE", "CSeq: 0009\r\n  INVITE");
     assert_eq!(parse(s.as_bytes()).unwrap().cseq().unwrap().seq, 9);
