@@ -170,6 +170,17 @@ fn bad_requests_get_400_with_the_reason_and_garbage_is_dropped() {
         (code, line),
         (400, &b"SIP/2.0 400 CSeq Number Too Large"[..])
     );
+    // A NUL in the method: a bad request, answered, not garbage.
+    let nul = String::from_utf8(invite("sip:bob@127.0.0.3", "").to_vec())
+        .unwrap()
+        .replacen("INVITE", "INV\0ITE", 1);
+    match c.handle(Bytes::from(nul), udp_from(40000)) {
+        Outcome::Rejected(t, 400) => {
+            assert!(t.data.starts_with(b"SIP/2.0 400 Bad Method\r\n"));
+            assert_eq!(t.dest, "127.0.0.2:40000".parse().unwrap());
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
     assert_eq!(
         c.handle(Bytes::from_static(b"\x16\x03\x01 hello"), udp_from(1)),
         Outcome::Dropped(Drop::Garbage)

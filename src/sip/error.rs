@@ -21,6 +21,9 @@ pub enum Error {
     UnterminatedHeaders,
     /// The first line is neither a Request-Line nor a Status-Line.
     MalformedStartLine,
+    /// A Request-Line whose method is not a `token` (RFC 3261 §7.1,
+    /// §25.1): a NUL or another byte no method may hold.
+    BadMethod,
     /// `SIP/x.y` other than `SIP/2.0` (RFC 3261 §8.2.2 → 505).
     VersionNotSupported,
     /// A status code that is not three digits in 100..=699.
@@ -88,6 +91,7 @@ impl fmt::Display for Error {
             Error::TooManyHeaders => f.write_str("Too Many Headers"),
             Error::UnterminatedHeaders => f.write_str("Unterminated Header Section"),
             Error::MalformedStartLine => f.write_str("Malformed Start Line"),
+            Error::BadMethod => f.write_str("Bad Method"),
             Error::VersionNotSupported => f.write_str("Version Not Supported"),
             Error::BadStatusCode => f.write_str("Bad Status Code"),
             Error::MalformedHeaderLine => f.write_str("Malformed Header Line"),
