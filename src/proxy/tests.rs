@@ -201,6 +201,35 @@ fn bad_requests_get_400_with_the_reason_and_garbage_is_dropped() {
 }
 
 #[test]
+fn port_zero_in_the_request_uri_gets_400_not_a_send_to_port_0() {
+    // A port names a transport endpoint: 1–65535. Port 0 was forwarded to
+    // and the send failed in the runtime, so the caller heard nothing.
+    let mut c = core("");
+    for ruri in [
+        "sip:x@127.0.0.1:0",
+        "sip:x@127.0.0.3:00",
+        "sip:x@uas.example.net:0;transport=tcp",
+        "sips:x@[2001:db8::1]:0",
+    ] {
+        let (t, m, code) = replied(c.handle(invite(ruri, ""), udp_from(40000)));
+        assert_eq!(
+            (code, m.reason()),
+            (400, &b"Bad Request-URI Port"[..]),
+            "{ruri}"
+        );
+        assert_eq!(t.dest, "127.0.0.2:40000".parse().unwrap());
+    }
+    // Port 1 and 65535 are ports like any other.
+    for (ruri, dest) in [
+        ("sip:x@127.0.0.3:1", "127.0.0.3:1"),
+        ("sip:x@127.0.0.3:65535", "127.0.0.3:65535"),
+    ] {
+        let (t, _) = forwarded(c.handle(invite(ruri, ""), udp_from(40000)));
+        assert_eq!(t.dest, dest.parse().unwrap());
+    }
+}
+
+#[test]
 fn acks_are_never_answered() {
     let mut c = core("");
     let ack = String::from_utf8(invite("sip:bob@127.0.0.3", "").to_vec())

@@ -34,6 +34,9 @@ pub enum Error {
     BadRequestUri,
     /// The Request-URI carries `?headers`, which RFC 3261 §19.1.5 forbids there.
     RequestUriHeaders,
+    /// The Request-URI names port 0: a request is sent to the port its
+    /// URI names (RFC 3261 §19.1.2, §18.1.1), and a port is 1–65535.
+    BadRequestUriPort,
     /// A Request-URI scheme we do not handle (RFC 3261 §8.2.2.1 → 416).
     UnsupportedUriScheme,
     /// Content-Length is not a non-negative decimal that fits in 32 bits.
@@ -97,6 +100,7 @@ impl fmt::Display for Error {
             Error::MalformedHeaderLine => f.write_str("Malformed Header Line"),
             Error::BadRequestUri => f.write_str("Bad Request-URI"),
             Error::RequestUriHeaders => f.write_str("Headers Not Allowed In Request-URI"),
+            Error::BadRequestUriPort => f.write_str("Bad Request-URI Port"),
             Error::UnsupportedUriScheme => f.write_str("Unsupported URI Scheme"),
             Error::BadContentLength => f.write_str("Bad Content-Length"),
             Error::ContentLengthExceedsMessage => f.write_str("Content-Length Exceeds Message"),
