@@ -750,7 +750,7 @@ targets = [{ uri = "sip:127.0.0.3:5080" }]
 "#;
     let cases = [
         ("sip:+99912@carrier", 70, "403 Unknown Source"),
-        ("sip:nobody@example.com", 70, "404 Not Found"),
+        ("sip:nobody@example.com", 70, "480 Temporarily Unavailable"),
         ("sip:loc@elsewhere.net", 70, "404 Not Found"),
         ("sip:bob@127.0.0.3:5080", 0, "483 Too Many Hops"),
         ("sip:+15551234@carrier", 70, "403 Forbidden Destination"),
