@@ -13,10 +13,11 @@
 #   (one user each, from a generated injection file) at REG_RATE, then
 #   siphon's binding gauge must equal REG_USERS; CALLS calls to registered
 #   users (siphon's location service forwards each INVITE to the Contact
-#   the user registered, a SIPp UAS); 100 INVITEs to unknown users (404).
+#   the user registered, a SIPp UAS); 100 INVITEs to unknown users (480).
 #   Then a second siphon with [auth] (a generated users file): AUTH_CALLS
 #   REGISTERs with Digest (401, then [authentication]), and 100 INVITEs to
-#   users of the file who never registered (480). That siphon offers MD5
+#   users of the file who never registered and 100 to unknown users (480
+#   both: the answer does not tell which users exist). That siphon offers MD5
 #   first (auth.algorithms): SIPp 3.6.1 answers the first WWW-Authenticate
 #   and computes MD5 only (see sipp/README.md).
 # carrier: config/carrier.toml as it is, two SIPp carriers (uas_carrier.xml,
@@ -49,8 +50,9 @@
 #     :5085 (503, failover first target) / :5086 (failover second target)
 #   registrar siphon 127.0.3.1:5064 (UDP and TCP), metrics 127.0.3.1:9064;
 #     with [auth] 127.0.3.1:5065, metrics :9065; UAC 127.0.3.2:5076
-#     (REGISTER) / :5077 (INVITE) / :5078 (404) / :5079 (REGISTER with
-#     Digest) / :5087 (480); UAS (the registered Contact) 127.0.3.3:5090
+#     (REGISTER) / :5077 (INVITE) / :5078 (480, unknown) / :5079 (REGISTER
+#     with Digest) / :5087 (480, idle) / :5088 (480, unknown, with [auth]);
+#     UAS (the registered Contact) 127.0.3.3:5090
 #   carrier and reload (one after the other): siphon 127.0.0.1:5060 (UDP and
 #     TCP), metrics and admin API 127.0.0.1:9060, as config/carrier.toml
 #     says; carriers 127.0.0.1:5080 (A) and :5082 (B); UAC 127.0.3.2:5091
@@ -379,7 +381,7 @@ TOML
 # Users for the registrar runs, in the work dir: SIPp injection files
 # (SEQUENTIAL, "user;password" per line) and siphon's users file.
 #   reg-users.csv     user00001..user$REG_USERS (registered)
-#   reg-unknown.csv   nobody00001..nobody00100 (never registered: 404)
+#   reg-unknown.csv   nobody00001..nobody00100 (never registered: 480)
 #   reg-idle.csv      idle00001..idle00100 (in the users file, never
 #                     registered: 480 from the [auth] siphon)
 #   users.txt         siphon's users file: every user and idle user,
@@ -451,13 +453,13 @@ registrar() {
     fi
     run_calls "registrar invite" sipp/uac_invite_registered.xml sipp/uas.xml u1 5077 5090 service "$CALLS" \
         -inf "$work/reg-users.csv" "${keys[@]}"
-    run_uac "registrar 404" sipp/uac_invite_404.xml 5078 100 "$RATE" -inf "$work/reg-unknown.csv" "${keys[@]}" \
+    run_uac "registrar unknown 480" sipp/uac_invite_480.xml 5078 100 "$RATE" -inf "$work/reg-unknown.csv" "${keys[@]}" \
         || failed_any=1
     run_options registrar
     stop_siphon "$work/siphon-registrar.log"
 
     # With [auth]: REGISTER with Digest; users of the users file who never
-    # registered get 480.
+    # registered get 480, and so do users nobody knows.
     proxy=127.0.3.1:5065
     maddr=127.0.3.1:9065
     registrar_config 5 "[auth]
@@ -488,6 +490,8 @@ algorithms = [\"MD5\", \"SHA-256\"]" > "$work/siphon-registrar-auth.toml"
     fi
     run_uac "registrar 480" sipp/uac_invite_480.xml 5087 100 "$RATE" -inf "$work/reg-idle.csv" "${keys[@]}" \
         || failed_any=1
+    run_uac "registrar auth unknown 480" sipp/uac_invite_480.xml 5088 100 "$RATE" -inf "$work/reg-unknown.csv" \
+        "${keys[@]}" || failed_any=1
     stop_siphon "$work/siphon-registrar-auth.log"
 }
 

@@ -302,8 +302,9 @@ fn rfc4475(name: &str) -> Option<Expect> {
         "badinv01.dat" => Reject(Error::BadHeader(HeaderName::Via)),
         "clerr.dat" => Reject(Error::ContentLengthExceedsMessage),
         "ncl.dat" => Reject(Error::BadContentLength),
-        "scalar02.dat" => Reject(Error::BadHeader(HeaderName::CSeq)),
-        "scalarlg.dat" => Reject(Error::BadHeader(HeaderName::CSeq)),
+        // RFC 3261 §8.1.1.5: the reason says the number is too large.
+        "scalar02.dat" => Reject(Error::CSeqTooLarge),
+        "scalarlg.dat" => Reject(Error::CSeqTooLarge),
         "quotbal.dat" => Reject(Error::BadHeader(HeaderName::To)),
         "ltgtruri.dat" => Reject(Error::BadRequestUri),
         "lwsruri.dat" => Reject(Error::BadRequestUri),

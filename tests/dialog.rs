@@ -28,7 +28,7 @@ fn ua(ip: &str) -> Ua {
 /// caller (the callee's requests), a header rule that answers 488 (the
 /// caller's UPDATE carries `Subject`), a method rule that drops INFO and
 /// UPDATE, the location service for `bob…` (the caller's requests to the
-/// callee's Contact: 404, he is not registered), and a round-robin set of
+/// callee's Contact: 480, he is not registered), and a round-robin set of
 /// two trunks that would send the ACK to the trunk that did not answer;
 /// and a prefix table that sends `alice…` to the trunks (the callee's
 /// requests to the caller's Contact).
@@ -373,7 +373,7 @@ fn own_acks(p: &Proxy, n: u64) {
     assert_eq!(s.forwarded, 0, "{s:?}");
 }
 
-/// The ACK for a 407, a 403 or a 404 Siphon generated goes nowhere: not
+/// The ACK for a 407, a 403 or a 480 Siphon generated goes nowhere: not
 /// to the location service, not to a destination (§17.2.1). Counted.
 fn own_answers_absorb_their_ack(mode: &str, ip: &str) {
     let caller = ua(&format!("{ip}2"));
@@ -416,7 +416,7 @@ targets = [{{ uri = "sip:{}" }}]
         quiet(&trunk);
         own_acks(&p, 1);
     }
-    // A route's 403 and the location service's 404.
+    // A route's 403 and the location service's 480.
     let p = start_on(1, &format!("{ip}1"), &["udp"], &routes);
     absorbed(
         &p,
@@ -429,8 +429,8 @@ targets = [{{ uri = "sip:{}" }}]
         &p,
         &caller,
         "sip:nobody@example.com",
-        404,
-        &format!("{mode}-404"),
+        480,
+        &format!("{mode}-480"),
     );
     quiet(&trunk);
     quiet(&caller);

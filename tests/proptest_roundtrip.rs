@@ -62,7 +62,8 @@ fn model() -> impl Strategy<Value = Model> {
             token(),
             prop::option::of(token()),
             "[A-Za-z0-9@.-]{1,32}",
-            any::<u32>(),
+            // RFC 3261 §8.1.1.5: a CSeq number is below 2^31.
+            0u32..1 << 31,
             prop::option::of(any::<u8>()),
         ),
         prop::collection::vec(host(), 0..3),

@@ -270,12 +270,6 @@ impl Auth {
         &self.realm
     }
 
-    /// True if `username` is a configured user (e.g. to tell 480 from 404
-    /// for an AOR with no bindings).
-    pub fn knows(&self, username: &str) -> bool {
-        self.users.get(username).is_some()
-    }
-
     /// Nonces in the replay window now (for metrics).
     pub fn tracked_nonces(&self) -> usize {
         self.replay.len()

@@ -282,3 +282,159 @@ fn answered_key(msg: &Message, flow: Flow) -> u64 {
     );
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use crate::auth::{client_response, Auth};
+    use crate::config::{Config, Transport};
+    use crate::proxy::{Core, Flow, Hosts, Outcome};
+    use crate::registrar::Registrar;
+
+    const NONCE_LIFETIME_S: u64 = 300;
+
+    /// A registrar with Digest on REGISTER and INVITE; `alice` is the
+    /// only user. The same secret every time, so a challenge from one
+    /// core is good on another: each request goes to a fresh core, and no
+    /// remembered answer (a REGISTER retransmission) can stand in for it.
+    fn core() -> Core {
+        let text = format!(
+            "[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[registrar]\ndomains = [\"example.com\"]\n[auth]\nrealm = \"example.com\"\nsecret = \"s3cret\"\nnonce_lifetime_s = {NONCE_LIFETIME_S}\nrequests = [\"INVITE\"]\nusers = {{ alice = \"wonderland\" }}\n"
+        );
+        let cfg = Arc::new(Config::parse(&text, Path::new("t.toml")).unwrap());
+        let reg = Registrar::in_memory(cfg.registrar.clone().unwrap());
+        let auth = Auth::from_config(cfg.auth.as_ref().unwrap()).unwrap();
+        let mut core = Core::new(cfg, Arc::new(Hosts::default()));
+        core.set_registrar(Arc::new(reg));
+        core.set_auth(Arc::new(auth));
+        core.set_unix_base(1_700_000_000_000);
+        core
+    }
+
+    fn flow() -> Flow {
+        Flow {
+            transport: Transport::Udp,
+            local: "127.0.0.1:5060".parse().unwrap(),
+            remote: "127.0.0.9:5070".parse().unwrap(),
+            conn: None,
+        }
+    }
+
+    /// `method` from `user` (for REGISTER: of `user`'s AOR), with
+    /// `cred` as its Authorization / Proxy-Authorization.
+    fn request(method: &str, user: &str, cred: Option<&str>) -> Vec<u8> {
+        let (ruri, to, header) = match method {
+            "REGISTER" => ("sip:example.com", user, "Authorization"),
+            _ => ("sip:bob@example.com", "bob", "Proxy-Authorization"),
+        };
+        let cred = cred.map_or(String::new(), |c| format!("{header}: {c}\r\n"));
+        format!(
+            "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9:5070;branch=z9hG4bKe1\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag=1\r\nTo: <sip:{to}@example.com>\r\nCall-ID: e1\r\nCSeq: 1 {method}\r\nContact: <sip:{user}@127.0.0.9:5070>\r\n{cred}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// The answer of a fresh core at `now` ms, with the user's name and
+    /// the nonces (fresh for each challenge) masked: what is left must not
+    /// depend on whether the user exists.
+    fn answer(now: u64, req: &[u8], user: &str) -> (u16, String) {
+        let mut out = Vec::new();
+        core().handle_at(now, Bytes::copy_from_slice(req), flow(), &mut out);
+        let (code, data) = match out.pop() {
+            Some(Outcome::Replied(t, code)) => (code, t.data),
+            other => panic!("expected an answer, got {other:?}"),
+        };
+        let text = String::from_utf8(data).unwrap().replace(user, "USER");
+        let mut masked = String::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("nonce=\"") {
+            masked.push_str(&rest[..at + 7]);
+            rest = &rest[at + 7..];
+            rest = &rest[rest.find('"').unwrap()..];
+            masked.push('N');
+        }
+        masked.push_str(rest);
+        (code, masked)
+    }
+
+    /// A challenge for `method` issued at `now` ms (its algorithm MD5).
+    fn challenge(now: u64, method: &str) -> String {
+        let mut out = Vec::new();
+        core().handle_at(
+            now,
+            Bytes::from(request(method, "alice", None)),
+            flow(),
+            &mut out,
+        );
+        let Some(Outcome::Replied(t, _)) = out.pop() else {
+            panic!("no challenge");
+        };
+        let text = String::from_utf8(t.data).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("algorithm=MD5"))
+            .expect("an MD5 challenge");
+        line.split_once(": ").unwrap().1.to_owned()
+    }
+
+    fn cred(ch: &str, method: &str, user: &str, password: &str) -> String {
+        let uri = match method {
+            "REGISTER" => "sip:example.com",
+            _ => "sip:bob@example.com",
+        };
+        client_response(ch, user, password, method, uri, "cn", 1).unwrap()
+    }
+
+    /// REGISTER (401/403) and INVITE (407/403): a known user and a name
+    /// nobody has get the same status, reason and headers, with or
+    /// without credentials, with a fresh or an expired nonce. Only the
+    /// right password tells them apart.
+    #[test]
+    fn digest_answers_do_not_tell_known_from_unknown_users() {
+        let stale = (NONCE_LIFETIME_S + 10) * 1000;
+        for (method, challenged) in [("REGISTER", 401), ("INVITE", 407)] {
+            // No credentials: challenged alike.
+            let known = answer(0, &request(method, "alice", None), "alice");
+            let unknown = answer(0, &request(method, "mallory", None), "mallory");
+            assert_eq!(known.0, challenged, "{method}: {}", known.1);
+            assert_eq!(known, unknown, "{method} without credentials");
+
+            // Credentials: a wrong password and a user nobody has.
+            let ch = challenge(0, method);
+            for now in [1_000, stale] {
+                let wrong = cred(&ch, method, "alice", "rabbit");
+                let nobody = cred(&ch, method, "mallory", "rabbit");
+                let known = answer(now, &request(method, "alice", Some(&wrong)), "alice");
+                let unknown = answer(now, &request(method, "mallory", Some(&nobody)), "mallory");
+                assert!(
+                    known.1.starts_with("SIP/2.0 403 Forbidden\r\n"),
+                    "{method}: {}",
+                    known.1
+                );
+                assert_eq!(known, unknown, "{method} with credentials at {now} ms");
+            }
+            // Someone else's name in the credentials of alice's request.
+            let as_nobody = cred(&ch, method, "mallory", "wonderland");
+            let known = answer(
+                1_000,
+                &request(method, "alice", Some(&cred(&ch, method, "alice", "x"))),
+                "alice",
+            );
+            let unknown = answer(1_000, &request(method, "alice", Some(&as_nobody)), "alice");
+            assert_eq!(
+                known, unknown,
+                "{method}: alice's request, another user's name"
+            );
+
+            // The right password is what is different: accepted, or a
+            // stale nonce challenged again.
+            let good = cred(&ch, method, "alice", "wonderland");
+            let (code, _) = answer(stale, &request(method, "alice", Some(&good)), "alice");
+            assert_eq!(code, challenged, "{method}: stale");
+        }
+    }
+}

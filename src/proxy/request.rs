@@ -89,6 +89,19 @@ pub(super) struct Dest {
     pub pinned: bool,
 }
 
+/// Why a next hop cannot be used: an answer of our own (code and reason
+/// phrase), or a drop. The stateless proxy acts on it at once; the
+/// stateful one keeps the answer as the leg's (§16.7 step 6), so both say
+/// the same words.
+pub(super) enum NoHop {
+    Answer(u16, &'static str),
+    Drop(Drop),
+}
+
+/// The answer when no target of a destination set can be tried (all down,
+/// drained or at their load limit), in both modes.
+pub(super) const NO_DESTINATION: (u16, &str) = (503, "No Destination Available");
+
 /// Methods Siphon answers in Allow (OPTIONS to the proxy itself).
 const ALLOW: &[u8] = b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, SUBSCRIBE, NOTIFY, PUBLISH, INFO, REFER, MESSAGE, UPDATE";
 
@@ -150,16 +163,18 @@ impl Core {
                     .picker
                     .order(&self.cur, set, msg, self.now_ms, &mut self.order);
                 let Some(&t) = self.order.first() else {
-                    return self.reply(msg, flow, 503, &"No Destination Available", &[]);
+                    let (code, reason) = NO_DESTINATION;
+                    return self.reply(msg, flow, code, &reason, &[]);
                 };
                 let t = &self.cur.sets[set].targets[t];
                 t.stats.requests.fetch_add(1, Ordering::Relaxed);
                 NextHop::of_target(&t.cfg)
             }
         };
-        let dest = match self.resolve_hop(msg, flow, &hop) {
+        let dest = match self.resolve_hop(flow, &hop) {
             Ok(d) => d,
-            Err(out) => return out,
+            Err(NoHop::Answer(code, reason)) => return self.reply(msg, flow, code, &reason, &[]),
+            Err(NoHop::Drop(why)) => return Outcome::Dropped(why),
         };
         let lp = loop_hash(msg);
         if let Some(out) = self.check_loop(msg, flow, lp) {
@@ -348,26 +363,19 @@ impl Core {
         })
     }
 
-    /// The address and transport of a next hop, or a local answer (503
-    /// unresolvable, 403 a forbidden address) or a drop (no listener).
-    // The error is what to send instead: an Outcome moved once, on the
-    // path that does not forward.
-    #[allow(clippy::result_large_err)]
-    pub(super) fn resolve_hop(
-        &self,
-        msg: &Message,
-        flow: Flow,
-        hop: &NextHop,
-    ) -> Result<Dest, Outcome> {
+    /// The address and transport of a next hop, or why not: a local
+    /// answer (503 unresolvable, 403 a forbidden address) or a drop (no
+    /// listener).
+    pub(super) fn resolve_hop(&self, flow: Flow, hop: &NextHop) -> Result<Dest, NoHop> {
         let Some(dest_ip) = self.resolve(&hop.host, flow.remote.ip().is_ipv4()) else {
-            return Err(self.reply(msg, flow, 503, &"Unresolvable Destination", &[]));
+            return Err(NoHop::Answer(503, "Unresolvable Destination"));
         };
         let dest = SocketAddr::new(dest_ip, hop.port);
         if bad_destination(dest.ip()) {
-            return Err(self.reply(msg, flow, 403, &"Forbidden Destination", &[]));
+            return Err(NoHop::Answer(403, "Forbidden Destination"));
         }
         if self.me.listener(hop.transport, dest).is_none() {
-            return Err(Outcome::Dropped(Drop::NoListener));
+            return Err(NoHop::Drop(Drop::NoListener));
         }
         Ok(Dest {
             addr: dest,

@@ -157,6 +157,30 @@ fn bad_requests_get_400_with_the_reason_and_garbage_is_dropped() {
         .replace("Max-Forwards", "Via: SIP/2.0/UDP ;;\r\nMax-Forwards");
     let (_, m, _) = replied(c.handle(Bytes::from(bad_via), udp_from(40000)));
     assert_eq!(m.reason(), b"Bad Via");
+    // RFC 3261 §8.1.1.5: a CSeq number must be below 2^31.
+    let big_cseq = String::from_utf8(invite("sip:bob@127.0.0.3", "").to_vec())
+        .unwrap()
+        .replace("CSeq: 1 INVITE", "CSeq: 2147483648 INVITE");
+    let (t, code) = match c.handle(Bytes::from(big_cseq), udp_from(40000)) {
+        Outcome::Rejected(t, code) => (t, code),
+        other => panic!("expected a 400, got {other:?}"),
+    };
+    let line = t.data.split(|&b| b == b'\r').next().unwrap();
+    assert_eq!(
+        (code, line),
+        (400, &b"SIP/2.0 400 CSeq Number Too Large"[..])
+    );
+    // A NUL in the method: a bad request, answered, not garbage.
+    let nul = String::from_utf8(invite("sip:bob@127.0.0.3", "").to_vec())
+        .unwrap()
+        .replacen("INVITE", "INV\0ITE", 1);
+    match c.handle(Bytes::from(nul), udp_from(40000)) {
+        Outcome::Rejected(t, 400) => {
+            assert!(t.data.starts_with(b"SIP/2.0 400 Bad Method\r\n"));
+            assert_eq!(t.dest, "127.0.0.2:40000".parse().unwrap());
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
     assert_eq!(
         c.handle(Bytes::from_static(b"\x16\x03\x01 hello"), udp_from(1)),
         Outcome::Dropped(Drop::Garbage)
@@ -174,6 +198,35 @@ fn bad_requests_get_400_with_the_reason_and_garbage_is_dropped() {
     ))
     .1;
     assert_eq!(m2.to().unwrap().tag(), first.to().unwrap().tag());
+}
+
+#[test]
+fn port_zero_in_the_request_uri_gets_400_not_a_send_to_port_0() {
+    // A port names a transport endpoint: 1–65535. Port 0 was forwarded to
+    // and the send failed in the runtime, so the caller heard nothing.
+    let mut c = core("");
+    for ruri in [
+        "sip:x@127.0.0.1:0",
+        "sip:x@127.0.0.3:00",
+        "sip:x@uas.example.net:0;transport=tcp",
+        "sips:x@[2001:db8::1]:0",
+    ] {
+        let (t, m, code) = replied(c.handle(invite(ruri, ""), udp_from(40000)));
+        assert_eq!(
+            (code, m.reason()),
+            (400, &b"Bad Request-URI Port"[..]),
+            "{ruri}"
+        );
+        assert_eq!(t.dest, "127.0.0.2:40000".parse().unwrap());
+    }
+    // Port 1 and 65535 are ports like any other.
+    for (ruri, dest) in [
+        ("sip:x@127.0.0.3:1", "127.0.0.3:1"),
+        ("sip:x@127.0.0.3:65535", "127.0.0.3:65535"),
+    ] {
+        let (t, _) = forwarded(c.handle(invite(ruri, ""), udp_from(40000)));
+        assert_eq!(t.dest, dest.parse().unwrap());
+    }
 }
 
 #[test]

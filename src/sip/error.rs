@@ -21,6 +21,9 @@ pub enum Error {
     UnterminatedHeaders,
     /// The first line is neither a Request-Line nor a Status-Line.
     MalformedStartLine,
+    /// A Request-Line whose method is not a `token` (RFC 3261 §7.1,
+    /// §25.1): a NUL or another byte no method may hold.
+    BadMethod,
     /// `SIP/x.y` other than `SIP/2.0` (RFC 3261 §8.2.2 → 505).
     VersionNotSupported,
     /// A status code that is not three digits in 100..=699.
@@ -31,6 +34,9 @@ pub enum Error {
     BadRequestUri,
     /// The Request-URI carries `?headers`, which RFC 3261 §19.1.5 forbids there.
     RequestUriHeaders,
+    /// The Request-URI names port 0: a request is sent to the port its
+    /// URI names (RFC 3261 §19.1.2, §18.1.1), and a port is 1–65535.
+    BadRequestUriPort,
     /// A Request-URI scheme we do not handle (RFC 3261 §8.2.2.1 → 416).
     UnsupportedUriScheme,
     /// Content-Length is not a non-negative decimal that fits in 32 bits.
@@ -45,6 +51,9 @@ pub enum Error {
     MissingHeader(HeaderName),
     /// A header field's value does not parse.
     BadHeader(HeaderName),
+    /// A CSeq sequence number of 2^31 or more (RFC 3261 §8.1.1.5: it
+    /// "MUST be less than 2**31").
+    CSeqTooLarge,
     /// CSeq method differs from the Request-Line method.
     CSeqMethodMismatch,
     /// As above, for a method we do not know: 501 is preferred (RFC 4475 §3.1.2.18).
@@ -85,11 +94,13 @@ impl fmt::Display for Error {
             Error::TooManyHeaders => f.write_str("Too Many Headers"),
             Error::UnterminatedHeaders => f.write_str("Unterminated Header Section"),
             Error::MalformedStartLine => f.write_str("Malformed Start Line"),
+            Error::BadMethod => f.write_str("Bad Method"),
             Error::VersionNotSupported => f.write_str("Version Not Supported"),
             Error::BadStatusCode => f.write_str("Bad Status Code"),
             Error::MalformedHeaderLine => f.write_str("Malformed Header Line"),
             Error::BadRequestUri => f.write_str("Bad Request-URI"),
             Error::RequestUriHeaders => f.write_str("Headers Not Allowed In Request-URI"),
+            Error::BadRequestUriPort => f.write_str("Bad Request-URI Port"),
             Error::UnsupportedUriScheme => f.write_str("Unsupported URI Scheme"),
             Error::BadContentLength => f.write_str("Bad Content-Length"),
             Error::ContentLengthExceedsMessage => f.write_str("Content-Length Exceeds Message"),
@@ -97,6 +108,7 @@ impl fmt::Display for Error {
             Error::DuplicateHeader(h) => write!(f, "Duplicate {}", h.as_str()),
             Error::MissingHeader(h) => write!(f, "Missing {}", h.as_str()),
             Error::BadHeader(h) => write!(f, "Bad {}", h.as_str()),
+            Error::CSeqTooLarge => f.write_str("CSeq Number Too Large"),
             Error::CSeqMethodMismatch => f.write_str("CSeq Method Mismatch"),
             Error::UnknownMethodCSeqMismatch => f.write_str("Not Implemented"),
         }

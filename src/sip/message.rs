@@ -529,9 +529,10 @@ pub(crate) struct Layout {
 /// elements: extra or trailing whitespace is rejected rather than forwarded
 /// (RFC 4475 §3.1.2.9, §3.1.2.10).
 ///
-/// A line that starts like a request (`token SP`) yields a start line even
-/// when the rest is wrong, with the fault beside it, so the header index is
-/// still built and the request can be answered (400, or 505 for a version).
+/// A line that starts like a request (`token SP`, or any method in a line
+/// that ends like a Request-Line) yields a start line even when the rest
+/// is wrong, with the fault beside it, so the header index is still built
+/// and the request can be answered (400, or 505 for a version).
 fn parse_start_line(
     b: &[u8],
     start: usize,
@@ -564,9 +565,17 @@ fn parse_start_line(
         ));
     }
     // Method SP Request-URI SP SIP-Version
-    let m_end = lex::token_end(l, 0);
-    if m_end == 0 || l.get(m_end) != Some(&b' ') {
-        return Err(Error::MalformedStartLine);
+    let mut m_end = lex::token_end(l, 0);
+    let token_method = m_end > 0 && l.get(m_end) == Some(&b' ');
+    if !token_method {
+        // A method with a byte outside `token` (a NUL, a control
+        // character: `INV\0ITE`) in a line that otherwise reads as a
+        // Request-Line (`x SP y SP SIP/…`) is a bad request, answered 400
+        // once the headers are indexed; anything else is not SIP at all.
+        m_end = match memchr::memchr(b' ', l) {
+            Some(sp) if sp > 0 && ends_with_version(l, sp) => sp,
+            _ => return Err(Error::MalformedStartLine),
+        };
     }
     let method = Method::from_bytes(&l[..m_end]);
     let method_span = Span::new(start, start + m_end);
@@ -577,6 +586,9 @@ fn parse_start_line(
         method_span,
         uri: Span::new(start + m_end + 1, start + uri_end),
     };
+    if !token_method {
+        return Ok((line, Some(Error::BadMethod)));
+    }
     let Some(v_sp) = v_sp else {
         return Ok((line, Some(Error::MalformedStartLine)));
     };
@@ -590,6 +602,15 @@ fn parse_start_line(
         return Ok((line, Some(Error::BadRequestUri)));
     }
     Ok((line, None))
+}
+
+/// The last element of `l`, after an SP beyond `sp`, starts like a
+/// SIP-Version (`SIP/`, any case).
+fn ends_with_version(l: &[u8], sp: usize) -> bool {
+    memchr::memrchr(b' ', l)
+        .filter(|&v| v > sp)
+        .and_then(|v| l.get(v + 1..v + 5))
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"))
 }
 
 /// `SIP/2.0` is all we speak; another well-formed version is 505.
@@ -658,12 +679,17 @@ fn index_field(b: &[u8], pos: usize, end: usize, next: usize) -> Option<HeaderFi
     })
 }
 
-/// `CSeq = 1*DIGIT LWS Method` with the number below 2^32 (RFC 3261 §8.1.1.5).
+/// `CSeq = 1*DIGIT LWS Method` with the number below 2^31 (RFC 3261
+/// §8.1.1.5: "expressible as a 32-bit unsigned integer and MUST be less
+/// than 2**31"). A well-formed CSeq whose number is larger, by any number
+/// of digits, is `CSeqTooLarge`, so the 400 says why.
 fn parse_cseq(b: &[u8], v: Span) -> Result<CSeq, Error> {
     let s = &b[v.range()];
     let bad = Error::BadHeader(HeaderName::CSeq);
     let d = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    let seq = lex::parse_u32(&s[..d]).ok_or(bad)?;
+    if d == 0 {
+        return Err(bad);
+    }
     let m = lex::skip_ws(s, d);
     if m == d {
         return Err(bad);
@@ -672,6 +698,9 @@ fn parse_cseq(b: &[u8], v: Span) -> Result<CSeq, Error> {
     if m_end == m || m_end != s.len() {
         return Err(bad);
     }
+    let seq = lex::parse_u32(&s[..d])
+        .filter(|&n| n < 1 << 31)
+        .ok_or(Error::CSeqTooLarge)?;
     let start = v.start as usize;
     Ok(CSeq {
         seq,

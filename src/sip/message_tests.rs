@@ -131,7 +131,7 @@ fn mandatory_headers() {
 
 #[test]
 fn start_line_errors() {
-    let cases: [(&[u8], Error); 7] = [
+    let cases: [(&[u8], Error); 13] = [
         (b"INVITE  sip:a@b SIP/2.0\r\n\r\n", Error::BadRequestUri),
         (
             b"INVITE sip:a@b SIP/2.0 \r\n\r\n",
@@ -145,6 +145,15 @@ fn start_line_errors() {
         (b"INVITE sip:a@b; lr SIP/2.0\r\n\r\n", Error::BadRequestUri),
         (b"INVITE sip:a@b\r\n\r\n", Error::MalformedStartLine),
         (b"\x00\x01\x02\r\n\r\n", Error::MalformedStartLine),
+        (b"INV\x00ITE sip:a@b SIP/2.0\r\n\r\n", Error::BadMethod),
+        (b"INVITE\x01 sip:a@b sip/2.0\r\n\r\n", Error::BadMethod),
+        (b"IN(VITE sip:a@b SIP/7.0\r\n\r\n", Error::BadMethod),
+        (
+            b"INV\x00ITE sip:a@b HTTP/1.1\r\n\r\n",
+            Error::MalformedStartLine,
+        ),
+        (b"INV\x00ITE\r\n\r\n", Error::MalformedStartLine),
+        (b"\x16\x03\x01 hello\r\n\r\n", Error::MalformedStartLine),
     ];
     for (m, e) in cases {
         assert_eq!(
@@ -157,18 +166,63 @@ fn start_line_errors() {
 }
 
 #[test]
+fn a_method_that_is_not_a_token_is_a_bad_request_not_garbage() {
+    // RFC 3261 §7.1, §25.1: Method is a token; a NUL in it makes the
+    // request bad, but it is still a request with headers to answer.
+    let s = String::from_utf8_lossy(INVITE).replacen("INVITE", "INV\0ITE", 1);
+    let e = parse(s.as_bytes()).unwrap_err();
+    assert_eq!(e.error(), Error::BadMethod);
+    assert_eq!(
+        (e.error().status(), e.error().to_string()),
+        (400, "Bad Method".into())
+    );
+    assert!(e.is_request());
+    let m = e.message().unwrap();
+    assert_eq!(m.method(), Some(Method::Other));
+    assert_eq!(m.method_bytes(), b"INV\0ITE");
+    assert_eq!(
+        m.request_uri_bytes(),
+        Some(&b"sip:bob@biloxi.example.com"[..])
+    );
+    assert_eq!(m.call_id(), b"a84b4c76e66710@pc33.atlanta.example.com");
+}
+
+#[test]
 fn cseq_checks() {
     let s = String::from_utf8_lossy(INVITE).replace("CSeq: 314159 INVITE", "CSeq: 314159 OPTIONS");
     assert_eq!(
         parse(s.as_bytes()).unwrap_err().error(),
         Error::CSeqMethodMismatch
     );
-    let s =
-        String::from_utf8_lossy(INVITE).replace("CSeq: 314159 INVITE", "CSeq: 4294967296 INVITE");
-    assert_eq!(
-        parse(s.as_bytes()).unwrap_err().error(),
-        Error::BadHeader(HeaderName::CSeq)
-    );
+    let cseq = |v: &str| {
+        let s = String::from_utf8_lossy(INVITE).replace("314159 INVITE", v);
+        parse(s.as_bytes()).map(|m| m.cseq().unwrap().seq)
+    };
+    // RFC 3261 §8.1.1.5: below 2^31, however many digits say so.
+    assert_eq!(cseq("2147483647 INVITE").unwrap(), 2_147_483_647);
+    assert_eq!(cseq("0002147483647 INVITE").unwrap(), 2_147_483_647);
+    for big in [
+        "2147483648",
+        "4294967295",
+        "4294967296",
+        "36893488147419103232",
+    ] {
+        let e = cseq(&format!("{big} INVITE")).unwrap_err();
+        assert_eq!(e.error(), Error::CSeqTooLarge, "{big}");
+        assert_eq!(
+            (e.error().status(), e.error().to_string()),
+            (400, "CSeq Number Too Large".into())
+        );
+        assert!(e.is_request(), "answerable: the header index is there");
+    }
+    // Not a number at all, or no method: still just a bad CSeq.
+    for bad in ["INVITE", "2147483648", "-1 INVITE", "1x INVITE"] {
+        assert_eq!(
+            cseq(bad).unwrap_err().error(),
+            Error::BadHeader(HeaderName::CSeq),
+            "{bad}"
+        );
+    }
     let s =
         String::from_utf8_lossy(INVITE).replace("CSeq: 314159 INVITE", "CSeq: 0009\r\n  INVITE");
     assert_eq!(parse(s.as_bytes()).unwrap().cseq().unwrap().seq, 9);

@@ -11,12 +11,17 @@ use super::uri::{Uri, UriError};
 impl Message {
     /// The Request-URI, parsed. `UnsupportedUriScheme` (416) for a
     /// well-formed URI of a scheme we do not route; `RequestUriHeaders`
-    /// when it carries `?headers` (RFC 3261 §19.1.5, RFC 4475 §3.1.2.11).
+    /// when it carries `?headers` (RFC 3261 §19.1.5, RFC 4475 §3.1.2.11);
+    /// `BadRequestUriPort` for port 0, which the grammar (`1*DIGIT`)
+    /// allows but no request can be sent to (a port is 1–65535).
     pub fn request_uri(&self) -> Result<Uri<'_>, Error> {
         let raw = self.request_uri_bytes().ok_or(Error::BadRequestUri)?;
         let uri = Uri::parse(raw)?;
         if uri.headers.is_some() {
             return Err(Error::RequestUriHeaders);
+        }
+        if uri.port == Some(0) {
+            return Err(Error::BadRequestUriPort);
         }
         Ok(uri)
     }
@@ -96,6 +101,16 @@ mod tests {
             msg("mailto:a@b", "").request_uri(),
             Err(Error::UnsupportedUriScheme)
         );
+        for zero in ["sip:a@b:0", "sips:b:000;lr", "sip:[2001:db8::1]:0"] {
+            assert_eq!(
+                msg(zero, "").request_uri(),
+                Err(Error::BadRequestUriPort),
+                "{zero}"
+            );
+            assert_eq!(msg(zero, "").validate(), Err(Error::BadRequestUriPort));
+        }
+        assert_eq!(Error::BadRequestUriPort.status(), 400);
+        assert_eq!(msg("sip:a@b:1", "").request_uri().unwrap().port, Some(1));
         assert_eq!(msg("mailto:a@b", "").validate(), Ok(()));
     }
 

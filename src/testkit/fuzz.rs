@@ -174,9 +174,11 @@ pub fn proxy(data: &[u8]) {
 /// §8.2.6), and the reply's value is the request's, byte for byte (or both
 /// lack it).
 fn reply_fault_is_the_requests(data: &[u8], reply: &[u8], fault: crate::sip::Error) -> bool {
-    use crate::sip::Error::{BadHeader, MissingHeader};
-    let (MissingHeader(h) | BadHeader(h)) = fault else {
-        return false;
+    use crate::sip::Error::{BadHeader, CSeqTooLarge, MissingHeader};
+    let h = match fault {
+        MissingHeader(h) | BadHeader(h) => h,
+        CSeqTooLarge => HeaderName::CSeq,
+        _ => return false,
     };
     if !matches!(
         h,

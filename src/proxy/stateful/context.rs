@@ -28,7 +28,9 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 use super::super::location::LocTarget;
-use super::super::request::{count_route, count_route_final, upstream, Next, NextHop, Plan};
+use super::super::request::{
+    count_route, count_route_final, upstream, Next, NextHop, NoHop, Plan, NO_DESTINATION,
+};
 use super::super::{ConnId, Core, Flow, Outcome, Transmit};
 use super::build::upstream_response;
 use super::Table;
@@ -121,15 +123,26 @@ pub(super) struct Leg {
 }
 
 pub(super) enum Best {
-    Received { leg: usize, msg: Message },
-    Local(u16),
+    Received {
+        leg: usize,
+        msg: Message,
+    },
+    /// An answer of our own: its code and reason phrase, the words the
+    /// stateless proxy would use for the same failure.
+    Local(u16, &'static str),
 }
 
 impl Best {
+    /// An answer of our own with the usual phrase for `code` (a timeout,
+    /// a leg that could not be sent).
+    pub(super) fn local(code: u16) -> Best {
+        Best::Local(code, reason(code))
+    }
+
     fn code(&self) -> u16 {
         match self {
             Best::Received { msg, .. } => msg.status().unwrap_or(500),
-            Best::Local(c) => *c,
+            Best::Local(c, _) => *c,
         }
     }
 }
@@ -241,7 +254,7 @@ impl Context {
         let code = best.code();
         let replace = match &self.best {
             None => true,
-            Some(old) => better((code, local), (old.code(), matches!(old, Best::Local(_)))),
+            Some(old) => better((code, local), (old.code(), matches!(old, Best::Local(..)))),
         };
         if replace {
             self.best = Some(best);
@@ -379,7 +392,8 @@ impl Core {
                 let parallel = self.cur.sets[d].cfg.fork == Fork::Parallel;
                 ctx.dest = Some(d);
                 if ctx.order.is_empty() {
-                    ctx.consider(Best::Local(503), true);
+                    let (code, reason) = NO_DESTINATION;
+                    ctx.consider(Best::Local(code, reason), true);
                 }
                 while let Some(t) = (!ctx.order.is_empty()).then(|| ctx.order.remove(0)) {
                     let started = self.start_target_leg(now, &mut ctx, &msg, &plan, t, out);
@@ -462,14 +476,14 @@ impl Core {
         if ctx.legs.len() >= MAX_LEGS {
             return false;
         }
-        let dest = match self.resolve_hop(msg, ctx.flow, &hop) {
+        let dest = match self.resolve_hop(ctx.flow, &hop) {
             Ok(d) => d,
-            Err(o) => {
-                let code = match o {
-                    Outcome::Replied(_, code) => code,
-                    _ => 503,
-                };
-                ctx.consider(Best::Local(code), true);
+            Err(NoHop::Answer(code, reason)) => {
+                ctx.consider(Best::Local(code, reason), true);
+                return false;
+            }
+            Err(NoHop::Drop(_)) => {
+                ctx.consider(Best::local(503), true);
                 return false;
             }
         };
@@ -486,7 +500,7 @@ impl Core {
         let mut t = match built {
             Ok(t) => t,
             Err(_) => {
-                ctx.consider(Best::Local(503), true);
+                ctx.consider(Best::local(503), true);
                 return false;
             }
         };
@@ -600,18 +614,18 @@ impl Core {
                 };
                 self.send_up(now, ctx, &msg, code, status, &extra, out);
             }
-            Some(Best::Local(code)) => {
+            Some(Best::Local(code, reason)) => {
                 // RFC 4320 §4.2: no 408 to a non-INVITE; the caller's own
                 // timer ends it.
                 if code == 408 && ctx.method != Method::Invite {
                     return;
                 }
-                self.local_reply(now, ctx, code, out);
+                self.local_reply(now, ctx, code, reason, out);
             }
             None => {
                 if ctx.method == Method::Invite {
                     let code = if ctx.cancelled { 487 } else { 408 };
-                    self.local_reply(now, ctx, code, out);
+                    self.local_reply(now, ctx, code, reason(code), out);
                 }
             }
         }
@@ -667,6 +681,7 @@ impl Core {
         now: u64,
         ctx: &mut Context,
         code: u16,
+        reason: &str,
         out: &mut Vec<Outcome>,
     ) {
         let Some(req) = ctx.request.as_ref() else {
@@ -678,7 +693,7 @@ impl Core {
         if code >= 200 && !ctx.final_sent {
             ctx.count_final(code);
         }
-        let o = self.reply(req, ctx.flow, code, &reason(code), &[]);
+        let o = self.reply(req, ctx.flow, code, &reason, &[]);
         if let Outcome::Replied(t, _) = &o {
             ctx.last = Some(t.data.clone());
         }

@@ -219,7 +219,7 @@ impl Core {
             t.note(set, t.health.passive_failure(why, now));
         }
         let code = if ctx.cancelled { 487 } else { 408 };
-        ctx.consider(Best::Local(code), true);
+        ctx.consider(Best::local(code), true);
         self.failover_from(now, ctx, target, out);
         self.conclude(now, ctx, out);
     }

@@ -721,3 +721,93 @@ fn a_leg_that_rings_after_its_branch_timeout_is_cancelled() {
     h.advance(40_000);
     assert_eq!(h.active(), 0);
 }
+
+/// Siphon's own final answers read the same in both modes: the stateless
+/// proxy sends them at once, the stateful one through the response
+/// context (§16.7), and the context must not trade the reason phrase for
+/// a generic one.
+#[test]
+fn own_answers_have_the_same_status_line_in_both_modes() {
+    let rules = r#"
+[registrar]
+domains = ["example.com"]
+
+[[route]]
+name = "blocked"
+match = { user_prefix = "+999" }
+action = "reply"
+code = 403
+reason = "Unknown Source"
+
+[[route]]
+name = "located"
+match = { user_prefix = "loc" }
+action = "location"
+
+[[route]]
+name = "bcast"
+match = { user_prefix = "+1" }
+destination = "bcast"
+
+[[route]]
+name = "unresolvable"
+match = { user_prefix = "+2" }
+destination = "unresolvable"
+
+[[route]]
+name = "down"
+match = { user_prefix = "+3" }
+destination = "down"
+
+[destination.bcast]
+targets = [{ uri = "sip:255.255.255.255:5060" }]
+
+[destination.unresolvable]
+targets = [{ uri = "sip:gw.invalid:5060" }]
+
+[destination.down]
+targets = [{ uri = "sip:127.0.0.3:5080" }]
+"#;
+    let cases = [
+        ("sip:+99912@carrier", 70, "403 Unknown Source"),
+        ("sip:nobody@example.com", 70, "480 Temporarily Unavailable"),
+        ("sip:loc@elsewhere.net", 70, "404 Not Found"),
+        ("sip:bob@127.0.0.3:5080", 0, "483 Too Many Hops"),
+        ("sip:+15551234@carrier", 70, "403 Forbidden Destination"),
+        ("sip:+25551234@carrier", 70, "503 Unresolvable Destination"),
+        ("sip:+35551234@carrier", 70, "503 No Destination Available"),
+    ];
+    for mode in ["stateless", "stateful"] {
+        let text = format!("{BASE}[proxy]\nmode = \"{mode}\"\n{rules}");
+        let cfg = Arc::new(Config::parse(&text, Path::new("t.toml")).unwrap());
+        let reg = crate::registrar::Registrar::in_memory(cfg.registrar.clone().unwrap());
+        let mut core = Core::new(cfg, Arc::new(Hosts::default()));
+        core.set_registrar(Arc::new(reg));
+        let down = core.cur.sets.iter().find(|s| s.cfg.name == "down").unwrap();
+        down.targets[0]
+            .health
+            .set_admin(crate::routing::health::AdminState::Down, 0);
+        for (i, (ruri, max_forwards, want)) in cases.iter().enumerate() {
+            let req = String::from_utf8(caller_req("INVITE", ruri, &format!("z9hG4bKm{i}"), 1))
+                .unwrap()
+                .replace("Max-Forwards: 70", &format!("Max-Forwards: {max_forwards}"));
+            let mut out = Vec::new();
+            core.handle_at(
+                1000,
+                Bytes::from(req),
+                H::flow(Transport::Udp, CALLER),
+                &mut out,
+            );
+            let finals: Vec<String> = out
+                .into_iter()
+                .map(Sent::of)
+                .filter(|s| matches!(s, Sent::Reply(..)) && s.msg().status() >= Some(200))
+                .map(|s| {
+                    let line = s.transmit().data.split(|&b| b == b'\r').next().unwrap();
+                    String::from_utf8_lossy(line).into_owned()
+                })
+                .collect();
+            assert_eq!(finals, [format!("SIP/2.0 {want}")], "{mode}: {ruri}");
+        }
+    }
+}
