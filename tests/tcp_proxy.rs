@@ -300,3 +300,55 @@ fn ipv6_udp_caller_tcp_callee() {
     assert_eq!((ok.status(), from), (Some(200), p.addr));
     assert_eq!(ok.vias().count(), 1);
 }
+
+/// Slowloris: connections that dribble a message a byte at a time are
+/// closed once `message_timeout_ms` has passed since its first byte (the
+/// dribble keeps them from ever being idle); a connection that sends
+/// whole messages stays; one address holds at most `max_per_source`
+/// connections while another connects as usual.
+#[test]
+fn slow_messages_are_cut_and_one_address_is_capped() {
+    let p = start_on(
+        1,
+        "127.0.4.71",
+        &["tcp"],
+        "[tcp]\nidle_timeout = 60\nmessage_timeout_ms = 600\nmax_per_source = 3\n",
+    );
+    let mut slow: Vec<TcpUa> = (0..3).map(|_| connect("127.0.4.72", p.addr)).collect();
+    settled(&p.rt, |s| s.tcp_accepted == 3);
+    let mut fourth = connect("127.0.4.72", p.addr);
+    assert!(
+        matches!(fourth.read(), Ok(Received::Closed)),
+        "over max_per_source"
+    );
+    let mut other = connect("127.0.4.73", p.addr);
+    settled(&p.rt, |s| s.tcp_accepted == 4);
+    let started = std::time::Instant::now();
+    let text =
+        b"OPTIONS sip:x@127.0.4.74 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.4.72;branch=z9hG4bKslow\r\n";
+    let mut i = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        for s in &mut slow {
+            // A failed write: the proxy has closed it.
+            let _ = s.send(&text[i % text.len()..][..1]);
+        }
+        other.send(b"\r\n\r\n").unwrap();
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for s in &mut slow {
+        let r = s.read();
+        assert!(matches!(r, Ok(Received::Closed) | Err(_)), "{r:?}");
+    }
+    let s = settled(&p.rt, |s| s.tcp_slow_closed == 3);
+    assert_eq!(
+        (s.tcp_slow_closed, s.tcp_source_rejected, s.tcp_idle_closed),
+        (3, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(s.tcp_open(), 1, "the other address is still connected");
+    // The address has room again.
+    let mut again = connect("127.0.4.72", p.addr);
+    again.send(b"\r\n\r\n").unwrap();
+    assert!(matches!(again.read(), Ok(Received::Keepalive(2))));
+}

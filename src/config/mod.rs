@@ -126,6 +126,13 @@ pub struct Tcp {
     pub idle_timeout: std::time::Duration,
     /// How long an outbound connect may take.
     pub connect_timeout: std::time::Duration,
+    /// Once the first byte of a message has arrived, the whole message
+    /// must have arrived within this (headers and body); else the
+    /// connection is closed (slowloris).
+    pub message_timeout: std::time::Duration,
+    /// Connections accepted from one address at once (split evenly over
+    /// the shards); an accept beyond it is closed at once and counted.
+    pub max_per_source: usize,
 }
 
 impl Default for Tcp {
@@ -134,6 +141,8 @@ impl Default for Tcp {
             max_connections: 4096,
             idle_timeout: std::time::Duration::from_secs(180),
             connect_timeout: std::time::Duration::from_millis(2000),
+            message_timeout: std::time::Duration::from_millis(10_000),
+            max_per_source: 256,
         }
     }
 }
@@ -519,6 +528,18 @@ impl Cx<'_> {
         let d = Tcp::default();
         let t = &raw.tcp;
         let tcp = Tcp {
+            message_timeout: match &t.message_timeout_ms {
+                Some(v) => std::time::Duration::from_millis(self.int(
+                    v,
+                    "tcp.message_timeout_ms",
+                    100..=600_000,
+                )?),
+                None => d.message_timeout,
+            },
+            max_per_source: match &t.max_per_source {
+                Some(v) => self.int(v, "tcp.max_per_source", 1..=1_000_000)?,
+                None => d.max_per_source,
+            },
             max_connections: match &t.max_connections {
                 Some(v) => self.int(v, "tcp.max_connections", 1..=1_000_000)?,
                 None => d.max_connections,

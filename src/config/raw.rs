@@ -88,6 +88,8 @@ pub(super) struct RawTcp {
     pub max_connections: Option<Spanned<i64>>,
     pub idle_timeout: Option<Spanned<i64>>,
     pub connect_timeout_ms: Option<Spanned<i64>>,
+    pub message_timeout_ms: Option<Spanned<i64>>,
+    pub max_per_source: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -178,13 +178,15 @@ fn stateful_keys() {
 
 #[test]
 fn tcp_keys() {
-    let c = parse("[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n[tcp]\nmax_connections = 10\nidle_timeout = 30\nconnect_timeout_ms = 250\n").unwrap();
+    let c = parse("[[listen]]\ntransport = \"tcp\"\naddr = \"127.0.0.1:5060\"\n[tcp]\nmax_connections = 10\nidle_timeout = 30\nconnect_timeout_ms = 250\nmessage_timeout_ms = 5000\nmax_per_source = 8\n").unwrap();
     assert_eq!(
         c.tcp,
         Tcp {
             max_connections: 10,
             idle_timeout: std::time::Duration::from_secs(30),
             connect_timeout: std::time::Duration::from_millis(250),
+            message_timeout: std::time::Duration::from_millis(5000),
+            max_per_source: 8,
         }
     );
 }

@@ -150,6 +150,7 @@ impl Runtime {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         let tcp_cap = cfg.tcp.max_connections.div_ceil(shards);
+        let tcp_source_cap = cfg.tcp.max_per_source.div_ceil(shards);
         let tcp_directory = Arc::new(tcp::Directory::default());
         // Stateful, several shards, requests kept where they land: which
         // shard holds which INVITE (for a CANCEL from another port).
@@ -275,7 +276,7 @@ impl Runtime {
                         ring,
                         udp: udp_sockets.into_iter().chain(own_sockets).collect(),
                         listeners,
-                        tcp: tcp::Table::new(tcp_cap, tcp_directory),
+                        tcp: tcp::Table::new(tcp_cap, tcp_source_cap, tcp_directory),
                         epoch,
                         counters: c,
                         stop,

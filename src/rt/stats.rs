@@ -65,6 +65,8 @@ counters! {
     tcp_closed => "siphon_tcp_closed_total", "TCP connections closed (any reason)";
     tcp_idle_closed => "siphon_tcp_idle_closed_total", "TCP connections closed for idleness";
     tcp_rejected => "siphon_tcp_rejected_total", "TCP connections refused at the connection cap";
+    tcp_source_rejected => "siphon_tcp_source_rejected_total", "TCP connections refused because their address had tcp.max_per_source open";
+    tcp_slow_closed => "siphon_tcp_slow_closed_total", "TCP connections closed because a message did not arrive whole within tcp.message_timeout_ms";
     tcp_framing_errors => "siphon_tcp_framing_errors_total", "TCP streams closed because a message could not be framed";
     tcp_pongs => "siphon_tcp_keepalive_pongs_total", "CRLF pongs sent for CRLFCRLF pings (RFC 5626)";
     mesh_out => "siphon_mesh_handoffs_total", "messages handed to the shard that owns their connection or transaction";

@@ -63,6 +63,8 @@ enum End {
     Closed,
     Idle,
     Framing,
+    /// A message started and did not finish in time.
+    Slow,
 }
 
 /// One open (or opening) connection.
@@ -89,6 +91,11 @@ struct Conn {
     end: End,
     /// Bytes read and not yet framed.
     acc: BytesMut,
+    /// When the first byte of the message in `acc` arrived (ms tick):
+    /// it must be whole by `tcp.message_timeout`.
+    started: Option<u64>,
+    /// Accepted (counted against its address's `tcp.max_per_source`).
+    inbound: bool,
     /// CR/LF bytes seen since the last message: two CRLFs are a ping.
     crlf: usize,
     /// Stateful legs whose request waits for this connection to open:
@@ -105,6 +112,9 @@ pub(super) struct Table {
     live: usize,
     seq: u64,
     cap: usize,
+    /// Accepted connections open per peer address, and the most allowed.
+    per_source: HashMap<std::net::IpAddr, u32>,
+    max_per_source: u32,
     /// Every shard's connections by peer address, so that a message for
     /// a peer connected to another shard (a phone that registered over
     /// TCP, reached inside a dialog by its address) takes its connection
@@ -129,8 +139,10 @@ impl Directory {
 }
 
 impl Table {
-    pub fn new(cap: usize, shared: Arc<Directory>) -> Table {
+    pub fn new(cap: usize, max_per_source: usize, shared: Arc<Directory>) -> Table {
         Table {
+            per_source: HashMap::new(),
+            max_per_source: u32::try_from(max_per_source).unwrap_or(u32::MAX).max(1),
             slots: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
@@ -187,6 +199,8 @@ impl Table {
             idle_timer: None,
             end: End::Closed,
             acc: BytesMut::new(),
+            started: None,
+            inbound: false,
             crlf: 0,
             waiting: Vec::new(),
         });
@@ -207,6 +221,15 @@ impl Table {
         let c = self.slots.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
         self.live -= 1;
+        if c.inbound {
+            let ip = c.remote.ip().to_canonical();
+            if let Some(n) = self.per_source.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_source.remove(&ip);
+                }
+            }
+        }
         self.by_id.remove(&c.id);
         if self.by_remote.get(&c.remote) == Some(&slot) {
             self.by_remote.remove(&c.remote);
@@ -292,6 +315,13 @@ pub(super) fn accepted(shard: &mut Shard, now: u64, listener: u32, res: Result<O
     if shard.stopping() {
         return;
     }
+    let ip = remote.ip().to_canonical();
+    let from_ip = shard.tcp.per_source.get(&ip).copied().unwrap_or(0);
+    if from_ip >= shard.tcp.max_per_source {
+        // Closed as `sock` drops.
+        Counters::add(&shard.counters.tcp_source_rejected, 1);
+        return;
+    }
     let _ = sock.set_nodelay(true);
     let Some(slot) = shard
         .tcp
@@ -300,6 +330,10 @@ pub(super) fn accepted(shard: &mut Shard, now: u64, listener: u32, res: Result<O
         Counters::add(&shard.counters.tcp_rejected, 1);
         return;
     };
+    *shard.tcp.per_source.entry(ip).or_insert(0) += 1;
+    if let Some(c) = shard.tcp.get(slot) {
+        c.inbound = true;
+    }
     Counters::add(&shard.counters.tcp_accepted, 1);
     start(shard, slot, now);
 }
@@ -486,6 +520,7 @@ fn finish(shard: &mut Shard, slot: u32) {
     match c.end {
         End::Idle => Counters::add(&k.tcp_idle_closed, 1),
         End::Framing => Counters::add(&k.tcp_framing_errors, 1),
+        End::Slow => Counters::add(&k.tcp_slow_closed, 1),
         End::Closed => {}
     }
     Counters::add(&k.tcp_closed, 1);
@@ -584,11 +619,25 @@ pub(super) fn frames(shard: &mut Shard, now: u64, slot: u32) {
             }
             Ok(Status::Complete(len)) => {
                 c.crlf = 0;
+                c.started = None;
                 let msg = c.acc.split_to(len).freeze();
                 Counters::add(&shard.counters.tcp_in, 1);
                 shard.handle(now, msg, flow);
             }
-            Ok(Status::Partial) => return,
+            Ok(Status::Partial) => {
+                // A message has begun: it now has a deadline, which the
+                // connection's timer must not overshoot.
+                if c.started.is_none() && !c.acc.is_empty() {
+                    c.started = Some(now);
+                    let (id, timer) = (c.id, c.idle_timer.take());
+                    if let Some(key) = timer {
+                        shard.timers.cancel(key);
+                    }
+                    let due = deadline(shard, slot).unwrap_or(now + 1);
+                    arm_idle(shard, slot, id, due);
+                }
+                return;
+            }
             Err(_) => {
                 // The stream cannot be resynchronised: answer what can be
                 // answered (a 400 with the reason) and close.
@@ -610,19 +659,24 @@ pub(super) fn frames(shard: &mut Shard, now: u64, slot: u32) {
 /// has been quiet for `tcp.idle_timeout`, else arm the timer again for
 /// then.
 pub(super) fn idle_check(shard: &mut Shard, id: ConnId, now: u64) {
-    let idle = ticks(shard.cfg.tcp.idle_timeout);
     let Some(&slot) = shard.tcp.by_id.get(&id) else {
         return;
     };
+    let Some(due) = deadline(shard, slot) else {
+        return;
+    };
+    let slow = ticks(shard.cfg.tcp.message_timeout);
     let Some(c) = shard.tcp.get(slot) else {
         return;
     };
     c.idle_timer = None;
-    let due = c.last.saturating_add(idle);
     if due <= now && c.state != State::Connecting {
         // The receive sees the end of the stream, a write in flight
         // fails, and the connection leaves the table.
-        c.end = End::Idle;
+        c.end = match c.started {
+            Some(t) if t.saturating_add(slow) <= now => End::Slow,
+            _ => End::Idle,
+        };
         c.queue.clear();
         c.queued = 0;
         c.broken = true;
@@ -630,6 +684,19 @@ pub(super) fn idle_check(shard: &mut Shard, id: ConnId, now: u64) {
     } else {
         arm_idle(shard, slot, id, due.max(now + 1));
     }
+}
+
+/// When connection `slot` is next due for closing: quiet for
+/// `tcp.idle_timeout`, or a message begun `tcp.message_timeout` ago.
+fn deadline(shard: &mut Shard, slot: u32) -> Option<u64> {
+    let idle = ticks(shard.cfg.tcp.idle_timeout);
+    let slow = ticks(shard.cfg.tcp.message_timeout);
+    let c = shard.tcp.get(slot)?;
+    let due = c.last.saturating_add(idle);
+    Some(match c.started {
+        Some(t) => due.min(t.saturating_add(slow)),
+        None => due,
+    })
 }
 
 fn arm_idle(shard: &mut Shard, slot: u32, id: ConnId, deadline: u64) {
