@@ -118,6 +118,14 @@ fn check_validates_configs() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("registrar.toml: OK (2 listeners"), "{out}");
 
+    let (code, out) = siphon(&[
+        "check",
+        "--config",
+        &format!("{}/config/secure-edge.toml", env!("CARGO_MANIFEST_DIR")),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("secure-edge.toml: OK (2 listeners"), "{out}");
+
     let dir = std::env::temp_dir().join(format!("siphon-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
