@@ -140,6 +140,8 @@ pub(super) struct RawRoute {
     pub code: Option<Spanned<i64>>,
     pub reason: Option<String>,
     pub rewrite: Option<RawRewrite>,
+    pub cps: Option<Spanned<i64>>,
+    pub burst: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,6 +216,8 @@ pub(super) struct RawDestination {
     pub hash_key: Option<Spanned<String>>,
     pub fallback: Option<Spanned<String>>,
     pub probe: Option<RawProbe>,
+    pub cps: Option<Spanned<i64>>,
+    pub burst: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

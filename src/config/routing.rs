@@ -24,6 +24,8 @@ pub struct Route {
     pub action: Action,
     /// Applied to the Request-URI user before forwarding.
     pub rewrite: Rewrite,
+    /// New calls (initial INVITEs) per second this route admits.
+    pub limit: Option<crate::routing::limit::Limit>,
 }
 
 /// What a route does with a request it matches.
@@ -134,6 +136,8 @@ pub struct Destination {
     pub fallback: Option<usize>,
     /// OPTIONS probing and passive health.
     pub probe: ProbeCfg,
+    /// New calls (initial INVITEs) per second sent to this set.
+    pub limit: Option<crate::routing::limit::Limit>,
 }
 
 /// How a stateful proxy uses the targets of a destination set.
@@ -330,6 +334,7 @@ impl Cx<'_> {
                 max_attempts,
                 fallback: None,
                 probe,
+                limit: self.limit(&d.cps, &d.burst, &key(""))?,
             });
         }
         // Fallbacks name other sets; a chain must end (no cycles).
@@ -637,9 +642,32 @@ impl Cx<'_> {
                 },
                 action,
                 rewrite,
+                limit: self.limit(&r.cps, &r.burst, &key(""))?,
             });
         }
         Ok(routes)
+    }
+
+    /// `cps` and `burst` of a route or destination set (`key` ends in a
+    /// dot).
+    fn limit(
+        &self,
+        cps: &Option<Spanned<i64>>,
+        burst: &Option<Spanned<i64>>,
+        key: &str,
+    ) -> Result<Option<crate::routing::limit::Limit>, ConfigError> {
+        let Some(c) = cps else {
+            if let Some(b) = burst {
+                return self.err(Some(b.span()), format!("{key}burst"), "only with cps");
+            }
+            return Ok(None);
+        };
+        let cps: u32 = self.int(c, &format!("{key}cps"), 1..=1_000_000)?;
+        let burst = match burst {
+            Some(b) => self.int(b, &format!("{key}burst"), 1..=1_000_000)?,
+            None => cps,
+        };
+        Ok(Some(crate::routing::limit::Limit { cps, burst }))
     }
 
     fn action(

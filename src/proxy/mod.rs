@@ -221,6 +221,9 @@ pub struct Core {
     src: Option<(SocketAddr, Transport)>,
     /// Flood counting and bans (`[guard]`).
     guard: Option<crate::guard::Guard>,
+    /// Planning a request again (a failover): call-rate limits were
+    /// charged the first time.
+    replanning: bool,
 }
 
 /// What the registrar and the authenticator of one shard did.
@@ -286,6 +289,7 @@ impl Core {
             pinger: None,
             unix_base_ms: crate::registrar::unix_now_ms(),
             guard: cfg_guard(&cfg_for_guard),
+            replanning: false,
         }
     }
 

@@ -190,6 +190,16 @@ impl Core {
         out
     }
 
+    /// [`Core::plan`] again for a call already admitted (a failover to
+    /// the next target): its call-rate limits are not charged twice.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn replan<'m>(&mut self, msg: &'m Message, flow: Flow) -> Result<Plan<'m>, Outcome> {
+        self.replanning = true;
+        let plan = self.plan(msg, flow);
+        self.replanning = false;
+        plan
+    }
+
     /// The §16.3 checks and §16.4 Route processing. `Err` is what to do
     /// instead of forwarding: a local answer (OPTIONS to us, 400, 404, 420,
     /// 483, …).
@@ -328,6 +338,13 @@ impl Core {
             }
             // An ACK or CANCEL belongs to an INVITE the route has counted.
             matched = (!matches!(method, Method::Ack | Method::Cancel)).then_some(route);
+            // Call-rate limits: new calls only (this is an initial request).
+            if method == Method::Invite && !self.admit_call(route, &decision) {
+                count_route(&self.cur, matched);
+                count_route_final(&self.cur, matched, 503);
+                let retry: &[(&str, &[u8])] = &[("Retry-After", b"1")];
+                return Err(self.reply(msg, flow, 503, &"Service Unavailable", retry));
+            }
             match decision {
                 Decision::Set(set) => Next::Destination(set),
                 Decision::Location => self.location(msg, flow, &target)?,
@@ -612,6 +629,28 @@ impl Core {
             u
         });
         Some((i, decision, rewrite))
+    }
+
+    /// A new call through route `route` to `decision`: within the route's
+    /// and the destination set's `cps` (each call takes a token from both;
+    /// a refused one is counted where it was refused).
+    fn admit_call(&self, route: usize, decision: &Decision) -> bool {
+        if self.replanning {
+            return true;
+        }
+        let now = self.now_ms;
+        let by_route = self.cur.routes[route]
+            .limit
+            .as_ref()
+            .is_none_or(|b| b.admit(now));
+        by_route
+            && match decision {
+                Decision::Set(s) => self.cur.sets[*s]
+                    .limit
+                    .as_ref()
+                    .is_none_or(|b| b.admit(now)),
+                _ => true,
+            }
     }
 
     pub(super) fn resolve(&self, host: &str, prefer_v4: bool) -> Option<IpAddr> {

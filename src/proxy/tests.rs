@@ -689,3 +689,61 @@ probe = { mode = "all", interval_ms = 200, timeout_ms = 100 }
         Outcome::Dropped(Drop::ProbeReply)
     );
 }
+
+#[test]
+fn new_calls_over_a_cps_limit_get_503_in_dialog_requests_never() {
+    let mut c = core(
+        r#"
+[[route]]
+name = "all"
+destination = "d"
+cps = 2
+burst = 2
+[destination.d]
+targets = [{ uri = "sip:192.0.2.60:5060" }]
+"#,
+    );
+    let call = |i: u32| {
+        String::from_utf8(invite("sip:bob@192.0.2.61", "").to_vec())
+            .unwrap()
+            .replace("call-1@", &format!("call-{i}@"))
+    };
+    for i in 0..2 {
+        assert!(matches!(
+            c.handle(Bytes::from(call(i)), udp_from(0)),
+            Outcome::Forwarded(_)
+        ));
+    }
+    let (_, m, code) = replied(c.handle(Bytes::from(call(2)), udp_from(0)));
+    assert_eq!(code, 503);
+    assert_eq!(m.header(HeaderName::RetryAfter), Some(&b"1"[..]));
+    // Not limited: other methods, and anything inside a dialog.
+    let options = call(3).replace("INVITE", "OPTIONS");
+    assert!(matches!(
+        c.handle(Bytes::from(options), udp_from(0)),
+        Outcome::Forwarded(_)
+    ));
+    let reinvite = call(4).replace(
+        "To: <sip:bob@example.com>",
+        "To: <sip:bob@example.com>;tag=b1",
+    );
+    assert!(matches!(
+        c.handle(Bytes::from(reinvite), udp_from(0)),
+        Outcome::Forwarded(_)
+    ));
+    assert_eq!(
+        c.cur.routes[0]
+            .limit
+            .as_ref()
+            .unwrap()
+            .limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    // A second later, there is room for one more.
+    c.now_ms = 1000;
+    assert!(matches!(
+        c.handle(Bytes::from(call(5)), udp_from(0)),
+        Outcome::Forwarded(_)
+    ));
+}

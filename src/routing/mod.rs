@@ -4,6 +4,7 @@
 
 pub mod cidr;
 pub mod health;
+pub mod limit;
 pub mod prefix;
 pub mod report;
 pub mod select;

@@ -26,9 +26,11 @@ pub fn set_json(set: &Set, now_ms: u64) -> String {
     let targets: Vec<String> = set.targets.iter().map(|t| target_json(t, now_ms)).collect();
     let available = set.targets.iter().any(|t| t.health.available(now_ms));
     format!(
-        "{{\"name\":{},\"algorithm\":{},\"available\":{available},\"targets\":[{}]}}",
+        "{{\"name\":{},\"algorithm\":{},\"available\":{available},\"cps\":{},\"limited\":{},\"targets\":[{}]}}",
         json::string(&set.cfg.name),
         json::string(set.cfg.algorithm.name()),
+        set.cfg.limit.map_or("null".to_string(), |l| l.cps.to_string()),
+        limited(set.limit.as_ref()),
         targets.join(",")
     )
 }
@@ -86,9 +88,10 @@ pub fn routes_json(routing: &Routing) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{{\"name\":{},\"matched\":{},\"responses\":{{{}}}}}",
+                "{{\"name\":{},\"matched\":{},\"limited\":{},\"responses\":{{{}}}}}",
                 json::string(&r.cfg.name),
                 r.matched.load(Ordering::Relaxed),
+                limited(r.limit.as_ref()),
                 by_class(&r.responses)
             )
         })
@@ -96,9 +99,42 @@ pub fn routes_json(routing: &Routing) -> String {
     format!("[{}]", routes.join(","))
 }
 
+/// Calls refused by a `cps` limit (0 without one).
+fn limited(b: Option<&crate::routing::limit::Bucket>) -> u64 {
+    b.map_or(0, |b| b.limited.load(Ordering::Relaxed))
+}
+
 /// The Prometheus series of routes and targets (HELP and TYPE once per
 /// family).
 pub fn metrics(routing: &Routing, now_ms: u64, out: &mut String) {
+    family(
+        out,
+        "siphon_route_limited_total",
+        "counter",
+        "new calls a route refused with 503 for its cps limit",
+    );
+    for r in &routing.routes {
+        let _ = writeln!(
+            out,
+            "siphon_route_limited_total{{route=\"{}\"}} {}",
+            label(&r.cfg.name),
+            limited(r.limit.as_ref())
+        );
+    }
+    family(
+        out,
+        "siphon_set_limited_total",
+        "counter",
+        "new calls a destination set refused with 503 for its cps limit",
+    );
+    for s in &routing.sets {
+        let _ = writeln!(
+            out,
+            "siphon_set_limited_total{{set=\"{}\"}} {}",
+            label(&s.cfg.name),
+            limited(s.limit.as_ref())
+        );
+    }
     family(
         out,
         "siphon_route_requests_total",

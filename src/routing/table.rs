@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::cidr::CidrSet;
 use super::health::{Change, Health};
+use super::limit::Bucket;
 use super::prefix::PrefixTable;
 use super::select::{self, Algorithm, HashKey, View};
 use super::stats::TargetStats;
@@ -36,6 +37,8 @@ pub struct CompiledRoute {
     /// route name.
     pub matched: Arc<AtomicU64>,
     pub responses: Arc<[AtomicU64; 6]>,
+    /// Its `cps` limit, shared by every shard.
+    pub limit: Option<Bucket>,
 }
 
 /// A destination set with the live state of its targets.
@@ -46,6 +49,8 @@ pub struct Set {
     pub id: u64,
     pub cfg: Destination,
     pub targets: Vec<SetTarget>,
+    /// Its `cps` limit, shared by every shard.
+    pub limit: Option<Bucket>,
 }
 
 pub struct SetTarget {
@@ -130,6 +135,7 @@ impl Routing {
                 id: select::hash_key(d.name.as_bytes()),
                 cfg: d.clone(),
                 targets,
+                limit: d.limit.map(Bucket::new),
             }));
         }
         let mut routes = Vec::with_capacity(cfg.routes.len());
@@ -166,6 +172,7 @@ impl Routing {
                 header,
                 matched,
                 responses,
+                limit: r.limit.map(Bucket::new),
             });
         }
         Ok(Routing {

@@ -551,7 +551,7 @@ impl Core {
             return false;
         };
         let mut started = false;
-        if let Ok(plan) = self.plan(&msg, ctx.flow) {
+        if let Ok(plan) = self.replan(&msg, ctx.flow) {
             while !started && !ctx.order.is_empty() {
                 let t = ctx.order.remove(0);
                 // Skip what went down (or filled up) since the order was
@@ -580,7 +580,7 @@ impl Core {
             return false;
         };
         let mut started = false;
-        if let Ok(mut plan) = self.plan(&msg, ctx.flow) {
+        if let Ok(mut plan) = self.replan(&msg, ctx.flow) {
             while !started && !ctx.order.is_empty() {
                 let t = ctx.order.remove(0);
                 self.table().stats.failovers += 1;

@@ -811,3 +811,26 @@ targets = [{ uri = "sip:127.0.0.3:5080" }]
         }
     }
 }
+
+#[test]
+fn a_failover_is_not_charged_to_the_call_rate_limit() {
+    let limited = TWO_TARGETS
+        .replace(
+            "destination = \"d\"\n",
+            "destination = \"d\"\ncps = 1\nburst = 1\n",
+        )
+        .replace("[destination.d]\n", "[destination.d]\ncps = 1\nburst = 1\n");
+    let mut h = H::new(&limited);
+    let out = h.recv(CALLER, &invite_to("sip:+15551234@carrier", "z9hG4bKc1"));
+    let first = out[1].msg().clone();
+    let out = h.recv(UAS1, &answer(&first, 503, "t1", ""));
+    assert_eq!(
+        whats(&out),
+        [format!("ACK -> {UAS1}"), format!("INVITE -> {UAS2}")],
+        "the failover goes on within the limit its call was admitted by"
+    );
+    // A second call in the same second is over both limits.
+    let out = h.recv(CALLER, &invite_to("sip:+15551234@carrier", "z9hG4bKc2"));
+    assert_eq!(whats(&out), [format!("503 INVITE -> {CALLER}")]);
+    assert_eq!(out[0].msg().header(HeaderName::RetryAfter), Some(&b"1"[..]));
+}
