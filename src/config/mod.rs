@@ -66,6 +66,13 @@ pub struct Server {
     /// every core; off: the kernel hashes the 4-tuple, and one peer's
     /// traffic stays on one shard.
     pub spread: bool,
+    /// A wake-up that brings this many datagrams means the shard is behind: new calls and REGISTERs get 503 until a
+    /// wake-up brings fewer than a quarter of it. 0: off.
+    pub overload_backlog: usize,
+    /// Stateful mode: a transaction table this full (percent) refuses new
+    /// calls and REGISTERs with 503, keeping the rest for requests inside
+    /// dialogs, ACK and CANCEL. 100: only a full table refuses.
+    pub overload_occupancy: u32,
 }
 
 /// How log lines are written (to stderr).
@@ -383,6 +390,14 @@ impl Cx<'_> {
                 None => DEFAULT_COALESCE_US,
             },
             spread: raw.server.spread.as_ref().is_some_and(|v| *v.get_ref()),
+            overload_backlog: match &raw.server.overload_backlog {
+                Some(v) => self.int(v, "server.overload_backlog", 0..=65_536)?,
+                None => 128,
+            },
+            overload_occupancy: match &raw.server.overload_occupancy {
+                Some(v) => self.int(v, "server.overload_occupancy", 1..=100)?,
+                None => 90,
+            },
         };
         if server.user_agent.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return self.err(

@@ -101,6 +101,8 @@ pub(super) struct RawServer {
     pub log_level: Option<Spanned<String>>,
     pub coalesce_us: Option<Spanned<i64>>,
     pub spread: Option<Spanned<bool>>,
+    pub overload_backlog: Option<Spanned<i64>>,
+    pub overload_occupancy: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

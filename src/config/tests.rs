@@ -62,6 +62,8 @@ fn a_full_config() {
             log_level: LogLevel::Debug,
             coalesce_us: 250,
             spread: true,
+            overload_backlog: 128,
+            overload_occupancy: 90,
         }
     );
     assert_eq!(c.listen.len(), 2);

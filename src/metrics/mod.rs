@@ -230,6 +230,14 @@ pub fn render(shards: &[Snapshot]) -> String {
     for (i, s) in shards.iter().enumerate() {
         let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", s.tcp_open());
     }
+    let name = "siphon_shard_overloaded";
+    let _ = writeln!(
+        out,
+        "# HELP {name} 1 while the shard is behind the offered load (new calls and REGISTERs refused).\n# TYPE {name} gauge"
+    );
+    for (i, s) in shards.iter().enumerate() {
+        let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", s.overloaded());
+    }
     let name = "siphon_transactions_active";
     let _ = writeln!(
         out,

@@ -224,6 +224,10 @@ pub struct Core {
     /// Planning a request again (a failover): call-rate limits were
     /// charged the first time.
     replanning: bool,
+    /// The runtime says this shard is behind (see `set_behind`).
+    behind: bool,
+    /// New calls and REGISTERs refused with 503 for overload.
+    pub overload_rejected: u64,
 }
 
 /// What the registrar and the authenticator of one shard did.
@@ -290,6 +294,8 @@ impl Core {
             unix_base_ms: crate::registrar::unix_now_ms(),
             guard: cfg_guard(&cfg_for_guard),
             replanning: false,
+            behind: false,
+            overload_rejected: 0,
         }
     }
 
@@ -343,6 +349,23 @@ impl Core {
             }
             _ => Outcome::Dropped(Drop::Banned),
         })
+    }
+
+    /// The runtime's view of this shard's backlog: while `behind`, new
+    /// calls and REGISTERs are refused with 503 (see [`Core::overloaded`]).
+    pub fn set_behind(&mut self, behind: bool) {
+        self.behind = behind;
+    }
+
+    /// True if new calls and REGISTERs are to be refused now: the shard is
+    /// behind, or (stateful) its transaction table is over
+    /// `server.overload_occupancy` percent full.
+    pub fn overloaded(&self) -> bool {
+        self.behind
+            || self.stateful.as_ref().is_some_and(|t| {
+                t.occupancy_pct() >= self.cfg.server.overload_occupancy
+                    && self.cfg.server.overload_occupancy < 100
+            })
     }
 
     /// A failed authentication from `flow`'s source (the guard may ban it).

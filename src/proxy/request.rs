@@ -232,6 +232,18 @@ impl Core {
         if method == Method::Ack && to_tag.is_some_and(|t| is_own_tag(msg, t)) {
             return Err(Outcome::Dropped(Drop::OwnAnswerAck));
         }
+        // Overload: new work is refused first; what keeps calls in
+        // progress going (requests inside dialogs, ACK, CANCEL, responses)
+        // flows on.
+        if !in_dialog
+            && !self.replanning
+            && matches!(method, Method::Invite | Method::Register)
+            && self.overloaded()
+        {
+            self.overload_rejected += 1;
+            let retry: &[(&str, &[u8])] = &[("Retry-After", b"2")];
+            return Err(self.reply(msg, flow, 503, &"Service Unavailable", retry));
+        }
 
         // §16.4: drop the Route values that name us (one, or two after a
         // double Record-Route); undo a strict router's rewrite.

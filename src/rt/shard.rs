@@ -90,6 +90,9 @@ pub(super) struct Parts {
 pub(super) struct Shard {
     /// This shard's index; named in the `ConnId`s it hands out.
     pub id: usize,
+    /// Behind: the last wake-up brought `server.overload_backlog`
+    /// completions or more (until one brings fewer than a quarter).
+    behind: bool,
     pub cfg: Arc<Config>,
     pub core: Core,
     pub ring: Ring<Option<LegRef>>,
@@ -148,6 +151,7 @@ impl Shard {
             held: Vec::new(),
             journal_buf: Vec::new(),
             draining: None,
+            behind: false,
         }
     }
 
@@ -182,13 +186,14 @@ impl Shard {
             }
             Counters::add(&self.counters.wakeups, 1);
             let now = self.now();
-            let mut datagrams = false;
+            let mut datagrams = 0;
             for c in &cqes {
-                datagrams |= self.complete(now, c);
+                datagrams += usize::from(self.complete(now, c));
             }
-            if datagrams {
+            if datagrams > 0 {
                 Counters::add(&self.counters.udp_batches, 1);
             }
+            self.note_backlog(datagrams);
             self.take_inbox(now);
             self.write_journal();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
@@ -441,6 +446,28 @@ impl Shard {
         }
     }
 
+    /// Overload: a wake-up that brings `overload_backlog` datagrams means
+    /// the shard is behind the offered load (they waited while it worked);
+    /// new calls and REGISTERs are refused from the next wake-up on until
+    /// one brings under a quarter of it.
+    fn note_backlog(&mut self, n: usize) {
+        let backlog = self.cfg.server.overload_backlog;
+        if backlog == 0 {
+            return;
+        }
+        let behind = still_behind(self.behind, n, backlog);
+        if behind != self.behind {
+            self.behind = behind;
+            self.core.set_behind(behind);
+            let c = if behind {
+                &self.counters.overload_entered
+            } else {
+                &self.counters.overload_left
+            };
+            Counters::add(c, 1);
+        }
+    }
+
     /// Every `TICK`: health probes and NAT keep-alives (shard 0 only;
     /// nothing elsewhere), the transaction counters, and the journal's
     /// file generation (an idle shard moves to a new file too, so that
@@ -483,6 +510,7 @@ impl Shard {
         set(&c.auth_failures, r.auth_failures);
         set(&c.nat_pings, r.nat_pings);
         set(&c.guard_untracked, self.core.guard_stats().untracked);
+        set(&c.overload_rejected, self.core.overload_rejected);
         set(&c.nat_ping_misses, r.nat_ping_misses);
         set(&c.nat_removed, r.nat_removed);
     }
@@ -490,5 +518,33 @@ impl Shard {
     /// The address a TCP listener of this shard serves, by ring index.
     pub fn listener(&self, i: u32) -> Option<SocketAddr> {
         self.listeners.get(i as usize).map(|(a, _)| *a)
+    }
+}
+
+/// Whether a shard is behind after a wake-up that brought `n` completions:
+/// it falls behind at `backlog`, and catches up under a quarter of it (the
+/// gap keeps it from flapping at the threshold).
+fn still_behind(was: bool, n: usize, backlog: usize) -> bool {
+    if was {
+        n >= backlog / 4
+    } else {
+        n >= backlog
+    }
+}
+
+#[cfg(test)]
+mod overload_tests {
+    #[test]
+    fn a_shard_falls_behind_at_the_backlog_and_catches_up_under_a_quarter() {
+        let mut behind = false;
+        let mut seen = Vec::new();
+        for n in [10, 127, 128, 100, 40, 32, 31, 127, 200] {
+            behind = super::still_behind(behind, n, 128);
+            seen.push(behind);
+        }
+        assert_eq!(
+            seen,
+            [false, false, true, true, true, true, false, false, true]
+        );
     }
 }

@@ -94,6 +94,9 @@ counters! {
     nat_ping_misses => "siphon_nat_ping_misses_total", "keep-alives with no answer by the time the next was due";
     nat_removed => "siphon_nat_bindings_removed_total", "NATed bindings removed after nat_ping_misses unanswered keep-alives";
     recv_errors => "siphon_receive_errors_total", "receives that failed";
+    overload_rejected => "siphon_overload_rejected_total", "new calls and REGISTERs answered 503 because the shard was behind or its transaction table over server.overload_occupancy";
+    overload_entered => "siphon_overload_entered_total", "times a shard fell behind (a wake-up brought server.overload_backlog completions)";
+    overload_left => "siphon_overload_left_total", "times a shard caught up again";
     guard_untracked => "siphon_guard_untracked_total", "requests the guard did not count because its per-window source table was full (a flood from many addresses)";
 }
 
@@ -151,6 +154,11 @@ impl Snapshot {
     /// Response contexts in the transaction tables.
     pub fn transactions_active(&self) -> u64 {
         self.tx_created.saturating_sub(self.tx_released)
+    }
+
+    /// Shards behind the offered load when the snapshot was taken.
+    pub fn overloaded(&self) -> u64 {
+        self.overload_entered.saturating_sub(self.overload_left)
     }
 
     /// TCP connections open when the snapshot was taken.

@@ -86,6 +86,11 @@ pub(super) struct Table {
 }
 
 impl Table {
+    /// Contexts in use, as a percentage of the table's capacity.
+    pub fn occupancy_pct(&self) -> u32 {
+        (self.stats.active.saturating_mul(100) / self.cap as u64) as u32
+    }
+
     pub fn new(cfg: TransactionCfg, shard: u16, cap: usize) -> Table {
         let cap = cap.max(1);
         Table {

@@ -631,8 +631,15 @@ fn a_full_table_answers_503_with_retry_after() {
     let mut h = H::new("max_transactions = 1\n");
     let ruri = format!("sip:bob@{UAS1}");
     h.recv(CALLER, &invite_to(&ruri, "z9hG4bKc1"));
+    // A new call is refused by overload control first (the table is over
+    // server.overload_occupancy, 90 % by default).
     let out = h.recv(CALLER, &invite_to(&ruri, "z9hG4bKc2"));
     assert_eq!(whats(&out), [format!("503 INVITE -> {CALLER}")]);
+    assert_eq!(out[0].msg().header(HeaderName::RetryAfter), Some(&b"2"[..]));
+    assert_eq!(h.core.overload_rejected, 1);
+    // Other requests need a context too: the full table refuses them.
+    let out = h.recv(CALLER, &caller_req("MESSAGE", &ruri, "z9hG4bKc3", 1));
+    assert_eq!(whats(&out), [format!("503 MESSAGE -> {CALLER}")]);
     assert_eq!(out[0].msg().header(HeaderName::RetryAfter), Some(&b"5"[..]));
     assert_eq!(h.core.tx_stats().table_full, 1);
 }
@@ -833,4 +840,72 @@ fn a_failover_is_not_charged_to_the_call_rate_limit() {
     let out = h.recv(CALLER, &invite_to("sip:+15551234@carrier", "z9hG4bKc2"));
     assert_eq!(whats(&out), [format!("503 INVITE -> {CALLER}")]);
     assert_eq!(out[0].msg().header(HeaderName::RetryAfter), Some(&b"1"[..]));
+}
+
+#[test]
+fn overload_refuses_new_calls_first_and_lets_dialogs_through() {
+    let a: SocketAddr = CALLER.parse().unwrap();
+    let req = |method: &str, call: &str, branch: &str, extra: &str| {
+        testkit::request(
+            "UDP",
+            a,
+            method,
+            &format!("sip:bob@{UAS1}"),
+            call,
+            branch,
+            1,
+            extra,
+        )
+    };
+    let text = format!(
+        "{}[proxy]\nmode = \"stateful\"\nmax_transactions = 10\n",
+        BASE.replace("[server]\n", "[server]\noverload_occupancy = 50\n")
+    );
+    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+    let mut h = H {
+        core: Core::new(Arc::new(cfg), Arc::new(Hosts::default())),
+        now: 1000,
+    };
+    for i in 0..5 {
+        let out = h.recv(
+            CALLER,
+            &req("INVITE", &format!("o{i}"), &format!("z9hG4bKo{i}"), ""),
+        );
+        assert_eq!(whats(&out)[1], format!("INVITE -> {UAS1}"), "call {i}");
+    }
+    // Half full: a new call is refused, with Retry-After.
+    let out = h.recv(CALLER, &req("INVITE", "o9", "z9hG4bKo9", ""));
+    assert_eq!(whats(&out), [format!("503 INVITE -> {CALLER}")]);
+    assert_eq!(out[0].msg().header(HeaderName::RetryAfter), Some(&b"2"[..]));
+    assert_eq!(h.core.overload_rejected, 1);
+    // What keeps calls going flows: a CANCEL of a call in progress, a BYE
+    // inside a dialog.
+    let out = h.recv(CALLER, &req("CANCEL", "o0", "z9hG4bKo0", ""));
+    assert!(
+        whats(&out).contains(&format!("200 CANCEL -> {CALLER}")),
+        "{:?}",
+        whats(&out)
+    );
+    let bye = String::from_utf8(req("BYE", "d1", "z9hG4bKb1", "")).unwrap();
+    let to = bye
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap()
+        .to_string();
+    let bye = bye.replace(&to, &format!("{to};tag=t1"));
+    let out = h.recv(CALLER, bye.as_bytes());
+    assert_eq!(
+        whats(&out).last().unwrap(),
+        &format!("BYE -> {UAS1}"),
+        "{:?}",
+        whats(&out)
+    );
+    // The runtime's backlog signal refuses new calls too, until it clears.
+    let mut h = H::new("");
+    h.core.set_behind(true);
+    let out = h.recv(CALLER, &req("INVITE", "n1", "z9hG4bKn1", ""));
+    assert_eq!(whats(&out), [format!("503 INVITE -> {CALLER}")]);
+    h.core.set_behind(false);
+    let out = h.recv(CALLER, &req("INVITE", "n2", "z9hG4bKn2", ""));
+    assert_eq!(whats(&out)[1], format!("INVITE -> {UAS1}"));
 }
