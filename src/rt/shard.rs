@@ -187,13 +187,17 @@ impl Shard {
             Counters::add(&self.counters.wakeups, 1);
             let now = self.now();
             let mut datagrams = 0;
+            let banned = self.counters.drops_for(Drop::Banned);
             for c in &cqes {
                 datagrams += usize::from(self.complete(now, c));
             }
             if datagrams > 0 {
                 Counters::add(&self.counters.udp_batches, 1);
             }
-            self.note_backlog(datagrams);
+            // A banned source's datagrams cost a lookup each: they do not
+            // make the shard refuse new calls from everyone else.
+            let banned = self.counters.drops_for(Drop::Banned) - banned;
+            self.note_backlog(datagrams.saturating_sub(banned as usize));
             self.take_inbox(now);
             self.write_journal();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {

@@ -127,6 +127,14 @@ impl Counters {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Messages this shard dropped for `reason` so far.
+    pub fn drops_for(&self, reason: Drop) -> u64 {
+        DROPS
+            .iter()
+            .position(|&d| d == reason)
+            .map_or(0, |i| self.drops[i].load(Ordering::Relaxed))
+    }
+
     #[inline]
     pub fn dropped(&self, reason: Drop) {
         let i = DROPS
