@@ -368,6 +368,15 @@ impl Core {
             })
     }
 
+    /// Count something we sent to `ip` unasked (a resent final) against
+    /// it, as a request from it would be.
+    pub(super) fn charge(&mut self, ip: std::net::IpAddr) {
+        let now = self.now_ms;
+        if let Some(g) = self.guard.as_mut() {
+            g.request(ip, now);
+        }
+    }
+
     /// A failed authentication from `flow`'s source (the guard may ban it).
     pub(super) fn auth_failed(&mut self, flow: Flow) {
         let now = self.now_ms;

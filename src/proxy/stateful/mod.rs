@@ -320,6 +320,7 @@ impl Core {
         };
         let mut fired = std::mem::take(&mut table.fired);
         table.wheel.advance(now, &mut fired);
+        let first = out.len();
         for &(slot, gen) in &fired {
             let Some(table) = self.stateful.as_mut() else {
                 break;
@@ -334,6 +335,18 @@ impl Core {
         fired.clear();
         if let Some(t) = self.stateful.as_mut() {
             t.fired = fired;
+        }
+        // A final response resent because no ACK came (Timer G) goes to a
+        // source that has not completed its transaction: a spoofed one
+        // makes us a reflector, so each resend counts against it with the
+        // guard, as a request from it would.
+        self.now_ms = now;
+        for o in &out[first..] {
+            if let Outcome::Resent(t) = o {
+                if t.data.starts_with(b"SIP/2.0 ") {
+                    self.charge(t.dest.ip());
+                }
+            }
         }
     }
 

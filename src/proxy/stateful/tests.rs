@@ -909,3 +909,29 @@ fn overload_refuses_new_calls_first_and_lets_dialogs_through() {
     let out = h.recv(CALLER, &req("INVITE", "n2", "z9hG4bKn2", ""));
     assert_eq!(whats(&out)[1], format!("INVITE -> {UAS1}"));
 }
+
+#[test]
+fn finals_resent_to_a_source_that_never_acks_count_against_it() {
+    let mut h = H::new("[guard]\nmax_requests = 3\nwindow_ms = 60000\n");
+    let ruri = format!("sip:bob@{UAS1}");
+    let out = h.recv(CALLER, &invite_to(&ruri, "z9hG4bKr1"));
+    let inv = out[1].msg().clone();
+    let out = h.recv(UAS1, &answer(&inv, 486, "t1", ""));
+    assert!(whats(&out).contains(&format!("486 INVITE -> {CALLER}")));
+    // The caller (a spoofed address) never ACKs: Timer G resends the 486,
+    // each one charged to it; past max_requests it is banned.
+    let resent = h.advance(4_000);
+    let finals = resent
+        .iter()
+        .filter(|(_, s)| s.what() == format!("again 486 INVITE -> {CALLER}"))
+        .count();
+    assert_eq!(finals, 3, "Timer G at 0.5, 1.5 and 3.5 s");
+    let out = h.recv(CALLER, &invite_to(&ruri, "z9hG4bKr2"));
+    assert!(
+        matches!(
+            &out[..],
+            [Sent::Other(Outcome::Dropped(crate::proxy::Drop::Banned))]
+        ),
+        "{out:?}"
+    );
+}
