@@ -1,9 +1,9 @@
 # What interop/run.sh and interop/nat.sh share: check results, child
 # processes and cleanup, waits, siphon's metrics and admin API, baresip UAs
 # (config, start, ctrl_tcp commands and events, SIP ladders) and the call
-# steps both scripts take. Sourced by both from the repository root, after
-# `set -euo pipefail`; it defines functions and their state and runs
-# nothing. See interop/README.md.
+# steps both scripts take; interop/attack.sh uses the first four. Sourced
+# from the repository root, after `set -euo pipefail`; it defines functions
+# and their state and runs nothing. See interop/README.md.
 #
 # The script sets what these read: W (start_work), METRICS, SIPHON_ERRORS,
 # SIPHON_PID, MODULES, CTRL_PORT, HOLD, KEEP, and per UA IP and TONE
@@ -117,6 +117,8 @@ wait_until() {
     "$@"
 }
 grep_log() { grep -a -q -E "$2" "$1" 2>/dev/null; }
+# tcp_open HOST PORT: something accepts TCP connections there
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # ---------------------------------------------------------------- siphon
 scrape() { "${IN_SIPHON_NS[@]}" curl -s --max-time 2 "http://$METRICS/metrics" 2>/dev/null || true; }

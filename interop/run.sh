@@ -56,8 +56,6 @@ need_modules g711 ausine aubridge sndfile account menu ctrl_tcp
 
 start_work siphon-interop
 
-tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-
 # ---------------------------------------------------------------- siphon
 mkdir -p "$W/siphon/journal"
 cat >"$W/siphon/users.txt" <<EOF
