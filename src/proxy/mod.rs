@@ -368,6 +368,16 @@ impl Core {
             })
     }
 
+    /// A forged response (see `branch`): dropped, and counted against its
+    /// sender with the guard as a request would be, so a forger is banned
+    /// like any flood.
+    pub(super) fn forged(&mut self) -> Outcome {
+        if let Some((from, _)) = self.src {
+            self.charge(from.ip());
+        }
+        Outcome::Dropped(Drop::ForgedResponse)
+    }
+
     /// Count something we sent to `ip` unasked (a resent final) against
     /// it, as a request from it would be.
     pub(super) fn charge(&mut self, ip: std::net::IpAddr) {

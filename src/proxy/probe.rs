@@ -53,15 +53,14 @@ impl Core {
             return None;
         }
         // Only an answer to a request we sent: the tag must match.
-        let forged = Some(Outcome::Dropped(Drop::ForgedResponse));
         match (probe, ping) {
             (Some(rest), _) => match super::branch::signed_id(PROBE, rest) {
                 Some(id) => self.probe_reply(msg, id),
-                None => forged,
+                None => Some(self.forged()),
             },
             (_, Some(rest)) => match super::branch::signed_id(super::natping::PING, rest) {
                 Some(id) => self.nat_ping_reply(msg, id, flow),
-                None => forged,
+                None => Some(self.forged()),
             },
             _ => None,
         }

@@ -33,7 +33,7 @@ impl Core {
             stateless_response_ok(branch, next, msg)
         };
         if !genuine {
-            return Outcome::Dropped(Drop::ForgedResponse);
+            return self.forged();
         }
         let transport = match next.transport {
             ViaTransport::Udp => Transport::Udp,

@@ -747,3 +747,29 @@ targets = [{ uri = "sip:192.0.2.60:5060" }]
         Outcome::Forwarded(_)
     ));
 }
+
+#[test]
+fn a_forger_is_charged_like_a_flood() {
+    let mut c = core("[guard]\nmax_requests = 3\nwindow_ms = 60000\n");
+    let next = "Via: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKuac1\r\n";
+    let forged = response(&format!(
+        "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKsl0000000000000000.0000000000000000\r\n{next}"
+    ));
+    let from = Flow {
+        remote: "198.51.100.7:5060".parse().unwrap(),
+        ..udp_from(0)
+    };
+    for _ in 0..4 {
+        assert_eq!(
+            c.handle(forged.clone(), from),
+            Outcome::Dropped(Drop::ForgedResponse)
+        );
+    }
+    assert_eq!(c.handle(forged, from), Outcome::Dropped(Drop::Banned));
+    // Another sender is not.
+    let genuine = ours("Via: SIP/2.0/UDP 127.0.0.1;branch={b}\r\n", next, None);
+    assert!(matches!(
+        c.handle(genuine, udp_from(0)),
+        Outcome::Forwarded(_)
+    ));
+}

@@ -282,7 +282,7 @@ impl Core {
             Some(Ok(Some(leg))) => leg,
             // One of our stateful branches with a tag that does not match
             // its Call-ID and CSeq: forged, or from an earlier run.
-            Some(Err(())) => return out.push(Outcome::Dropped(super::Drop::ForgedResponse)),
+            Some(Err(())) => return out.push(self.forged()),
             _ => return out.push(self.response(&msg)),
         };
         if leg.shard != table.shard {
@@ -293,7 +293,7 @@ impl Core {
             // §17.1.3: the CSeq method too (the tag covers the number).
             Some(ctx) if !ctx.answered_by(&msg) => {
                 self.settle(ctx);
-                out.push(Outcome::Dropped(super::Drop::ForgedResponse));
+                out.push(self.forged());
             }
             Some(ctx) => self.leg_response(now, ctx, leg.leg as usize, &msg, out),
             None => out.push(self.response(&msg)),
