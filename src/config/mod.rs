@@ -5,6 +5,7 @@
 //! unknown destination "nope"`). Unknown keys are errors. A reload builds a
 //! new immutable `Config`; nothing is changed in place.
 
+pub mod headers;
 mod raw;
 mod routing;
 mod services;

@@ -144,6 +144,18 @@ pub(super) struct RawRoute {
     pub rewrite: Option<RawRewrite>,
     pub cps: Option<Spanned<i64>>,
     pub burst: Option<Spanned<i64>>,
+    pub headers: Option<Spanned<RawHeaders>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeaders {
+    #[serde(default)]
+    pub remove: Vec<String>,
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +232,7 @@ pub(super) struct RawDestination {
     pub probe: Option<RawProbe>,
     pub cps: Option<Spanned<i64>>,
     pub burst: Option<Spanned<i64>>,
+    pub headers: Option<Spanned<RawHeaders>>,
 }
 
 #[derive(Debug, Deserialize)]

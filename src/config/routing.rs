@@ -26,6 +26,8 @@ pub struct Route {
     pub rewrite: Rewrite,
     /// New calls (initial INVITEs) per second this route admits.
     pub limit: Option<crate::routing::limit::Limit>,
+    /// Headers removed, set and added on the requests it forwards.
+    pub headers: super::headers::HeaderRules,
 }
 
 /// What a route does with a request it matches.
@@ -138,6 +140,8 @@ pub struct Destination {
     pub probe: ProbeCfg,
     /// New calls (initial INVITEs) per second sent to this set.
     pub limit: Option<crate::routing::limit::Limit>,
+    /// Headers removed, set and added on the requests sent to it.
+    pub headers: super::headers::HeaderRules,
 }
 
 /// How a stateful proxy uses the targets of a destination set.
@@ -335,6 +339,7 @@ impl Cx<'_> {
                 fallback: None,
                 probe,
                 limit: self.limit(&d.cps, &d.burst, &key(""))?,
+                headers: self.header_rules(&d.headers, &key("headers"))?,
             });
         }
         // Fallbacks name other sets; a chain must end (no cycles).
@@ -643,9 +648,24 @@ impl Cx<'_> {
                 action,
                 rewrite,
                 limit: self.limit(&r.cps, &r.burst, &key(""))?,
+                headers: self.header_rules(&r.headers, &key("headers"))?,
             });
         }
         Ok(routes)
+    }
+
+    /// `headers = { remove, set, add }` of a route or destination set.
+    fn header_rules(
+        &self,
+        raw: &Option<Spanned<raw::RawHeaders>>,
+        key: &str,
+    ) -> Result<super::headers::HeaderRules, ConfigError> {
+        let Some(h) = raw else {
+            return Ok(Default::default());
+        };
+        let r = h.get_ref();
+        super::headers::build(&r.remove, &r.set, &r.add)
+            .or_else(|e| self.err(Some(h.span()), key, e))
     }
 
     /// `cps` and `burst` of a route or destination set (`key` ends in a

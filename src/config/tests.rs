@@ -230,6 +230,8 @@ fn errors_name_file_line_and_key() {
         ("[guard]\nwindow_ms = 10\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: guard.window_ms: 10 is out of range 100..=3600000"),
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[route]]\nname = \"x\"\naction = \"drop\"\nburst = 5\n", "test.toml:7: route[0].burst: only with cps"),
         ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"sip:h\" }]\ncps = 0\n", "test.toml:6: destination.a.cps: 0 is out of range 1..=1000000"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[route]]\nname = \"x\"\naction = \"drop\"\nheaders = { remove = [\"Via\"] }\n", "test.toml:7: route[0].headers: \"Via\": Via, Route, Record-Route, Call-ID, CSeq, From, To, Max-Forwards, Content-Length and Contact are the proxy's to manage"),
+        ("[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[destination.a]\ntargets = [{ uri = \"sip:h\" }]\nheaders = { add = { \"X-A\" = \"{who}\" } }\n", "test.toml:6: destination.a.headers: X-A: {who} is not one of"),
         ("[guard]\nban = 1\n[[listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n", "test.toml:2: unknown field `ban`"),
     ];
     for (text, want) in cases {

@@ -773,3 +773,42 @@ fn a_forger_is_charged_like_a_flood() {
         Outcome::Forwarded(_)
     ));
 }
+
+#[test]
+fn header_rules_of_the_route_and_the_set_apply_to_initial_requests() {
+    let mut c = core(
+        r#"
+[[route]]
+name = "all"
+destination = "d"
+headers = { remove = ["X-Internal-*"], set = { "P-Asserted-Identity" = "<sip:{from.user}@carrier.example>" }, add = { "X-Source" = "{source.ip}" } }
+[destination.d]
+targets = [{ uri = "sip:192.0.2.60:5060" }]
+headers = { add = { "X-Carrier" = "acme {ruri.user}" } }
+"#,
+    );
+    let extra = "P-Asserted-Identity: <sip:evil@x>\r\nX-Internal-Id: 7\r\nx-internal-zone: a\r\nX-Keep: 1\r\n";
+    let (_, m) = forwarded(c.handle(invite("sip:bob@192.0.2.61", extra), udp_from(0)));
+    let all = |n: &str| -> Vec<String> {
+        m.headers()
+            .filter(|h| h.name_bytes.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            .collect()
+    };
+    assert_eq!(all("P-Asserted-Identity"), ["<sip:alice@carrier.example>"]);
+    assert!(all("X-Internal-Id").is_empty() && all("X-Internal-Zone").is_empty());
+    assert_eq!(all("X-Keep"), ["1"]);
+    assert_eq!(all("X-Source"), ["127.0.0.2"]);
+    assert_eq!(all("X-Carrier"), ["acme bob"]);
+    // Inside a dialog no route applies: the headers pass as they are.
+    let bye = String::from_utf8(invite("sip:bob@192.0.2.61", extra).to_vec())
+        .unwrap()
+        .replace("INVITE", "BYE")
+        .replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=b1",
+        );
+    let (_, m) = forwarded(c.handle(Bytes::from(bye), udp_from(0)));
+    assert!(m.headers().any(|h| h.name_bytes == b"X-Internal-Id"));
+    assert!(!m.headers().any(|h| h.name_bytes == b"X-Source"));
+}
