@@ -352,3 +352,33 @@ fn slow_messages_are_cut_and_one_address_is_capped() {
     again.send(b"\r\n\r\n").unwrap();
     assert!(matches!(again.read(), Ok(Received::Keepalive(2))));
 }
+
+/// SO_REUSEADDR on the TCP listeners: after Siphon itself closed a
+/// connection (its side in TIME_WAIT), a restart binds the same address at
+/// once instead of failing with "Address already in use" for a minute.
+#[test]
+fn a_restart_binds_at_once_after_closing_connections() {
+    let mut p = start_on(1, "127.0.4.81", &["tcp"], "");
+    let addr = p.addr;
+    let mut c = connect("127.0.4.82", addr);
+    c.send(&c.request("OPTIONS", &format!("sip:{addr}"), "r-1", "z9hG4bKr1", 1, ""))
+        .unwrap();
+    assert_eq!(c.expect().status(), Some(200));
+    // Siphon closes first: its end of the connection waits in TIME_WAIT.
+    p.rt.shutdown();
+    assert!(matches!(c.read(), Ok(Received::Closed)));
+    drop(p);
+    let _one = common::lock();
+    let text =
+        format!("[server]\nshards = 1\n[[listen]]\ntransport = \"tcp\"\naddr = \"{addr}\"\n");
+    let cfg = siphon::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let again = siphon::rt::Runtime::start(
+        std::sync::Arc::new(cfg),
+        std::sync::Arc::new(siphon::proxy::Hosts::default()),
+    );
+    assert!(again.is_ok(), "{:?}", again.err());
+    let mut c = connect("127.0.4.82", addr);
+    c.send(&c.request("OPTIONS", &format!("sip:{addr}"), "r-2", "z9hG4bKr2", 1, ""))
+        .unwrap();
+    assert_eq!(c.expect().status(), Some(200));
+}
