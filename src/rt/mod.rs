@@ -16,6 +16,8 @@ mod ring;
 #[forbid(unsafe_code)]
 mod shard;
 #[forbid(unsafe_code)]
+pub mod slab;
+#[forbid(unsafe_code)]
 mod stats;
 #[forbid(unsafe_code)]
 mod tcp;
