@@ -42,6 +42,12 @@ pub(super) const MESH_QUEUE: usize = 4096;
 const TICK: u64 = 50;
 /// After a stop, how long queued TCP writes may take to flush.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Every this many housekeeping ticks (1 s), tables a burst left mostly
+/// idle give their memory back (`Shard::give_back`).
+const GIVE_BACK_TICKS: u32 = 20;
+/// Completions and decided outcomes a shard's scratch lists keep room for
+/// once a burst is over.
+const SCRATCH_KEPT: usize = 1024;
 
 /// What goes over the mesh to another shard.
 pub(super) enum Handoff {
@@ -114,6 +120,8 @@ pub(super) struct Shard {
     journal_buf: Vec<u8>,
     /// Set once the stop flag is seen: the end of the drain.
     draining: Option<Instant>,
+    /// Housekeeping ticks until the next `give_back`.
+    give_back_in: u32,
 }
 
 impl Shard {
@@ -148,6 +156,7 @@ impl Shard {
             held: Vec::new(),
             journal_buf: Vec::new(),
             draining: None,
+            give_back_in: GIVE_BACK_TICKS,
         }
     }
 
@@ -208,7 +217,11 @@ impl Shard {
             }
             if now >= next_tick {
                 next_tick = now + TICK;
-                self.housekeeping(now);
+                if self.housekeeping(now) && cqes.capacity() > SCRATCH_KEPT {
+                    // Carried out above; the next wait refills it.
+                    cqes.clear();
+                    cqes.shrink_to(SCRATCH_KEPT);
+                }
             }
             self.write_journal();
             if self.draining.is_none() && self.stop.load(Ordering::Relaxed) {
@@ -444,8 +457,9 @@ impl Shard {
     /// Every `TICK`: health probes and NAT keep-alives (shard 0 only;
     /// nothing elsewhere), the transaction counters, and the journal's
     /// file generation (an idle shard moves to a new file too, so that
-    /// compaction can go on).
-    fn housekeeping(&mut self, now: u64) {
+    /// compaction can go on); once a second, what idle tables give back
+    /// (true then).
+    fn housekeeping(&mut self, now: u64) -> bool {
         let mut out = std::mem::take(&mut self.decided);
         self.core.poll_probes(now, &mut out);
         self.core.poll_nat_pings(now, &mut out);
@@ -461,6 +475,46 @@ impl Shard {
             if let Err(e) = w.follow_gen() {
                 tracing::error!("registrar journal: {e}");
             }
+        }
+        self.give_back_in = self.give_back_in.saturating_sub(1);
+        if self.give_back_in > 0 {
+            return false;
+        }
+        self.give_back(now);
+        true
+    }
+
+    /// Once a second: the tables a burst (an INVITE flood, a storm of
+    /// connections or sends) left mostly idle give back what they grew
+    /// to — the transaction table, its index and timer wheel, the ring's
+    /// send slots, the TCP table, the guard's source tables, this shard's
+    /// scratch lists — and, if any did, the C heap returns the freed pages
+    /// to the kernel (`ring::trim_heap`). Without it a process that took a
+    /// flood keeps its peak RSS after the flood has drained (see
+    /// docs/benchmarks.md, "Memory after a flood"). Each shrink costs
+    /// O(its table) only when fewer than a quarter of it is in use, and
+    /// nothing otherwise.
+    fn give_back(&mut self, now: u64) {
+        self.give_back_in = GIVE_BACK_TICKS;
+        let mut freed = self.core.shrink_idle(now);
+        freed |= self.ring.shrink();
+        freed |= self.tcp.shrink();
+        freed |= self.timers.shrink();
+        // Scratch lists are small next to the tables, and may shrink
+        // under load: they do not call for a trim.
+        for v in [&mut self.decided, &mut self.held] {
+            if v.is_empty() && v.capacity() > SCRATCH_KEPT {
+                *v = Vec::new();
+            }
+        }
+        if freed {
+            let t = Instant::now();
+            super::ring::trim_heap();
+            tracing::debug!(
+                shard = self.id,
+                "tables shrunk, heap trimmed in {} us",
+                t.elapsed().as_micros()
+            );
         }
     }
 
