@@ -398,6 +398,31 @@ impl Waker {
     }
 }
 
+/// `n` atomics, zero, in memory fresh from the allocator's zeroed path
+/// (`calloc`: for a large table, pages the kernel maps on first touch),
+/// so that a large table costs no RSS until it is used, which a loop
+/// storing zeros would not guarantee. For tables that are dropped and
+/// made anew to give memory back (the stateful INVITE directory).
+pub fn zeroed_atomics(n: usize) -> Box<[std::sync::atomic::AtomicU64]> {
+    use std::sync::atomic::AtomicU64;
+    if n == 0 {
+        return Box::new([]);
+    }
+    // Only fails past isize::MAX bytes; tables here are sized from config
+    // values bounded far below that.
+    let layout = std::alloc::Layout::array::<AtomicU64>(n).expect("table size");
+    // SAFETY: the layout's size is not zero (n > 0).
+    let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut AtomicU64;
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` is the global allocator's block for `n` AtomicU64 with
+    // their alignment (the layout `Box<[AtomicU64]>` frees it with), all
+    // bytes zero, and all-zero bytes are a valid AtomicU64 (it has the
+    // bit validity of u64): a fully initialised slice, owned by the box.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) }
+}
+
 /// Hand the free memory of the C heap back to the kernel: glibc's
 /// `malloc_trim(0)` releases the free pages inside every arena, not only
 /// at the top of the heap as its automatic trimming does. After a flood
@@ -1048,6 +1073,20 @@ mod tests {
             events(&mut ring, Duration::from_secs(2)),
             vec!["sent 9 Ok(5)".to_string()]
         );
+    }
+
+    #[test]
+    fn zeroed_atomics_are_zero_and_usable() {
+        use std::sync::atomic::Ordering;
+        assert!(zeroed_atomics(0).is_empty());
+        let t = zeroed_atomics(1 << 20);
+        assert_eq!(t.len(), 1 << 20);
+        assert!(t
+            .iter()
+            .step_by(4093)
+            .all(|a| a.load(Ordering::Relaxed) == 0));
+        t[12_345].store(7, Ordering::Relaxed);
+        assert_eq!(t[12_345].swap(0, Ordering::Relaxed), 7);
     }
 
     #[test]

@@ -135,8 +135,10 @@ impl Table {
     /// the last one in use, hand out free slots lowest first from now on
     /// (contexts gather at the front, so a later call drops more), and cut
     /// the slab, the free list and the index to what is left; the wheel
-    /// likewise, and the fired buffer. Contexts, their branches and their
-    /// timers are untouched. O(slots): called from the shard's
+    /// likewise, and the fired buffer. On shard 0, an INVITE directory
+    /// that is empty after use is replaced by a fresh one
+    /// ([`TxDirectory::reset_if_idle`]). Contexts, their branches and
+    /// their timers are untouched. O(slots): called from the shard's
     /// housekeeping, never per message. True if a table gave back room
     /// (the scratch buffer does not count: it is small, and shrinks under
     /// load too).
@@ -148,7 +150,10 @@ impl Table {
         if self.fired.is_empty() && self.fired.capacity() > min.max(64) {
             self.fired = Vec::new();
         }
-        let freed = self.wheel.shrink();
+        let mut freed = self.wheel.shrink();
+        if self.shard == 0 {
+            freed |= self.dir.as_ref().is_some_and(|d| d.reset_if_idle());
+        }
         let room = self.slots.capacity();
         if !slab::worth_shrinking(room, self.stats.active as usize, min) {
             return freed;
