@@ -48,8 +48,9 @@ RATE="${RATE:-5000}"
 DUR="${DUR:-10}"
 SHARDS="${SHARDS:-2}"
 T1="${T1:-500}"                  # [proxy] t1_ms: contexts live 64 x T1
+MAX_TX="${MAX_TX:-1000000}"      # [proxy] max_transactions (siphon's default)
 DRAIN_MAX="${DRAIN_MAX:-120}"    # s to wait for the transactions to end
-SETTLE="${SETTLE:-5}"            # s after the drain before RSS is read
+SETTLE="${SETTLE:-10}"           # s after the drain before RSS is read
 SIPHON="${SIPHON:-target/release/siphon}"
 PROXY_IP=127.0.8.1 UAC_IP=127.0.8.2 SILENT_IP=127.0.8.3
 METRICS="$PROXY_IP:9068"
@@ -104,6 +105,7 @@ addr = "$PROXY_IP:5060"
 mode = "stateful"
 record_route = true
 t1_ms = $T1
+max_transactions = $MAX_TX
 [[route]]
 name = "silent"
 match = { user_prefix = "service" }
@@ -133,7 +135,7 @@ header=$'allocator\tround\tbaseline_mb\tpeak_mb\tafter_mb\tafter/baseline\tconte
 echo "$header" | tee "$out/memory.tsv"
 {
     echo "# $(date -u) $(uname -r) $(nproc) cpus; $(ldd --version | head -1)"
-    echo "# siphon $(git rev-parse --short HEAD 2>/dev/null || echo '?') $SIPHON; shards=$SHARDS t1_ms=$T1"
+    echo "# siphon $(git rev-parse --short HEAD 2>/dev/null || echo '?') $SIPHON; shards=$SHARDS t1_ms=$T1 max_transactions=$MAX_TX"
     echo "# flood: sipp -sn uac, $RATE INVITE/s for $DUR s from one socket, $ROUNDS rounds; RSS read $SETTLE s after the drain"
 } > "$out/report.txt"
 

@@ -48,6 +48,10 @@ const GIVE_BACK_TICKS: u32 = 20;
 /// Completions and decided outcomes a shard's scratch lists keep room for
 /// once a burst is over.
 const SCRATCH_KEPT: usize = 1024;
+/// The C heap is trimmed at most once in this many `give_back`s (5 s): a
+/// trim after a 50,000-INVITE flood takes this shard 1-23 ms (the pages
+/// it returns), and a drain shrinks tables several times in a row.
+const TRIM_EVERY: u32 = 5;
 
 /// What goes over the mesh to another shard.
 pub(super) enum Handoff {
@@ -122,6 +126,10 @@ pub(super) struct Shard {
     draining: Option<Instant>,
     /// Housekeeping ticks until the next `give_back`.
     give_back_in: u32,
+    /// Tables have given back room since the last trim of the heap, and
+    /// how many `give_back`s until the next trim may run.
+    trim_pending: bool,
+    trim_in: u32,
 }
 
 impl Shard {
@@ -157,6 +165,8 @@ impl Shard {
             journal_buf: Vec::new(),
             draining: None,
             give_back_in: GIVE_BACK_TICKS,
+            trim_pending: false,
+            trim_in: 0,
         }
     }
 
@@ -486,14 +496,16 @@ impl Shard {
 
     /// Once a second: the tables a burst (an INVITE flood, a storm of
     /// connections or sends) left mostly idle give back what they grew
-    /// to — the transaction table, its index and timer wheel, the ring's
-    /// send slots, the TCP table, the guard's source tables, this shard's
-    /// scratch lists — and, if any did, the C heap returns the freed pages
-    /// to the kernel (`ring::trim_heap`). Without it a process that took a
-    /// flood keeps its peak RSS after the flood has drained (see
-    /// docs/benchmarks.md, "Memory after a flood"). Each shrink costs
-    /// O(its table) only when fewer than a quarter of it is in use, and
-    /// nothing otherwise.
+    /// to — the transaction table, its index and timer wheel (and on
+    /// shard 0 the INVITE directory), the ring's send slots, the TCP
+    /// table, the guard's source tables, this shard's scratch lists — and,
+    /// if any did, the C heap returns the freed pages to the kernel
+    /// (`ring::trim_heap`, at most every `TRIM_EVERY` s). Without it a
+    /// process that took a flood keeps its peak RSS after the flood has
+    /// drained (see docs/benchmarks.md, "Memory after a flood"). Each
+    /// shrink costs O(its table) only when fewer than a quarter of it is
+    /// in use, and nothing otherwise; under a steady load nothing shrinks
+    /// and nothing is trimmed.
     fn give_back(&mut self, now: u64) {
         self.give_back_in = GIVE_BACK_TICKS;
         let mut freed = self.core.shrink_idle(now);
@@ -507,7 +519,11 @@ impl Shard {
                 *v = Vec::new();
             }
         }
-        if freed {
+        self.trim_pending |= freed;
+        self.trim_in = self.trim_in.saturating_sub(1);
+        if self.trim_pending && self.trim_in == 0 {
+            self.trim_pending = false;
+            self.trim_in = TRIM_EVERY;
             let t = Instant::now();
             super::ring::trim_heap();
             tracing::debug!(
