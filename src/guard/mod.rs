@@ -198,6 +198,17 @@ impl Window {
         }
     }
 
+    /// After its window has ended the counts are dead (the next `add`
+    /// starts afresh): a large table is freed at once instead of waiting
+    /// for the next request. True if memory was freed.
+    fn shrink_ended(&mut self, now: u64, len_ms: u64) -> bool {
+        if now.saturating_sub(self.start) >= len_ms && self.counts.capacity() > 1024 {
+            self.counts = HashMap::new();
+            return true;
+        }
+        false
+    }
+
     /// Count one for `ip` at `now`; the new count, or `None` when the table
     /// is full and `ip` is not in it.
     fn add(&mut self, ip: IpAddr, now: u64, len_ms: u64, max_sources: usize) -> Option<u32> {
@@ -323,6 +334,15 @@ impl Guard {
                 false
             }
         }
+    }
+
+    /// Free the source tables of windows that have ended (a flood from
+    /// spoofed addresses fills them to `max_sources`). For the shard's
+    /// housekeeping; changes no count. True if memory was freed.
+    pub fn shrink_idle(&mut self, now: u64) -> bool {
+        let auth_ms = self.cfg.auth_window_s.saturating_mul(1000);
+        self.requests.shrink_ended(now, self.cfg.window_ms)
+            | self.failures.shrink_ended(now, auth_ms)
     }
 
     /// What a banned source gets: `None` to drop, else the status code.

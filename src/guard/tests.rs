@@ -135,3 +135,34 @@ fn the_ban_table_is_bounded_swept_and_lifted() {
     bans.sweep(500);
     assert!(bans.snap.load().is_empty(), "ended bans are forgotten");
 }
+
+#[test]
+fn an_ended_windows_source_table_is_freed_and_counting_goes_on() {
+    let mut g = Guard::new(
+        &cfg("max_requests = 3\nwindow_ms = 1000\nauth_failures = 3\nauth_window_s = 10\n"),
+        Arc::new(Bans::new(10)),
+    );
+    // A flood from 5000 addresses, one request each; failures from 2000.
+    for i in 0..5000u32 {
+        let a = IpAddr::from(std::net::Ipv4Addr::from(0xc633_0000 + i));
+        assert!(!g.request(a, 10));
+        if i < 2000 {
+            assert!(!g.auth_failed(a, 10));
+        }
+    }
+    assert!(g.requests.counts.capacity() >= 5000);
+    assert!(!g.shrink_idle(500), "the windows are running");
+    assert_eq!(g.requests.counts.len(), 5000);
+    assert!(g.shrink_idle(1010), "the request window has ended");
+    assert_eq!(g.requests.counts.capacity(), 0);
+    assert_eq!(g.failures.counts.len(), 2000, "the failure window runs on");
+    assert!(!g.shrink_idle(1020));
+    assert!(g.shrink_idle(10_010));
+    assert_eq!(g.failures.counts.capacity(), 0);
+    // Counting as before.
+    let a = ip("198.51.100.1");
+    for t in 0..3 {
+        assert!(!g.request(a, 20_000 + t));
+    }
+    assert!(g.request(a, 20_003));
+}

@@ -306,6 +306,17 @@ impl Core {
         }
     }
 
+    /// Give back the memory a burst left in this shard's tables once most
+    /// of it is idle: the transaction table (see `stateful::Table::shrink`)
+    /// and the guard's source tables of ended windows. True if any was
+    /// freed. For the housekeeping tick, not the hot path: O(table size)
+    /// when a table is mostly idle, O(1) otherwise.
+    pub fn shrink_idle(&mut self, now: u64) -> bool {
+        let tx = self.stateful.as_mut().is_some_and(stateful::Table::shrink);
+        let guard = self.guard.as_mut().is_some_and(|g| g.shrink_idle(now));
+        tx | guard
+    }
+
     /// The ban table this core reads, when `[guard]` is on.
     pub fn bans(&self) -> Option<Arc<crate::guard::Bans>> {
         self.guard.as_ref().map(|g| g.bans().clone())

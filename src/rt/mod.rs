@@ -16,6 +16,8 @@ mod ring;
 #[forbid(unsafe_code)]
 mod shard;
 #[forbid(unsafe_code)]
+pub mod slab;
+#[forbid(unsafe_code)]
 mod stats;
 #[forbid(unsafe_code)]
 mod tcp;
@@ -36,6 +38,7 @@ use crate::registrar::Registrar;
 use crate::routing::Routing;
 
 pub use admin::{Control, Reloaded};
+pub use ring::zeroed_atomics;
 pub use stats::{Counters, Snapshot, SERIES};
 
 /// How long start-up waits for every shard to bind its sockets.
@@ -160,6 +163,7 @@ impl Runtime {
             .then(|| {
                 Arc::new(crate::proxy::TxDirectory::new(
                     cfg.proxy.transaction.max_transactions,
+                    shards,
                 ))
             });
         // Stateful mode: each shard's own outbound UDP sockets (see

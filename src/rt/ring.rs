@@ -39,6 +39,8 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use super::slab;
+
 /// Submission queue entries; a full queue is submitted early.
 const SQ_ENTRIES: u32 = 4096;
 /// Completion queue entries (the kernel keeps overflow beyond this).
@@ -261,6 +263,21 @@ impl<S> Slots<S> {
         self.live -= 1;
         Some(s)
     }
+
+    /// Free the boxes a burst left, past the last slot in flight, once
+    /// fewer than a quarter are in flight (see `rt::slab`). Slots in
+    /// flight keep their boxes and indices. True if memory was freed.
+    fn shrink(&mut self) -> bool {
+        let room = self.items.capacity();
+        if !slab::worth_shrinking(room, self.live, slab::SHRINK_MIN) {
+            return false;
+        }
+        let keep = slab::compact_free(&mut self.free, self.items.len());
+        self.items.truncate(keep);
+        self.items.shrink_to(keep);
+        self.free.shrink_to(self.free.len());
+        self.items.capacity() < room
+    }
 }
 
 /// The provided-buffer ring: `BUF_COUNT` buffers of `BUF_SIZE` bytes and
@@ -378,6 +395,50 @@ impl Waker {
     /// (EAGAIN) means a wake-up is already pending.
     pub fn wake(&self) {
         let _ = (&self.fd).write(&1u64.to_ne_bytes());
+    }
+}
+
+/// `n` atomics, zero, in memory fresh from the allocator's zeroed path
+/// (`calloc`: for a large table, pages the kernel maps on first touch),
+/// so that a large table costs no RSS until it is used, which a loop
+/// storing zeros would not guarantee. For tables that are dropped and
+/// made anew to give memory back (the stateful INVITE directory).
+pub fn zeroed_atomics(n: usize) -> Box<[std::sync::atomic::AtomicU64]> {
+    use std::sync::atomic::AtomicU64;
+    if n == 0 {
+        return Box::new([]);
+    }
+    // Only fails past isize::MAX bytes; tables here are sized from config
+    // values bounded far below that.
+    let layout = std::alloc::Layout::array::<AtomicU64>(n).expect("table size");
+    // SAFETY: the layout's size is not zero (n > 0).
+    let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut AtomicU64;
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` is the global allocator's block for `n` AtomicU64 with
+    // their alignment (the layout `Box<[AtomicU64]>` frees it with), all
+    // bytes zero, and all-zero bytes are a valid AtomicU64 (it has the
+    // bit validity of u64): a fully initialised slice, owned by the box.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) }
+}
+
+/// Hand the free memory of the C heap back to the kernel: glibc's
+/// `malloc_trim(0)` releases the free pages inside every arena, not only
+/// at the top of the heap as its automatic trimming does. After a flood
+/// has drained, freed contexts otherwise stay resident for good, spread
+/// over pages that a few live allocations keep (docs/benchmarks.md,
+/// "Memory after a flood"). Walks the arenas under their locks, so it is
+/// for the housekeeping tick after tables shrank, not the hot path. A
+/// no-op where the C library is not glibc.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and touches only the
+    // allocator's own arenas, each under its lock; glibc documents it as
+    // MT-Safe, callable from any thread at any time. Its result (whether
+    // memory was released) is not needed.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -854,6 +915,22 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Give back what a burst of sends left: the slots past the last one
+    /// in flight, and spare room in the stream map and the re-arm list.
+    /// For the shard's housekeeping; true if a table gave back room (the
+    /// re-arm list does not count: it is small).
+    pub fn shrink(&mut self) -> bool {
+        if self.rearm.is_empty() && self.rearm.capacity() > 1024 {
+            self.rearm = Vec::new();
+        }
+        let mut freed = self.sends.shrink() | self.writes.shrink() | self.connects.shrink();
+        if self.streams.capacity() > 4 * self.streams.len().max(256) {
+            self.streams.shrink_to(self.streams.len());
+            freed = true;
+        }
+        freed
+    }
+
     /// Whether no operation is in flight but the receives that run for
     /// the ring's life.
     pub fn quiet(&self) -> bool {
@@ -958,6 +1035,79 @@ mod tests {
             (&buf[..n], from),
             (&b"world"[..], sock.local_addr().unwrap())
         );
+    }
+
+    #[test]
+    fn a_burst_of_sends_gives_its_slots_back_once_done() {
+        let mut ring: Ring<u32> = Ring::new(0, Arc::new(Waker::new().unwrap())).unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = peer.local_addr().unwrap();
+        let n = 3000;
+        for i in 0..n {
+            ring.send_to(sock.as_raw_fd(), to, vec![b'x'; 8], i)
+                .unwrap();
+        }
+        assert_eq!(ring.sends.items.len(), n as usize);
+        assert!(!ring.shrink(), "all in flight: kept");
+        assert_eq!(ring.sends.items.len(), n as usize);
+        let mut sent = 0;
+        for _ in 0..100 {
+            sent += events(&mut ring, Duration::from_millis(50))
+                .iter()
+                .filter(|e| e.starts_with("sent "))
+                .count();
+            if sent == n as usize {
+                break;
+            }
+        }
+        assert_eq!(sent, n as usize);
+        assert!(ring.quiet());
+        assert!(ring.shrink());
+        assert_eq!(ring.sends.items.capacity(), 0);
+        assert!(!ring.shrink(), "nothing more to give");
+        // Sends go on as before.
+        ring.send_to(sock.as_raw_fd(), to, b"again".to_vec(), 9)
+            .unwrap();
+        assert_eq!(
+            events(&mut ring, Duration::from_secs(2)),
+            vec!["sent 9 Ok(5)".to_string()]
+        );
+    }
+
+    #[test]
+    fn zeroed_atomics_are_zero_and_usable() {
+        use std::sync::atomic::Ordering;
+        assert!(zeroed_atomics(0).is_empty());
+        let t = zeroed_atomics(1 << 20);
+        assert_eq!(t.len(), 1 << 20);
+        assert!(t
+            .iter()
+            .step_by(4093)
+            .all(|a| a.load(Ordering::Relaxed) == 0));
+        t[12_345].store(7, Ordering::Relaxed);
+        assert_eq!(t[12_345].swap(0, Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn a_send_in_flight_late_in_the_slots_keeps_its_slot() {
+        let mut s: Slots<u32> = Slots::new();
+        for i in 0..2000 {
+            s.insert(i);
+        }
+        for i in 0..1999 {
+            s.remove(i);
+        }
+        // Slot 1999 is still in flight: only its box and those before stay.
+        assert!(s.shrink());
+        assert_eq!(s.items.len(), 2000);
+        assert_eq!(s.items[1999].as_ref(), &Some(1999));
+        // The lowest free slot is reused first.
+        assert_eq!(s.insert(7).0, 0);
+        assert_eq!(s.remove(1999), Some(1999));
+        assert_eq!(s.remove(0), Some(7));
+        assert!(s.shrink());
+        assert!(s.items.is_empty() && s.free.is_empty());
     }
 
     fn sock_room(s: &UdpSocket) -> usize {

@@ -42,6 +42,16 @@ pub(super) const MESH_QUEUE: usize = 4096;
 const TICK: u64 = 50;
 /// After a stop, how long queued TCP writes may take to flush.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Every this many housekeeping ticks (1 s), tables a burst left mostly
+/// idle give their memory back (`Shard::give_back`).
+const GIVE_BACK_TICKS: u32 = 20;
+/// Completions and decided outcomes a shard's scratch lists keep room for
+/// once a burst is over.
+const SCRATCH_KEPT: usize = 1024;
+/// The C heap is trimmed at most once in this many `give_back`s (5 s): a
+/// trim after a 50,000-INVITE flood takes this shard 1-23 ms (the pages
+/// it returns), and a drain shrinks tables several times in a row.
+const TRIM_EVERY: u32 = 5;
 
 /// What goes over the mesh to another shard.
 pub(super) enum Handoff {
@@ -117,6 +127,12 @@ pub(super) struct Shard {
     journal_buf: Vec<u8>,
     /// Set once the stop flag is seen: the end of the drain.
     draining: Option<Instant>,
+    /// Housekeeping ticks until the next `give_back`.
+    give_back_in: u32,
+    /// Tables have given back room since the last trim of the heap, and
+    /// how many `give_back`s until the next trim may run.
+    trim_pending: bool,
+    trim_in: u32,
 }
 
 impl Shard {
@@ -152,6 +168,9 @@ impl Shard {
             journal_buf: Vec::new(),
             draining: None,
             behind: false,
+            give_back_in: GIVE_BACK_TICKS,
+            trim_pending: false,
+            trim_in: 0,
         }
     }
 
@@ -217,7 +236,11 @@ impl Shard {
             }
             if now >= next_tick {
                 next_tick = now + TICK;
-                self.housekeeping(now);
+                if self.housekeeping(now) && cqes.capacity() > SCRATCH_KEPT {
+                    // Carried out above; the next wait refills it.
+                    cqes.clear();
+                    cqes.shrink_to(SCRATCH_KEPT);
+                }
             }
             self.write_journal();
             if self.draining.is_none() && self.stop.load(Ordering::Relaxed) {
@@ -475,8 +498,9 @@ impl Shard {
     /// Every `TICK`: health probes and NAT keep-alives (shard 0 only;
     /// nothing elsewhere), the transaction counters, and the journal's
     /// file generation (an idle shard moves to a new file too, so that
-    /// compaction can go on).
-    fn housekeeping(&mut self, now: u64) {
+    /// compaction can go on); once a second, what idle tables give back
+    /// (true then).
+    fn housekeeping(&mut self, now: u64) -> bool {
         let mut out = std::mem::take(&mut self.decided);
         self.core.poll_probes(now, &mut out);
         self.core.poll_nat_pings(now, &mut out);
@@ -492,6 +516,52 @@ impl Shard {
             if let Err(e) = w.follow_gen() {
                 tracing::error!("registrar journal: {e}");
             }
+        }
+        self.give_back_in = self.give_back_in.saturating_sub(1);
+        if self.give_back_in > 0 {
+            return false;
+        }
+        self.give_back(now);
+        true
+    }
+
+    /// Once a second: the tables a burst (an INVITE flood, a storm of
+    /// connections or sends) left mostly idle give back what they grew
+    /// to — the transaction table, its index and timer wheel (and on
+    /// shard 0 the INVITE directory), the ring's send slots, the TCP
+    /// table, the guard's source tables, this shard's scratch lists — and,
+    /// if any did, the C heap returns the freed pages to the kernel
+    /// (`ring::trim_heap`, at most every `TRIM_EVERY` s). Without it a
+    /// process that took a flood keeps its peak RSS after the flood has
+    /// drained (see docs/benchmarks.md, "Memory after a flood"). Each
+    /// shrink costs O(its table) only when fewer than a quarter of it is
+    /// in use, and nothing otherwise; under a steady load nothing shrinks
+    /// and nothing is trimmed.
+    fn give_back(&mut self, now: u64) {
+        self.give_back_in = GIVE_BACK_TICKS;
+        let mut freed = self.core.shrink_idle(now);
+        freed |= self.ring.shrink();
+        freed |= self.tcp.shrink();
+        freed |= self.timers.shrink();
+        // Scratch lists are small next to the tables, and may shrink
+        // under load: they do not call for a trim.
+        for v in [&mut self.decided, &mut self.held] {
+            if v.is_empty() && v.capacity() > SCRATCH_KEPT {
+                *v = Vec::new();
+            }
+        }
+        self.trim_pending |= freed;
+        self.trim_in = self.trim_in.saturating_sub(1);
+        if self.trim_pending && self.trim_in == 0 {
+            self.trim_pending = false;
+            self.trim_in = TRIM_EVERY;
+            let t = Instant::now();
+            super::ring::trim_heap();
+            tracing::debug!(
+                shard = self.id,
+                "tables shrunk, heap trimmed in {} us",
+                t.elapsed().as_micros()
+            );
         }
     }
 

@@ -32,6 +32,7 @@ use bytes::{Buf, BytesMut};
 use socket2::Socket;
 
 use super::shard::{Handoff, Shard, Timer};
+use super::slab;
 use super::stats::Counters;
 use super::wheel::{ticks, TimerKey};
 use super::StartError;
@@ -241,6 +242,27 @@ impl Table {
         Some(c)
     }
 
+    /// Give back what a burst of connections left, once fewer than a
+    /// quarter of the slots are open (see `rt::slab`): the free slots past
+    /// the last open one and the maps' spare room, this shard's and (it
+    /// is shared) the directory's. Open connections keep their slots. For
+    /// the shard's housekeeping; true if memory was freed.
+    pub fn shrink(&mut self) -> bool {
+        let mut freed = false;
+        let room = self.slots.capacity();
+        if slab::worth_shrinking(room, self.live, slab::SHRINK_MIN / 4) {
+            let keep = slab::compact_free(&mut self.free, self.slots.len());
+            self.slots.truncate(keep);
+            self.slots.shrink_to(keep);
+            self.free.shrink_to(self.free.len());
+            freed = self.slots.capacity() < room;
+        }
+        freed |= shrink_map(&mut self.by_id);
+        freed |= shrink_map(&mut self.by_remote);
+        freed |= shrink_map(&mut self.per_source);
+        freed | shrink_map(&mut self.shared.lock())
+    }
+
     /// Bytes read from connection `slot`: kept for framing. False if the
     /// connection is no longer read.
     pub fn take_bytes(&mut self, slot: u32, data: &[u8], now: u64) -> bool {
@@ -253,6 +275,16 @@ impl Table {
             _ => false,
         }
     }
+}
+
+/// Cut a map to its size once it has room for four times that (and more
+/// than a few hundred entries).
+fn shrink_map<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) -> bool {
+    if m.capacity() > 4 * m.len().max(256) {
+        m.shrink_to(m.len());
+        return true;
+    }
+    false
 }
 
 /// Where this process starts numbering connections: different on every
@@ -720,5 +752,49 @@ pub(super) fn shut_reads(shard: &mut Shard) {
                 let _ = c.sock.shutdown(std::net::Shutdown::Read);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        Table::new(10_000, 10_000, Arc::new(Directory::default()))
+    }
+
+    fn open(t: &mut Table, port: u16) -> u32 {
+        let sock = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let remote = SocketAddr::from(([127, 0, 0, 9], port));
+        let local = SocketAddr::from(([127, 0, 0, 1], 5060));
+        t.insert(0, sock, remote, local, State::Open, 0).unwrap()
+    }
+
+    #[test]
+    fn closed_connections_give_their_slots_and_maps_back() {
+        let mut t = table();
+        let slots: Vec<u32> = (0..600).map(|i| open(&mut t, 10_000 + i)).collect();
+        assert!(!t.shrink(), "all open");
+        // All but the last close: it holds the slab; the maps shrink.
+        for &s in &slots[..599] {
+            assert!(t.remove(s).is_some());
+        }
+        assert!(t.shrink());
+        assert_eq!(t.slots.len(), 600);
+        assert!(t.by_id.capacity() < 1024 && t.by_remote.capacity() < 1024);
+        assert!(t.shared.lock().capacity() < 1024);
+        // The lowest free slot is taken first; the last one closes; the
+        // slab goes down to the one still open.
+        let s = open(&mut t, 20_000);
+        assert_eq!(s, 0);
+        assert!(t.remove(slots[599]).is_some());
+        assert!(t.shrink());
+        assert_eq!(t.slots.len(), 1);
+        let remote = SocketAddr::from(([127, 0, 0, 9], 20_000));
+        assert_eq!(t.by_remote.get(&remote), Some(&0));
+        let id = t.get(0).map(|c| c.id);
+        assert_eq!(t.shared.lock().get(&remote).copied(), id);
+        assert!(t.get(0).is_some() && t.get(1).is_none());
+        assert!(!t.shrink(), "small now");
     }
 }

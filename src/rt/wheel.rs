@@ -57,6 +57,14 @@
 //! stale key (its timer fired or was cancelled, its entry perhaps reused) is
 //! rejected instead of touching the new occupant.
 //!
+//! After a burst the slab keeps its size; [`Wheel::shrink`] (called from a
+//! periodic housekeeping pass, never on the hot path) gives it back once
+//! fewer than a quarter of its entries are live: free entries past the last
+//! live one are dropped and the free list is rebuilt lowest index first, so
+//! live timers gather at the front and a later call drops more. Entries
+//! grown again start at a generation above any the dropped ones reached, so
+//! keys stay unambiguous.
+//!
 //! # Precision guarantee
 //!
 //! In ticks the wheel is exact: after `advance(now)` returns, every timer
@@ -100,6 +108,9 @@ const LISTS: usize = LEVELS * SLOTS + 1;
 /// The null index of the intrusive lists and the free list. Never a slab
 /// index, because the capacity is capped at `u32::MAX` entries.
 const NIL: u32 = u32::MAX;
+/// A slab smaller than this is left as it is by [`Wheel::shrink`]
+/// (about 40 KiB of entries for a transaction wheel).
+const SHRINK_MIN: usize = 1024;
 
 /// Names one inserted timer, to cancel or move it. Cheap to copy and store
 /// next to the transaction.
@@ -189,6 +200,10 @@ pub struct Wheel<T> {
     /// pass over it; a cancel may leave it lower than the true minimum).
     /// Meaningless while the overflow list is empty.
     overflow_min: u64,
+    /// The generation an entry starts with when the slab grows: above
+    /// every generation of the entries `shrink` dropped, so that no key
+    /// issued for a dropped entry names its successor at the same index.
+    fresh_generation: u32,
 }
 
 impl<T> Wheel<T> {
@@ -206,6 +221,7 @@ impl<T> Wheel<T> {
             lists: Box::new([List::EMPTY; LISTS]),
             occupied: [0; LEVELS],
             overflow_min: u64::MAX,
+            fresh_generation: 0,
         }
     }
 
@@ -249,7 +265,7 @@ impl<T> Wheel<T> {
             self.entries.push(Entry {
                 value: Some(value),
                 deadline,
-                generation: 0,
+                generation: self.fresh_generation,
                 prev: NIL,
                 next: NIL,
                 list: 0,
@@ -325,6 +341,53 @@ impl<T> Wheel<T> {
     /// again.
     pub fn next_deadline(&self) -> Option<u64> {
         self.next_due().map(|d| d.start)
+    }
+
+    /// Entries the slab has room for now (live, free and not yet grown):
+    /// what a burst leaves behind until [`Wheel::shrink`].
+    pub fn allocated(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    /// Give back slab memory a burst left: when at least `SHRINK_MIN`
+    /// entries have room and fewer than a quarter of them are live, drop
+    /// the free entries past the last live one, rebuild the free list
+    /// lowest index first (new timers then fill the front, and a later call
+    /// can drop more) and cut the room to what is left. Timers, keys and
+    /// the firing order are untouched. O(entries): for a periodic
+    /// housekeeping pass, not the hot path. True if memory was freed.
+    pub fn shrink(&mut self) -> bool {
+        self.shrink_from(SHRINK_MIN)
+    }
+
+    fn shrink_from(&mut self, min: usize) -> bool {
+        let room = self.entries.capacity();
+        if room < min.max(1) || self.len * 4 >= room {
+            return false;
+        }
+        let keep = self
+            .entries
+            .iter()
+            .rposition(|e| e.value.is_some())
+            .map_or(0, |i| i + 1);
+        for e in &self.entries[keep..] {
+            // Free entries' generations are already past every key issued
+            // for them; wrapping as the generations themselves do.
+            if e.generation.wrapping_sub(self.fresh_generation) < u32::MAX / 2 {
+                self.fresh_generation = e.generation;
+            }
+        }
+        self.entries.truncate(keep);
+        self.free = NIL;
+        for i in (0..keep).rev() {
+            let e = &mut self.entries[i];
+            if e.value.is_none() {
+                e.next = self.free;
+                self.free = i as u32;
+            }
+        }
+        self.entries.shrink_to(keep);
+        self.entries.capacity() < room
     }
 
     /// The entry a key names, if the key is not stale.
@@ -707,6 +770,60 @@ mod tests {
     }
 
     #[test]
+    fn shrink_gives_back_a_bursts_slab_and_keeps_the_timers() {
+        let mut w = Wheel::with_capacity(100_000);
+        // Two long timers at the front, then a burst of short ones.
+        let long: Vec<TimerKey> = (0..2).map(|i| w.insert(1_000_000, i).unwrap()).collect();
+        let burst: Vec<TimerKey> = (0..20_000)
+            .map(|i| w.insert(1 + i % 5000, i).unwrap())
+            .collect();
+        assert!(!w.shrink(), "most entries live: nothing to give back");
+        assert_eq!(fire(&mut w, 5000).len(), 20_000);
+        assert!(w.allocated() >= 20_002);
+        assert!(w.shrink());
+        assert!(w.allocated() < SHRINK_MIN, "{}", w.allocated());
+        assert!(!w.shrink(), "small now");
+        for &k in &long {
+            assert_eq!(w.deadline(k), Some(1_000_000));
+        }
+        // Grown again: the stale keys of the burst name none of the new
+        // timers at their old indices.
+        let again: Vec<TimerKey> = (0..20_000)
+            .map(|i| w.insert(6000 + i, i).unwrap())
+            .collect();
+        for &k in &burst {
+            assert_eq!(w.cancel(k), None);
+            assert!(!w.reset(k, 1));
+            assert_eq!(w.deadline(k), None);
+        }
+        assert_eq!(w.len(), 20_002);
+        assert_eq!(w.cancel(again[7]), Some(7));
+        let fired = fire(&mut w, 26_000);
+        assert_eq!(fired.len(), 19_999);
+        assert!(fired.windows(2).all(|p| p[0] < p[1]), "in deadline order");
+        assert_eq!(fire(&mut w, u64::MAX), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_live_timer_late_in_the_slab_holds_it_until_new_ones_fill_the_front() {
+        let mut w = Wheel::with_capacity(100_000);
+        let keys: Vec<TimerKey> = (0..4096u64).map(|i| w.insert(10 + i, i).unwrap()).collect();
+        // The last one lives on; the rest fire.
+        w.reset(keys[4095], 1_000_000);
+        assert_eq!(fire(&mut w, 20_000).len(), 4095);
+        let room = w.allocated();
+        assert!(!w.shrink(), "the live entry is the last one");
+        assert_eq!(w.allocated(), room);
+        // The free list now hands out the lowest entries first.
+        let k = w.insert(30_000, 9).unwrap();
+        assert_eq!(k.index, 0);
+        assert_eq!(fire(&mut w, 1_000_000), vec![9, 4095]);
+        assert!(w.shrink());
+        assert_eq!(w.allocated(), 0);
+        assert!(w.is_empty());
+    }
+
+    #[test]
     fn a_ten_hour_gap_in_one_advance_fires_everything_in_order() {
         let mut w = Wheel::with_capacity(16);
         let deadlines = [
@@ -799,6 +916,8 @@ mod tests {
         Cancel(usize),
         Reset(usize, i64),
         Advance(u64),
+        /// Give back spare slab room (at any size).
+        Shrink,
     }
 
     /// Offsets that land on every level, on boundaries and in the overflow.
@@ -823,6 +942,7 @@ mod tests {
             2 => (0u64..100).prop_map(Op::Advance),
             1 => (0u64..10_000).prop_map(Op::Advance),
             1 => (0u64..2 * SPAN).prop_map(Op::Advance),
+            1 => Just(Op::Shrink),
         ]
     }
 
@@ -897,6 +1017,10 @@ mod tests {
                         }
                     }
                     Op::Cancel(_) | Op::Reset(..) => {}
+                    Op::Shrink => {
+                        w.shrink_from(0);
+                        prop_assert!(w.allocated() >= w.len());
+                    }
                     Op::Advance(by) => {
                         now = now.saturating_add(by);
                         let got = fire(&mut w, now);

@@ -12,6 +12,10 @@
 //! Timers: one entry per context in the shard's timer wheel, at the
 //! earliest deadline of its transactions, Timer C and the branch timeout.
 //! Every event on a context recomputes it.
+//!
+//! Memory: a flood grows the slab, the index and the wheel to its peak;
+//! [`Table::shrink`], from the shard's housekeeping, gives that back once
+//! fewer than a quarter of the slots are in use (see `Core::shrink_idle`).
 
 mod build;
 mod context;
@@ -28,6 +32,7 @@ use bytes::Bytes;
 use super::branch::LegRef;
 use super::{Core, Flow, Outcome};
 use crate::config::TransactionCfg;
+use crate::rt::slab;
 use crate::rt::wheel::Wheel;
 use crate::sip::{Message, Method};
 use crate::transaction::Timers;
@@ -83,6 +88,10 @@ pub(super) struct Table {
     /// Which shard holds which INVITE, shared by every shard
     /// (`dispatch = "socket"` with several shards).
     pub dir: Option<std::sync::Arc<TxDirectory>>,
+    /// The generation a slot starts with when the slab grows: above every
+    /// generation of the slots `shrink` dropped, so that a branch naming
+    /// a dropped slot's old occupant never matches its successor.
+    fresh_gen: u32,
 }
 
 impl Table {
@@ -109,6 +118,7 @@ impl Table {
             stats: TxStats::default(),
             fired: Vec::new(),
             dir: None,
+            fresh_gen: 0,
         }
     }
 
@@ -120,8 +130,64 @@ impl Table {
         if self.slots.len() >= self.cap {
             return None;
         }
-        self.slots.push(Slot { gen: 0, ctx: None });
-        Some(((self.slots.len() - 1) as u32, 0))
+        let gen = self.fresh_gen;
+        self.slots.push(Slot { gen, ctx: None });
+        Some(((self.slots.len() - 1) as u32, gen))
+    }
+
+    /// Give back what a burst left: when at least `SHRINK_MIN` slots have
+    /// room and fewer than a quarter are in use, drop the free slots past
+    /// the last one in use, hand out free slots lowest first from now on
+    /// (contexts gather at the front, so a later call drops more), and cut
+    /// the slab, the free list and the index to what is left; the wheel
+    /// likewise, and the fired buffer. On shard 0, an INVITE directory
+    /// that is empty after use is replaced by a fresh one
+    /// ([`TxDirectory::reset_if_idle`]). Contexts, their branches and
+    /// their timers are untouched. O(slots): called from the shard's
+    /// housekeeping, never per message. True if a table gave back room
+    /// (the scratch buffer does not count: it is small, and shrinks under
+    /// load too).
+    pub fn shrink(&mut self) -> bool {
+        self.shrink_from(slab::SHRINK_MIN)
+    }
+
+    fn shrink_from(&mut self, min: usize) -> bool {
+        if self.fired.is_empty() && self.fired.capacity() > min.max(64) {
+            self.fired = Vec::new();
+        }
+        let mut freed = self.wheel.shrink();
+        if self.shard == 0 {
+            freed |= self.dir.as_ref().is_some_and(|d| d.reset_if_idle());
+        }
+        let room = self.slots.capacity();
+        if !slab::worth_shrinking(room, self.stats.active as usize, min) {
+            return freed;
+        }
+        let keep = slab::compact_free(&mut self.free, self.slots.len());
+        for s in &self.slots[keep..] {
+            // A free slot's generation is past every branch issued for it
+            // (compared as the generations wrap).
+            if s.gen.wrapping_sub(self.fresh_gen) < u32::MAX / 2 {
+                self.fresh_gen = s.gen;
+            }
+        }
+        self.slots.truncate(keep);
+        self.slots.shrink_to(keep);
+        self.free.shrink_to(self.free.len());
+        if self.index.capacity() > 4 * self.index.len().max(min / 4) {
+            self.index.shrink_to(self.index.len());
+        }
+        freed || self.slots.capacity() < room
+    }
+
+    /// Room in the slab, the index and the wheel (in use or not).
+    #[cfg(test)]
+    pub fn allocated(&self) -> (usize, usize, usize) {
+        (
+            self.slots.capacity(),
+            self.index.capacity(),
+            self.wheel.allocated(),
+        )
     }
 
     /// Take a context out of its slot to work on it (put it back with

@@ -935,3 +935,96 @@ fn finals_resent_to_a_source_that_never_acks_count_against_it() {
         "{out:?}"
     );
 }
+
+/// An INVITE of a flood: its own branch and Call-ID.
+fn flood_invite(i: usize) -> Vec<u8> {
+    let a: SocketAddr = CALLER.parse().unwrap();
+    let ruri = format!("sip:bob@{UAS1}");
+    testkit::request(
+        "UDP",
+        a,
+        "INVITE",
+        &ruri,
+        &format!("flood-{i}"),
+        &format!("z9hG4bKflood{i}"),
+        1,
+        "",
+    )
+}
+
+#[test]
+fn a_drained_flood_gives_its_table_back_and_stale_branches_stay_stale() {
+    let mut h = H::new("");
+    // 3000 INVITEs nobody answers; the last one rings, so it outlives the
+    // rest (Timer C) and holds the end of the slab.
+    let mut sent = Vec::new();
+    for i in 0..3000 {
+        let out = h.recv(CALLER, &flood_invite(i));
+        assert_eq!(out.len(), 2, "100 and the INVITE");
+        sent.push(out[1].msg().clone());
+    }
+    let last = sent[2999].clone();
+    h.recv(UAS1, &answer(&last, 180, "t1", ""));
+    assert_eq!(h.active(), 3000);
+    let full = h.core.stateful.as_ref().unwrap().allocated();
+    assert!(
+        full.0 >= 3000 && full.1 >= 3000 && full.2 >= 3000,
+        "{full:?}"
+    );
+    assert!(
+        !h.core.shrink_idle(h.now),
+        "all in use: nothing to give back"
+    );
+    // Timer B, the 408s, Timer H: all but the ringing one end.
+    h.advance(70_000);
+    assert_eq!(h.active(), 1);
+    assert!(h.core.shrink_idle(h.now), "the index shrinks");
+    let pinned = h.core.stateful.as_ref().unwrap().allocated();
+    // The slot in use at the end holds the slab (cut to it), and its timer
+    // the wheel.
+    assert_eq!(pinned.0, 3000);
+    assert!(pinned.1 < 1024, "{pinned:?}");
+    // New calls take the lowest slots; the ringing one ends (200, then
+    // Timers L and M); the slab goes.
+    for i in 3000..3010 {
+        h.recv(CALLER, &flood_invite(i));
+    }
+    let ok = h.recv(UAS1, &answer(&last, 200, "t1", ""));
+    assert_eq!(whats(&ok), [format!("200 INVITE -> {CALLER}")]);
+    h.advance(32_000);
+    assert_eq!(h.active(), 10);
+    assert!(h.core.shrink_idle(h.now));
+    let small = h.core.stateful.as_ref().unwrap().allocated();
+    assert!(
+        small.0 < 1024 && small.1 < 1024 && small.2 < 1024,
+        "{small:?}"
+    );
+    h.advance(70_000);
+    assert_eq!(h.active(), 0);
+
+    // Behaviour unchanged: the slab grows again (slots 10..19 anew), and
+    // a late answer to the flood's INVITE in slot 15 does not find the new
+    // call there (its branch names an older generation of the slot): it is
+    // relayed statelessly, and the new call goes on.
+    let mut out = Vec::new();
+    for i in 5000..5020 {
+        out = h.recv(CALLER, &flood_invite(i));
+        assert_eq!(out.len(), 2);
+        if i == 5015 {
+            break;
+        }
+    }
+    let stale = h.recv(UAS1, &answer(&sent[15], 180, "t9", ""));
+    assert_eq!(whats(&stale), [format!("180 INVITE -> {CALLER}")]);
+    let again = h.recv(CALLER, &flood_invite(5015));
+    assert_eq!(
+        whats(&again),
+        [format!("again 100 INVITE -> {CALLER}")],
+        "the new call did not take the stale 180"
+    );
+    let new = out[1].msg().clone();
+    let ring = h.recv(UAS1, &answer(&new, 180, "t2", ""));
+    assert_eq!(whats(&ring), [format!("180 INVITE -> {CALLER}")]);
+    let again = h.recv(CALLER, &flood_invite(5015));
+    assert_eq!(whats(&again), [format!("again 180 INVITE -> {CALLER}")]);
+}
