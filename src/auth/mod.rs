@@ -266,6 +266,12 @@ impl Auth {
         .with_max_nonce_failures(a.max_nonce_failures))
     }
 
+    /// Forget expired nonces, one part of the replay window per call (the
+    /// housekeeping of one shard calls it every tick).
+    pub fn sweep(&self, now: u64) {
+        self.replay.sweep_next(now, self.nonce_lifetime_s);
+    }
+
     pub fn realm(&self) -> &str {
         &self.realm
     }

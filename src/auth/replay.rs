@@ -45,6 +45,8 @@ type Shard = HashMap<[u8; 16], Entry>;
 pub(crate) struct ReplayWindow {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
+    /// The shard the next [`ReplayWindow::sweep_next`] cleans.
+    cursor: std::sync::atomic::AtomicUsize,
 }
 
 impl ReplayWindow {
@@ -56,6 +58,7 @@ impl ReplayWindow {
             shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
             // shards * per_shard <= max.
             per_shard: max / shards,
+            cursor: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -130,6 +133,22 @@ impl ReplayWindow {
         1
     }
 
+    /// Forget the expired nonces of one shard (the next in turn), so the
+    /// window holds what the last `lifetime` seconds issued rather than
+    /// filling to `max_nonces`; its spare capacity goes back too.
+    pub(crate) fn sweep_next(&self, now: u64, lifetime: u64) {
+        let i = self
+            .cursor
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.shards.len();
+        let mut shard = self.lock(i);
+        shard.retain(|_, e| now.saturating_sub(e.issued) <= lifetime);
+        let len = shard.len();
+        if shard.capacity() > 4 * len.max(64) {
+            shard.shrink_to(2 * len);
+        }
+    }
+
     /// Nonces remembered, over all shards.
     pub(crate) fn len(&self) -> usize {
         (0..self.shards.len()).map(|i| self.lock(i).len()).sum()
@@ -174,6 +193,24 @@ mod tests {
         assert_eq!(w.failures(&mac(2)), 0);
         assert_eq!(w.check(&mac(1), 1, 0, 0, 60), Seen::Fresh);
         assert_eq!(w.failures(&mac(1)), 2);
+    }
+
+    #[test]
+    fn a_sweep_forgets_expired_nonces_one_shard_at_a_time() {
+        let w = ReplayWindow::new(64 * 64);
+        for i in 0..1000 {
+            assert_eq!(w.check(&mac(i), 1, i % 2 * 100, 100, 60), Seen::Fresh);
+        }
+        assert_eq!(w.len(), 1000);
+        for _ in 0..w.shards.len() {
+            w.sweep_next(100, 60);
+        }
+        assert_eq!(w.len(), 500, "those issued at 0 expired at 60");
+        assert_eq!(
+            w.check(&mac(1), 2, 100, 100, 60),
+            Seen::Fresh,
+            "the rest kept"
+        );
     }
 
     #[test]

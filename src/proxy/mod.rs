@@ -406,10 +406,14 @@ impl Core {
         }
     }
 
-    /// Forget bans that have ended (the housekeeping of one shard).
+    /// Forget bans that have ended and part of the expired Digest nonces
+    /// (the housekeeping of one shard).
     pub fn sweep_bans(&self, now: u64) {
         if let Some(g) = &self.guard {
             g.bans().sweep(now);
+        }
+        if let Some(a) = &self.auth {
+            a.sweep((self.unix_base_ms + now) / 1000);
         }
     }
 

@@ -103,6 +103,9 @@ pub(super) struct Shard {
     /// Behind: the last wake-up brought `server.overload_backlog`
     /// completions or more (until one brings fewer than a quarter).
     behind: bool,
+    /// Since when (ms) every wake-up has brought `overload_backlog`
+    /// datagrams or more, while not yet behind.
+    over_since: Option<u64>,
     pub cfg: Arc<Config>,
     pub core: Core,
     pub ring: Ring<Option<LegRef>>,
@@ -168,6 +171,7 @@ impl Shard {
             journal_buf: Vec::new(),
             draining: None,
             behind: false,
+            over_since: None,
             give_back_in: GIVE_BACK_TICKS,
             trim_pending: false,
             trim_in: 0,
@@ -216,7 +220,7 @@ impl Shard {
             // A banned source's datagrams cost a lookup each: they do not
             // make the shard refuse new calls from everyone else.
             let banned = self.counters.drops_for(Drop::Banned) - banned;
-            self.note_backlog(datagrams.saturating_sub(banned as usize));
+            self.note_backlog(now, datagrams.saturating_sub(banned as usize));
             self.take_inbox(now);
             self.write_journal();
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
@@ -477,12 +481,12 @@ impl Shard {
     /// the shard is behind the offered load (they waited while it worked);
     /// new calls and REGISTERs are refused from the next wake-up on until
     /// one brings under a quarter of it.
-    fn note_backlog(&mut self, n: usize) {
+    fn note_backlog(&mut self, now: u64, n: usize) {
         let backlog = self.cfg.server.overload_backlog;
         if backlog == 0 {
             return;
         }
-        let behind = still_behind(self.behind, n, backlog);
+        let behind = still_behind(self.behind, &mut self.over_since, now, n, backlog);
         if behind != self.behind {
             self.behind = behind;
             self.core.set_behind(behind);
@@ -595,30 +599,66 @@ impl Shard {
     }
 }
 
-/// Whether a shard is behind after a wake-up that brought `n` completions:
-/// it falls behind at `backlog`, and catches up under a quarter of it (the
-/// gap keeps it from flapping at the threshold).
-fn still_behind(was: bool, n: usize, backlog: usize) -> bool {
+/// How long every wake-up must bring the backlog before the shard counts
+/// as behind: a stall (a heap trim, a burst of expiring timers) brings one
+/// full wake-up and is caught up at once; an overload keeps bringing them.
+const OVERLOAD_HOLD_MS: u64 = 100;
+
+/// Whether a shard is behind after a wake-up at `now` that brought `n`
+/// datagrams: it falls behind once every wake-up for `OVERLOAD_HOLD_MS`
+/// has brought `backlog` or more (`over_since` tracks since when), and
+/// catches up when one brings under a quarter of it (the gap keeps it from
+/// flapping at the threshold).
+fn still_behind(
+    was: bool,
+    over_since: &mut Option<u64>,
+    now: u64,
+    n: usize,
+    backlog: usize,
+) -> bool {
     if was {
-        n >= backlog / 4
-    } else {
-        n >= backlog
+        if n < backlog / 4 {
+            *over_since = None;
+            return false;
+        }
+        return true;
     }
+    if n < backlog {
+        *over_since = None;
+        return false;
+    }
+    let since = *over_since.get_or_insert(now);
+    now.saturating_sub(since) >= OVERLOAD_HOLD_MS
 }
 
 #[cfg(test)]
 mod overload_tests {
     #[test]
-    fn a_shard_falls_behind_at_the_backlog_and_catches_up_under_a_quarter() {
+    fn a_shard_falls_behind_only_when_the_backlog_lasts_and_catches_up_under_a_quarter() {
+        let mut over = None;
         let mut behind = false;
         let mut seen = Vec::new();
-        for n in [10, 127, 128, 100, 40, 32, 31, 127, 200] {
-            behind = super::still_behind(behind, n, 128);
+        // (ms, datagrams): a stall (one full wake-up, then caught up), then
+        // an overload (full wake-ups for 100 ms), then the way back.
+        for (t, n) in [
+            (0, 10),
+            (10, 200),
+            (12, 40),
+            (20, 130),
+            (60, 140),
+            (119, 128),
+            (120, 128),
+            (130, 100),
+            (140, 32),
+            (150, 31),
+            (160, 127),
+        ] {
+            behind = super::still_behind(behind, &mut over, t, n, 128);
             seen.push(behind);
         }
         assert_eq!(
             seen,
-            [false, false, true, true, true, true, false, false, true]
+            [false, false, false, false, false, false, true, true, true, false, false]
         );
     }
 }
