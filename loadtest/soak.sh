@@ -46,7 +46,8 @@
 # Verdicts (PASS/FAIL lines; exit 1 if any FAIL): every call completed and
 # none failed (retransmissions reported), REGISTERs likewise; RSS after
 # warm-up (the first 20 % of the run or 60 s, whichever is shorter, but at
-# least a call's length + 32 s: see below) within 5 % (max/min); RSS after
+# least a call's length + 32 s: see below) within 5 % (max/min), judged on
+# runs of FLAT_MIN_S (600 s) or more only; RSS after
 # the drain within 2x the baseline taken after start; transactions active
 # 0 after the drain (bounded wait DRAIN_S; with the idle wake-up rate
 # before and after, a sign of timers left) and no TCP connection left; the
@@ -464,7 +465,14 @@ read -r qmin qmax qn < <(rss_range "$warm_rule")
 rsum="RSS from ${warm} s to the end of the load ($rn samples): min $rmin kB, max $rmax kB, max/min $ratio (limit 1.05); baseline $BASE_RSS kB; slope over the judged samples $(awk -F'\t' -v w="$warm" 'NR > 1 && $2 == "load" && $1 >= w {n++; sx += $1; sy += $3; sxx += $1 * $1; sxy += $1 * $3}
     END {d = n * sxx - sx * sx; if (n > 1 && d > 0) printf "%+.1f", (n * sxy - sx * sy) / d * 3600 / 1024; else printf "-"}' "$TSV") MB/h"
 [ "$warm" = "$warm_rule" ] || rsum="$rsum (from ${warm_rule} s, 20 % of the run: max/min $(ratio_of "$qmin" "$qmax"))"
-if [ "$rn" -gt 0 ] && awk -v r="$ratio" 'BEGIN {exit !(r <= 1.05)}'; then pass "RSS flat after warm-up: $rsum"; else fail "RSS flat after warm-up: $rsum"; fi
+# Flatness is judged only on runs long enough for every table to reach
+# its steady state: the Digest replay window holds each challenge for
+# nonce_lifetime_s (300 s in secure-edge.toml) before a sweep forgets it,
+# so a shorter run is still filling it by construction.
+FLAT_MIN_S="${FLAT_MIN_S:-600}"
+if [ "$DURATION_S" -lt "$FLAT_MIN_S" ]; then
+    say "INFO RSS flat after warm-up not judged: the run ($DURATION_S s) is shorter than FLAT_MIN_S ($FLAT_MIN_S s), the time the tables take to reach their steady state; $rsum"
+elif [ "$rn" -gt 0 ] && awk -v r="$ratio" 'BEGIN {exit !(r <= 1.05)}'; then pass "RSS flat after warm-up: $rsum"; else fail "RSS flat after warm-up: $rsum"; fi
 
 dsum="RSS ${SETTLE_S} s after the drain $AFTER_RSS kB = $(awk -v a="$AFTER_RSS" -v b="$BASE_RSS" 'BEGIN {printf "%.2f", a / b}')x the baseline $BASE_RSS kB (limit 2x; highest during the load $rmax kB)"
 if [ "$AFTER_RSS" -le $((2 * BASE_RSS)) ]; then pass "RSS back after the drain: $dsum"; else fail "RSS back after the drain: $dsum"; fi
