@@ -5,8 +5,7 @@
 //!
 //! Runtimes are started one at a time (see `common`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use siphon::sip::Method;
 use siphon::testkit::Ua;
 
 mod common;
-use common::{free_port, lock, method, start_on, status, Proxy};
+use common::{free_port, http, lock, method, start_on, status, Proxy};
 
 const T: Duration = Duration::from_secs(3);
 
@@ -486,21 +485,6 @@ fn a_whole_set_down_without_fallback_is_503() {
 }
 
 /// One HTTP request to the admin listener: status and body.
-fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(T)).unwrap();
-    write!(
-        c,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    let code = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
-    (code, body)
-}
-
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }

@@ -3,8 +3,6 @@
 //! API lists and lifts bans; a banned source can be answered instead of
 //! dropped. Password guessing is in `registrar.rs`.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,26 +15,12 @@ use siphon::sip::Method;
 use siphon::testkit::Ua;
 
 mod common;
-use common::{method, settled, start_on, status};
+use common::{http, method, settled, start_on, status};
 
 const T: Duration = Duration::from_secs(3);
 
 fn ua(ip: &str) -> Ua {
     Ua::bind(ip, T).unwrap()
-}
-
-fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(T)).unwrap();
-    write!(
-        c,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    let code = out[9..12].parse().unwrap();
-    (code, out.split_once("\r\n\r\n").unwrap().1.to_string())
 }
 
 /// Everything `ua` has been sent until it is quiet for 200 ms.

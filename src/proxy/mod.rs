@@ -266,7 +266,7 @@ impl Core {
         let routing = Routing::build(&cfg, None, shards, 0)
             .unwrap_or_else(|e| panic!("a validated config does not compile: {e}"));
         let cur = Arc::new(routing);
-        let cfg_for_guard = cfg.clone();
+        let guard = cfg_guard(&cfg);
         Core {
             me: Identity::new(&cfg),
             routing: Arc::new(ArcSwap::new(cur.clone())),
@@ -292,7 +292,7 @@ impl Core {
             src: None,
             pinger: None,
             unix_base_ms: crate::registrar::unix_now_ms(),
-            guard: cfg_guard(&cfg_for_guard),
+            guard,
             replanning: false,
             behind: false,
             overload_rejected: 0,
@@ -345,7 +345,9 @@ impl Core {
         let g = self.guard.as_mut()?;
         let ip = flow.remote.ip();
         let request = msg.is_none_or(Message::is_request);
-        let refused = g.banned(ip, now) || (count && request && g.request(ip, now));
+        // In drop mode `banned_early` has looked already.
+        let refused =
+            (g.answer().is_some() && g.banned(ip, now)) || (count && request && g.request(ip, now));
         if !refused {
             return None;
         }
@@ -491,14 +493,16 @@ impl Core {
         self.refresh_routing();
         self.src = Some((flow.remote, flow.transport));
         let parsed = self.parse(data.clone(), flow);
-        let msg = parsed.as_ref().ok();
-        let here = msg.is_none_or(|m| self.owner(m).is_none());
-        let screened = self.screen(msg, flow, here);
-        if let Some(o) = screened {
+        // The shard that handles a request (call-id dispatch), found once.
+        let owner = match &parsed {
+            Ok(m) if m.is_request() => self.owner(m),
+            _ => None,
+        };
+        if let Some(o) = self.screen(parsed.as_ref().ok(), flow, owner.is_none()) {
             return out.push(o);
         }
         match parsed {
-            Ok(msg) if msg.is_request() => match self.owner(&msg) {
+            Ok(msg) if msg.is_request() => match owner {
                 Some(owner) => out.push(Outcome::ToShard(owner, Box::new((data, flow)))),
                 None => self.stateful_request(now, msg, flow, out),
             },

@@ -107,33 +107,32 @@ fn limited(b: Option<&crate::routing::limit::Bucket>) -> u64 {
 /// The Prometheus series of routes and targets (HELP and TYPE once per
 /// family).
 pub fn metrics(routing: &Routing, now_ms: u64, out: &mut String) {
-    family(
-        out,
-        "siphon_route_limited_total",
-        "counter",
-        "new calls a route refused with 503 for its cps limit",
-    );
-    for r in &routing.routes {
-        let _ = writeln!(
-            out,
-            "siphon_route_limited_total{{route=\"{}\"}} {}",
-            label(&r.cfg.name),
-            limited(r.limit.as_ref())
-        );
-    }
-    family(
-        out,
-        "siphon_set_limited_total",
-        "counter",
-        "new calls a destination set refused with 503 for its cps limit",
-    );
-    for s in &routing.sets {
-        let _ = writeln!(
-            out,
-            "siphon_set_limited_total{{set=\"{}\"}} {}",
-            label(&s.cfg.name),
-            limited(s.limit.as_ref())
-        );
+    let routes = routing.routes.iter().map(|r| (&r.cfg.name, &r.limit));
+    let sets = routing.sets.iter().map(|s| (&s.cfg.name, &s.limit));
+    for (name, key, what, of) in [
+        (
+            "siphon_route_limited_total",
+            "route",
+            "a route",
+            routes.collect::<Vec<_>>(),
+        ),
+        (
+            "siphon_set_limited_total",
+            "set",
+            "a destination set",
+            sets.collect(),
+        ),
+    ] {
+        let help = format!("new calls {what} refused with 503 for its cps limit");
+        family(out, name, "counter", &help);
+        for (n, limit) in of {
+            let _ = writeln!(
+                out,
+                "{name}{{{key}=\"{}\"}} {}",
+                label(n),
+                limited(limit.as_ref())
+            );
+        }
     }
     family(
         out,
