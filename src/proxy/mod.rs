@@ -4,6 +4,7 @@
 //! (one `Core` per shard) does the I/O.
 
 pub mod branch;
+mod headers;
 pub mod hosts;
 pub mod identity;
 mod local;
