@@ -130,16 +130,7 @@ MAX_REQUESTS=$(cfg guard max_requests)
 WINDOW_MS=$(cfg guard window_ms)
 MSG_TIMEOUT_MS=$(cfg tcp message_timeout_ms)
 MAX_PER_SOURCE=$(cfg tcp max_per_source)
-for a in "$P_IP 5060" "${METRICS%:*} ${METRICS#*:}"; do
-    if tcp_open $a; then
-        die "siphon starts" "something already listens on TCP ${a/ /:} (a siphon left running?)"
-    fi
-done
-"$SIPHON" --config "$W/siphon/siphon.toml" >"$W/siphon/log" 2>&1 &
-SIPHON_PID=$!
-PIDS+=("$SIPHON_PID")
-siphon_up() { alive "$SIPHON_PID" && [ "$(curl -s --max-time 1 "http://$METRICS/health")" = ok ] && tcp_open "$P_IP" 5060; }
-wait_until 15 siphon_up || die "siphon starts" "not listening on $P_IP:5060 and $METRICS after 15 s: $(tail -3 "$W/siphon/log" | tr '\n' ' ')"
+start_siphon "$W/siphon"
 SHARDS=$(scrape | grep -c '^siphon_udp_datagrams_received_total{' || true)
 pass "siphon starts with config/secure-edge.toml ($changed address lines moved to $P_IP; $SHARDS shards; guard max_requests=$MAX_REQUESTS per ${WINDOW_MS} ms, auth_failures=$AUTH_FAILURES; tcp max_per_source=$MAX_PER_SOURCE, message_timeout_ms=$MSG_TIMEOUT_MS)"
 

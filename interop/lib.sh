@@ -134,6 +134,23 @@ siphon_errors_moved() {
     awk -v a="$1" -v b="$now" 'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) { split(x[i], p, "="); split(y[i], q, "="); if (q[2] != p[2]) printf "%s +%d ", p[1], q[2] - p[2] } }'
 }
 aor() { "${IN_SIPHON_NS[@]}" curl -s --max-time 2 "http://$METRICS/admin/aor/$1@example.com" 2>/dev/null || true; }
+# start_siphon DIR: $SIPHON with DIR/siphon.toml (its log: DIR/log) as
+# SIPHON_PID, up once it answers /health at $METRICS and listens on
+# $P_IP:5060. siphon's listeners use SO_REUSEPORT: a siphon left running
+# would share them (and answer /health), so the addresses must be free.
+start_siphon() {
+    local a
+    for a in "$P_IP 5060" "${METRICS%:*} ${METRICS#*:}"; do
+        if tcp_open $a; then
+            die "siphon starts" "something already listens on TCP ${a/ /:} (a siphon left running?)"
+        fi
+    done
+    "$SIPHON" --config "$1/siphon.toml" >"$1/log" 2>&1 &
+    SIPHON_PID=$!
+    PIDS+=("$SIPHON_PID")
+    siphon_up() { alive "$SIPHON_PID" && [ "$(curl -s --max-time 1 "http://$METRICS/health")" = ok ] && tcp_open "$P_IP" 5060; }
+    wait_until 15 siphon_up || die "siphon starts" "not listening on $P_IP:5060 and $METRICS after 15 s: $(tail -3 "$1/log" | tr '\n' ' ')"
+}
 # stop_siphon DIR [KILL_S]: SIGTERM to SIPHON_PID (its log: DIR/log); 0 if it
 # exits 0 within 5 s, else WHY. One still running then is stopped at once
 # (stop_pid, KILL after KILL_S) if KILL_S is given, else left to cleanup.

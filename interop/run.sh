@@ -101,18 +101,7 @@ users_file = "users.txt"
 [metrics]
 listen = "$METRICS"
 EOF
-# siphon's listeners use SO_REUSEPORT: a siphon left running would share
-# them (and answer /health), so the addresses must be free
-for a in "$P_IP 5060" "${METRICS%:*} ${METRICS#*:}"; do
-    if tcp_open $a; then
-        die "siphon starts" "something already listens on TCP ${a/ /:} (a siphon left running?)"
-    fi
-done
-"$SIPHON" --config "$W/siphon/siphon.toml" >"$W/siphon/log" 2>&1 &
-SIPHON_PID=$!
-PIDS+=("$SIPHON_PID")
-siphon_up() { alive "$SIPHON_PID" && [ "$(curl -s --max-time 1 "http://$METRICS/health")" = ok ] && tcp_open "$P_IP" 5060; }
-wait_until 15 siphon_up || die "siphon starts" "not listening on $P_IP:5060 and $METRICS after 15 s: $(tail -3 "$W/siphon/log" | tr '\n' ' ')"
+start_siphon "$W/siphon"
 pass "siphon starts (stateful, registrar, Digest MD5; UDP+TCP $P_IP:5060)"
 
 # ---------------------------------------------------------------- baresip
