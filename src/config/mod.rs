@@ -170,6 +170,10 @@ pub struct Proxy {
     pub dispatch: Dispatch,
     /// NAT traversal for registered UAs and dialogs.
     pub nat: Nat,
+    /// The secret topology hiding's key is derived from (every node and
+    /// restart sharing it follows the others' hidden dialogs); without
+    /// one, a key made at start.
+    pub topology_secret: Option<String>,
 }
 
 /// NAT traversal (RFC 3581, RFC 5626 §5; Kamailio's `fix_nated_register`
@@ -499,6 +503,16 @@ impl Cx<'_> {
                 Nat::Auto,
                 "\"auto\", \"always\" or \"off\"",
             )?,
+            topology_secret: match &raw.proxy.topology_secret {
+                Some(v) if v.get_ref().len() < 16 => {
+                    return self.err(
+                        Some(v.span()),
+                        "proxy.topology_secret",
+                        "at least 16 characters (the key is derived from it)",
+                    )
+                }
+                v => v.as_ref().map(|v| v.get_ref().clone()),
+            },
         };
 
         if server.spread && proxy.mode == Mode::Stateful && proxy.dispatch == Dispatch::Socket {

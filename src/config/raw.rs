@@ -122,6 +122,7 @@ pub(super) struct RawProxy {
     pub udp_max_size: Option<Spanned<i64>>,
     pub dispatch: Option<Spanned<String>>,
     pub nat: Option<Spanned<String>>,
+    pub topology_secret: Option<Spanned<String>>,
     pub t1_ms: Option<Spanned<i64>>,
     pub t2_ms: Option<Spanned<i64>>,
     pub t4_ms: Option<Spanned<i64>>,
@@ -145,6 +146,7 @@ pub(super) struct RawRoute {
     pub cps: Option<Spanned<i64>>,
     pub burst: Option<Spanned<i64>>,
     pub headers: Option<Spanned<RawHeaders>>,
+    pub hide: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -28,6 +28,9 @@ pub struct Route {
     pub limit: Option<crate::routing::limit::Limit>,
     /// Headers removed, set and added on the requests it forwards.
     pub headers: super::headers::HeaderRules,
+    /// Topology hiding for the dialogs and transactions it admits (see
+    /// `proxy::topology`).
+    pub hide: bool,
 }
 
 /// What a route does with a request it matches.
@@ -649,6 +652,7 @@ impl Cx<'_> {
                 rewrite,
                 limit: self.limit(&r.cps, &r.burst, &key(""))?,
                 headers: self.header_rules(&r.headers, &key("headers"))?,
+                hide: r.hide.unwrap_or(false),
             });
         }
         Ok(routes)

@@ -83,6 +83,7 @@ fn a_full_config() {
             transaction: TransactionCfg::default(),
             dispatch: Dispatch::Socket,
             nat: Nat::Auto,
+            topology_secret: None,
         }
     );
     assert_eq!(c.routes[0].matcher.domain, ["example.com"]);
@@ -140,6 +141,7 @@ fn defaults() {
             transaction: TransactionCfg::default(),
             dispatch: Dispatch::Socket,
             nat: Nat::Auto,
+            topology_secret: None,
         }
     );
     assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());

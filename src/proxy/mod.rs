@@ -15,6 +15,7 @@ mod probe;
 mod request;
 mod response;
 mod stateful;
+pub mod topology;
 
 pub use stateful::{TxDirectory, TxStats};
 
@@ -148,6 +149,10 @@ pub enum Drop {
     /// From a source banned by the guard (a flood, failed
     /// authentications), with `[guard] action = "drop"`.
     Banned,
+    /// A response through our Via whose topology-hiding token does not
+    /// open: not made by this node's key (another run without
+    /// `topology_secret`, or altered).
+    TopologyToken,
 }
 
 impl Drop {
@@ -170,6 +175,7 @@ impl Drop {
             Drop::NatPingReply => "nat_ping_reply",
             Drop::ForgedResponse => "forged_response",
             Drop::Banned => "banned",
+            Drop::TopologyToken => "topology_token",
         }
     }
 }
@@ -229,6 +235,8 @@ pub struct Core {
     behind: bool,
     /// New calls and REGISTERs refused with 503 for overload.
     pub overload_rejected: u64,
+    /// Topology hiding's key (`[proxy] topology_secret`, or made at start).
+    sealer: topology::Sealer,
 }
 
 /// What the registrar and the authenticator of one shard did.
@@ -268,6 +276,7 @@ impl Core {
             .unwrap_or_else(|e| panic!("a validated config does not compile: {e}"));
         let cur = Arc::new(routing);
         let guard = cfg_guard(&cfg);
+        let sealer = topology::Sealer::new(cfg.proxy.topology_secret.as_deref());
         Core {
             me: Identity::new(&cfg),
             routing: Arc::new(ArcSwap::new(cur.clone())),
@@ -297,6 +306,7 @@ impl Core {
             replanning: false,
             behind: false,
             overload_rejected: 0,
+            sealer,
         }
     }
 
@@ -567,3 +577,5 @@ pub fn call_id_shard(call_id: &[u8], shards: usize) -> usize {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topology_tests;

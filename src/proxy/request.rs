@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
 use super::identity::Me;
 use super::location::LocTarget;
+use super::topology::{self, Face, Kind};
 use super::{ConnId, Core, Drop, Flow, Identity, Outcome, Transmit};
 use crate::config::{Target, Transport};
 use crate::routing::stats::count_class;
@@ -128,6 +129,12 @@ pub(super) struct Plan<'m> {
     /// The configured route that matched (counted once per request by
     /// the caller: a failover plans again).
     pub route: Option<usize>,
+    /// Topology hiding: the request leaves with our Via, Record-Route and
+    /// Contact only (see `topology`).
+    pub hide: bool,
+    /// Route values opened from our own Route entry (a hidden dialog's
+    /// route set beyond us), put on top.
+    restore: Vec<Vec<u8>>,
 }
 
 /// Where the next hop comes from.
@@ -325,10 +332,58 @@ impl Core {
         // our Record-Route). Else the configured routes; then the location
         // service for a domain we serve; then the Request-URI, unless that
         // is us.
-        let strict_next = remaining.first().is_some_and(|u| !u.lr());
+        let mut strict_next = remaining.first().is_some_and(|u| !u.lr());
         let mut rewritten = None;
         let mut matched = None;
-        let next = if let Some(r) = remaining.first() {
+        let mut hide = false;
+        // A request in a hidden dialog (see `topology`): our Contact's user
+        // part seals the remote target, our Route entry the route set
+        // beyond us. A token that does not open is a dialog we cannot
+        // follow (another key): 404, as for any dialog not through us.
+        let mut restore = Vec::new();
+        let sealed_target = match (in_dialog && ruri_is_ours && remaining.is_empty(), ruri.user) {
+            (true, Some(user)) if fixed_ruri.is_none() => self.sealer.open(Kind::Contact, user),
+            _ => None,
+        };
+        let sealed_route = routes[..own_routes]
+            .iter()
+            .any(|u| u.param(topology::PARAM).is_some());
+        if sealed_target.is_some() || (in_dialog && sealed_route) {
+            for u in &routes[..own_routes] {
+                match topology::open_routes(&self.sealer, u) {
+                    Some(v) => restore.extend(v),
+                    None => {
+                        return Err(self.reply(msg, flow, 404, &"Not Found (No Dialog Route)", &[]))
+                    }
+                }
+            }
+            hide = true;
+            strict_next = false;
+        }
+        let next = if hide && (!restore.is_empty() || sealed_target.is_some()) {
+            let hop = match restore.first() {
+                Some(r) => crate::sip::NameAddr::parse(r, HeaderName::Route)
+                    .ok()
+                    .and_then(|a| a.uri().ok().map(|u| uri_hop(&u))),
+                None => None,
+            };
+            if let Some(contact) = sealed_target {
+                let Ok(uri) = Uri::parse(&contact) else {
+                    return Err(self.reply(msg, flow, 404, &"Not Found (No Dialog Route)", &[]));
+                };
+                let aliased = super::nat::alias_hop(&uri);
+                let target_hop = aliased
+                    .as_ref()
+                    .map_or_else(|| uri_hop(&uri), |a| a.0.clone());
+                rewritten = Some(aliased.map_or(contact.clone(), |a| a.1));
+                Next::Hop(hop.unwrap_or(target_hop))
+            } else {
+                match hop {
+                    Some(h) => Next::Hop(h),
+                    None => return Err(self.reply(msg, flow, 400, &"Bad Route", &[])),
+                }
+            }
+        } else if let Some(r) = remaining.first() {
             Next::Hop(uri_hop(r))
         } else if in_dialog {
             // A NAT alias we added to this Contact (see `nat`).
@@ -350,6 +405,7 @@ impl Core {
             }
             // An ACK or CANCEL belongs to an INVITE the route has counted.
             matched = (!matches!(method, Method::Ack | Method::Cancel)).then_some(route);
+            hide = self.cur.routes.get(route).is_some_and(|r| r.cfg.hide);
             // Call-rate limits: new calls only (this is an initial request).
             if method == Method::Invite && !self.admit_call(route, &decision) {
                 count_route(&self.cur, matched);
@@ -389,6 +445,8 @@ impl Core {
             retarget: None,
             rewritten,
             route: matched,
+            hide,
+            restore,
         })
     }
 
@@ -452,12 +510,43 @@ impl Core {
             // value, above which ours goes.
             let mut e = std::mem::take(&mut self.edits);
             e.clear();
-            e.stamp_top_via(msg, flow.remote);
-            let via = format!(
+            let dialog_method = matches!(
+                method,
+                Method::Invite
+                    | Method::Subscribe
+                    | Method::Refer
+                    | Method::Notify
+                    | Method::Update
+            );
+            let alias = dialog_method
+                .then(|| self.nat_alias(msg, flow.remote, flow.transport, true))
+                .flatten();
+            let mut via = format!(
                 "SIP/2.0/{} {sent_by};branch={branch}",
                 via_transport(transport),
-            );
-            e.insert_via(msg, via.as_bytes());
+            )
+            .into_bytes();
+            if plan.hide {
+                // Topology hiding: our Via, Record-Route and Contact only.
+                let face = Face {
+                    host: &out_me.host,
+                    port: out_me.port,
+                    transport,
+                };
+                let sealed = topology::hide_request(
+                    &self.sealer,
+                    &mut e,
+                    msg,
+                    flow.remote,
+                    face,
+                    method,
+                    alias.as_deref(),
+                );
+                via.extend_from_slice(&sealed);
+            } else {
+                e.stamp_top_via(msg, flow.remote);
+            }
+            e.insert_via(msg, &via);
             e.set_max_forwards(
                 msg,
                 plan.max_forwards
@@ -495,7 +584,13 @@ impl Core {
                 old.push(b'>');
                 e.add_header(msg, "Route", &old);
             }
-            if self.cfg.proxy.record_route && !matches!(method, Method::Ack | Method::Cancel) {
+            for r in &plan.restore {
+                e.insert_route(msg, r);
+            }
+            if self.cfg.proxy.record_route
+                && !plan.hide
+                && !matches!(method, Method::Ack | Method::Cancel)
+            {
                 // Double Record-Route when the request leaves by another
                 // listener (RFC 5658): the outbound side on top.
                 let in_me = self.me.by_local(flow.transport, flow.local);
@@ -512,17 +607,8 @@ impl Core {
                     );
                 }
             }
-            if matches!(
-                method,
-                Method::Invite
-                    | Method::Subscribe
-                    | Method::Refer
-                    | Method::Notify
-                    | Method::Update
-            ) {
-                if let Some(alias) = self.nat_alias(msg, flow.remote, flow.transport, true) {
-                    e.add_contact_uri_param(msg, &alias);
-                }
+            if let Some(alias) = alias.filter(|_| !plan.hide) {
+                e.add_contact_uri_param(msg, &alias);
             }
             // Header rules of the route that matched and of the set the
             // request goes to (initial requests only: in-dialog ones match

@@ -19,10 +19,24 @@ impl Core {
         if !self.me.is_me(top.host, top.port) {
             return Outcome::Dropped(Drop::NotOurVia);
         }
-        let next = match vias.next() {
-            Some(Ok(v)) => v,
-            Some(Err(_)) => return Outcome::Dropped(Drop::BadResponse),
-            None => return Outcome::Dropped(Drop::NoNextVia),
+        // Topology hiding: the Vias below ours travelled sealed in it.
+        let sealed = match super::topology::via_token(&top) {
+            Some(t) => match super::topology::open_vias(&self.sealer, t) {
+                Some(v) => Some(v),
+                None => return Outcome::Dropped(Drop::TopologyToken),
+            },
+            None => None,
+        };
+        let next = match &sealed {
+            Some(v) => match crate::sip::Via::parse(&v[0]) {
+                Ok(v) => v,
+                Err(_) => return Outcome::Dropped(Drop::BadResponse),
+            },
+            None => match vias.next() {
+                Some(Ok(v)) => v,
+                Some(Err(_)) => return Outcome::Dropped(Drop::BadResponse),
+                None => return Outcome::Dropped(Drop::NoNextVia),
+            },
         };
         // Only a response to a request we forwarded: its branch's keyed tag
         // must match (an off-path sender cannot make one).
@@ -62,23 +76,50 @@ impl Core {
         if bad_destination(ip) {
             return Outcome::Dropped(Drop::BadDestination);
         }
-        let Some(local) = self.me.listener(transport, dest).map(|m| m.addr) else {
+        let Some(out_me) = self.me.listener(transport, dest) else {
             return Outcome::Dropped(Drop::NoListener);
         };
+        let local = out_me.addr;
         let mut e = std::mem::take(&mut self.edits);
         e.clear();
         let removed = e.remove_top_via(msg).is_ok();
-        if let Some(alias) = self.response_alias(msg) {
-            e.add_contact_uri_param(msg, &alias);
-        }
+        let alias = self.response_alias(msg);
+        let restored = match &sealed {
+            Some(vias) => {
+                let face = super::topology::Face {
+                    host: &out_me.host,
+                    port: out_me.port,
+                    transport,
+                };
+                super::topology::restore_response(
+                    &self.sealer,
+                    &mut e,
+                    msg,
+                    vias,
+                    face,
+                    |u| self.uri_is_me(u),
+                    alias.as_deref(),
+                )
+                .is_some()
+            }
+            None => {
+                if let Some(alias) = &alias {
+                    e.add_contact_uri_param(msg, alias);
+                }
+                true
+            }
+        };
         if transport == Transport::Tcp {
             e.ensure_content_length(msg);
         }
-        let mut data = Vec::with_capacity(msg.as_bytes().len());
+        let mut data = Vec::with_capacity(msg.as_bytes().len() + 256);
         e.apply(msg, &mut data);
         self.edits = e;
         if !removed {
             return Outcome::Dropped(Drop::BadResponse);
+        }
+        if !restored {
+            return Outcome::Dropped(Drop::TopologyToken);
         }
         // The connection the request came in on, if it did over a stream.
         let conn = match transport {

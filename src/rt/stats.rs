@@ -101,7 +101,7 @@ counters! {
 }
 
 /// Every drop reason, in counter order.
-pub const DROPS: [Drop; 17] = [
+pub const DROPS: [Drop; 18] = [
     Drop::Keepalive,
     Drop::Garbage,
     Drop::BadResponse,
@@ -119,6 +119,7 @@ pub const DROPS: [Drop; 17] = [
     Drop::NatPingReply,
     Drop::ForgedResponse,
     Drop::Banned,
+    Drop::TopologyToken,
 ];
 
 impl Counters {

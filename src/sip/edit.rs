@@ -124,6 +124,13 @@ impl Edits {
         self.insert_field(at, "Record-Route", value);
     }
 
+    /// Insert `Route: value` above the existing ones.
+    pub fn insert_route(&mut self, msg: &Message, value: &[u8]) {
+        let at = first_field(msg, HeaderName::Route)
+            .map_or(msg.layout().headers_end, |f| f.line.start as usize);
+        self.insert_field(at, "Route", value);
+    }
+
     /// Add a header field after the existing ones.
     pub fn add_header(&mut self, msg: &Message, name: &str, value: &[u8]) {
         self.insert_field(msg.layout().headers_end, name, value);
@@ -179,6 +186,40 @@ impl Edits {
         with.push(b'>');
         self.replace(at(0), b"<");
         self.replace(at(end), &with);
+        true
+    }
+
+    /// Replace the URI of the first Contact value with `uri`, writing an
+    /// addr-spec as a name-addr (its parameters stay the header's). False
+    /// without a Contact, for `*`, or for a value that does not look like
+    /// one.
+    pub fn set_contact_uri(&mut self, msg: &Message, uri: &[u8]) -> bool {
+        let Some(f) = first_field(msg, HeaderName::Contact) else {
+            return false;
+        };
+        let v = msg.slice(f.value);
+        let start = f.value.start as usize;
+        if let Some(lt) = unquoted(v, b'<') {
+            let Some(gt) = v[lt..].iter().position(|&c| c == b'>') else {
+                return false;
+            };
+            self.replace(Span::new(start + lt + 1, start + lt + gt), uri);
+            return true;
+        }
+        let v_trim = v.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+        if v.get(v_trim).is_none_or(|&c| c == b'*') {
+            return false;
+        }
+        let end = v
+            .iter()
+            .skip(v_trim)
+            .position(|&c| matches!(c, b';' | b',' | b' ' | b'\t'))
+            .map_or(v.len(), |p| p + v_trim);
+        let mut with = Vec::with_capacity(uri.len() + 2);
+        with.push(b'<');
+        with.extend_from_slice(uri);
+        with.push(b'>');
+        self.replace(Span::new(start + v_trim, start + end), &with);
         true
     }
 

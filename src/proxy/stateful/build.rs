@@ -48,8 +48,9 @@ pub(super) fn derived_request(
 /// A response from downstream as it goes upstream: our Via removed, a
 /// Content-Length over a stream, the status line replaced when `status`
 /// is given (§16.7 step 6: 503 becomes 500), and `extra` header fields
-/// added (challenges from other branches, §16.7 step 7). `None` if the
-/// response has no Via of ours to remove.
+/// added (challenges from other branches, §16.7 step 7), after the
+/// edits already in `edits` (topology hiding's). `None` if the response
+/// has no Via of ours to remove.
 pub(super) fn upstream_response(
     edits: &mut Edits,
     resp: &Message,
@@ -58,7 +59,6 @@ pub(super) fn upstream_response(
     extra: &[(HeaderName, Vec<u8>)],
     contact_param: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
-    edits.clear();
     edits.remove_top_via(resp).ok()?;
     if let Some(p) = contact_param {
         edits.add_contact_uri_param(resp, p);
@@ -150,6 +150,7 @@ mod tests {
             m.header(HeaderName::WwwAuthenticate),
             Some(&b"Digest realm=\"x\""[..])
         );
+        e.clear();
         let plain = upstream_response(&mut e, &resp, Transport::Udp, None, &[], None).unwrap();
         assert!(plain.starts_with(b"SIP/2.0 503 Service Unavailable\r\n"));
     }

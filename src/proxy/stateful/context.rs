@@ -36,6 +36,7 @@ use super::build::upstream_response;
 use super::Table;
 use crate::config::{Fork, Transport};
 use crate::proxy::branch::{loop_hash, LegRef};
+use crate::proxy::topology::{self, Face};
 use crate::routing::stats::Active;
 use crate::routing::{Routing, SetTarget};
 use crate::rt::wheel::TimerKey;
@@ -654,14 +655,43 @@ impl Core {
             ctx.count_final(sent_code);
         }
         let alias = self.response_alias(msg);
-        let Some(data) = upstream_response(
-            &mut self.edits,
-            msg,
-            ctx.up.transport,
-            status,
-            extra,
-            alias.as_deref(),
-        ) else {
+        let mut e = std::mem::take(&mut self.edits);
+        e.clear();
+        // Topology hiding: the Vias below ours travelled sealed in it.
+        let token = msg.top_via().ok().and_then(|v| topology::via_token(&v));
+        let mut param = alias.as_deref();
+        if let Some(token) = token {
+            let face = self
+                .me
+                .by_local(ctx.up.transport, ctx.up.local)
+                .map(|m| Face {
+                    host: &m.host,
+                    port: m.port,
+                    transport: ctx.up.transport,
+                });
+            let restored =
+                topology::open_vias(&self.sealer, token)
+                    .zip(face)
+                    .and_then(|(vias, face)| {
+                        topology::restore_response(
+                            &self.sealer,
+                            &mut e,
+                            msg,
+                            &vias,
+                            face,
+                            |u| self.uri_is_me(u),
+                            alias.as_deref(),
+                        )
+                    });
+            if restored.is_none() {
+                self.edits = e;
+                return;
+            }
+            param = None;
+        }
+        let data = upstream_response(&mut e, msg, ctx.up.transport, status, extra, param);
+        self.edits = e;
+        let Some(data) = data else {
             return;
         };
         // A 2xx to an INVITE is never resent by us (its retransmissions
