@@ -174,6 +174,11 @@ pub struct Proxy {
     /// restart sharing it follows the others' hidden dialogs); without
     /// one, a key made at start.
     pub topology_secret: Option<String>,
+    /// Concurrent-call limits: a call not answered within this long, or
+    /// answered this long ago, is no longer counted (its end was not
+    /// seen; see `routing::calls`).
+    pub call_setup_s: u64,
+    pub call_timeout_s: u64,
 }
 
 /// NAT traversal (RFC 3581, RFC 5626 §5; Kamailio's `fix_nated_register`
@@ -513,6 +518,14 @@ impl Cx<'_> {
                 }
                 v => v.as_ref().map(|v| v.get_ref().clone()),
             },
+            call_setup_s: match &raw.proxy.call_setup_s {
+                Some(v) => self.int(v, "proxy.call_setup_s", 1..=86_400)?,
+                None => 300,
+            },
+            call_timeout_s: match &raw.proxy.call_timeout_s {
+                Some(v) => self.int(v, "proxy.call_timeout_s", 1..=604_800)?,
+                None => 43_200,
+            },
         };
 
         if server.spread && proxy.mode == Mode::Stateful && proxy.dispatch == Dispatch::Socket {
@@ -533,6 +546,26 @@ impl Cx<'_> {
             &acls,
             raw.registrar.is_some(),
         )?;
+        // Concurrent calls end with a BYE, which passes through Siphon only
+        // when it record-routes (or hides the topology, which does).
+        let limited = routes
+            .iter()
+            .filter(|r| r.max_calls.is_some() && !r.hide)
+            .map(|r| format!("route.{}", r.name))
+            .chain(
+                destinations
+                    .iter()
+                    .filter(|d| d.max_calls.is_some())
+                    .map(|d| format!("destination.{}", d.name)),
+            )
+            .next();
+        if let (Some(key), false) = (limited, proxy.record_route) {
+            return self.err(
+                None,
+                format!("{key}.max_calls"),
+                "needs [proxy] record_route = true: the BYE that ends a call must pass through Siphon",
+            );
+        }
 
         let metrics = match &raw.metrics {
             Some(m) => {

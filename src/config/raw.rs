@@ -123,6 +123,8 @@ pub(super) struct RawProxy {
     pub dispatch: Option<Spanned<String>>,
     pub nat: Option<Spanned<String>>,
     pub topology_secret: Option<Spanned<String>>,
+    pub call_setup_s: Option<Spanned<i64>>,
+    pub call_timeout_s: Option<Spanned<i64>>,
     pub t1_ms: Option<Spanned<i64>>,
     pub t2_ms: Option<Spanned<i64>>,
     pub t4_ms: Option<Spanned<i64>>,
@@ -147,6 +149,7 @@ pub(super) struct RawRoute {
     pub burst: Option<Spanned<i64>>,
     pub headers: Option<Spanned<RawHeaders>>,
     pub hide: Option<bool>,
+    pub max_calls: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +237,7 @@ pub(super) struct RawDestination {
     pub probe: Option<RawProbe>,
     pub cps: Option<Spanned<i64>>,
     pub burst: Option<Spanned<i64>>,
+    pub max_calls: Option<Spanned<i64>>,
     pub headers: Option<Spanned<RawHeaders>>,
 }
 

@@ -31,6 +31,8 @@ pub struct Route {
     /// Topology hiding for the dialogs and transactions it admits (see
     /// `proxy::topology`).
     pub hide: bool,
+    /// Calls in progress it admits at once (see `routing::calls`).
+    pub max_calls: Option<u32>,
 }
 
 /// What a route does with a request it matches.
@@ -145,6 +147,8 @@ pub struct Destination {
     pub limit: Option<crate::routing::limit::Limit>,
     /// Headers removed, set and added on the requests sent to it.
     pub headers: super::headers::HeaderRules,
+    /// Calls in progress sent to it at once (see `routing::calls`).
+    pub max_calls: Option<u32>,
 }
 
 /// How a stateful proxy uses the targets of a destination set.
@@ -343,6 +347,7 @@ impl Cx<'_> {
                 probe,
                 limit: self.limit(&d.cps, &d.burst, &key(""))?,
                 headers: self.header_rules(&d.headers, &key("headers"))?,
+                max_calls: self.max_calls(&d.max_calls, &key("max_calls"))?,
             });
         }
         // Fallbacks name other sets; a chain must end (no cycles).
@@ -653,6 +658,7 @@ impl Cx<'_> {
                 limit: self.limit(&r.cps, &r.burst, &key(""))?,
                 headers: self.header_rules(&r.headers, &key("headers"))?,
                 hide: r.hide.unwrap_or(false),
+                max_calls: self.max_calls(&r.max_calls, &key("max_calls"))?,
             });
         }
         Ok(routes)
@@ -674,6 +680,13 @@ impl Cx<'_> {
 
     /// `cps` and `burst` of a route or destination set (`key` ends in a
     /// dot).
+    /// `max_calls` of a route or destination set.
+    fn max_calls(&self, v: &Option<Spanned<i64>>, key: &str) -> Result<Option<u32>, ConfigError> {
+        v.as_ref()
+            .map(|v| self.int(v, key, 1..=10_000_000))
+            .transpose()
+    }
+
     fn limit(
         &self,
         cps: &Option<Spanned<i64>>,

@@ -84,6 +84,8 @@ fn a_full_config() {
             dispatch: Dispatch::Socket,
             nat: Nat::Auto,
             topology_secret: None,
+            call_setup_s: 300,
+            call_timeout_s: 43_200,
         }
     );
     assert_eq!(c.routes[0].matcher.domain, ["example.com"]);
@@ -142,6 +144,8 @@ fn defaults() {
             dispatch: Dispatch::Socket,
             nat: Nat::Auto,
             topology_secret: None,
+            call_setup_s: 300,
+            call_timeout_s: 43_200,
         }
     );
     assert!(c.routes.is_empty() && c.destinations.is_empty() && c.metrics.is_none());

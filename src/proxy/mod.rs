@@ -428,6 +428,10 @@ impl Core {
         if let Some(a) = &self.auth {
             a.sweep((self.unix_base_ms + now) / 1000);
         }
+        let p = &self.cfg.proxy;
+        self.cur
+            .calls
+            .sweep(now, p.call_setup_s * 1000, p.call_timeout_s * 1000);
     }
 
     /// Send requests over UDP from this shard's own sockets: `mine` maps a
@@ -575,6 +579,8 @@ pub fn call_id_shard(call_id: &[u8], shards: usize) -> usize {
     (h.finish() % shards.max(1) as u64) as usize
 }
 
+#[cfg(test)]
+mod calls_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -156,6 +156,23 @@ impl Core {
             Err(out) => return out,
         };
         count_route(&self.cur, plan.route);
+        let out = self.forward(msg, flow, &mut plan);
+        // An INVITE not forwarded after all is a call that did not start.
+        if plan.method == Method::Invite
+            && plan.route.is_some()
+            && !matches!(out, Outcome::Forwarded(_))
+        {
+            let cseq = msg.cseq().map_or(0, |c| c.seq);
+            self.cur
+                .calls
+                .answered(msg.call_id(), cseq, 500, self.now_ms);
+        }
+        out
+    }
+
+    /// The stateless proxy's next hop for a planned request, and the
+    /// request sent there.
+    fn forward(&mut self, msg: &Message, flow: Flow, plan: &mut Plan<'_>) -> Outcome {
         let hop = match &mut plan.next {
             Next::Hop(h) => h.clone(),
             // Stateless: the best contact only.
@@ -189,7 +206,7 @@ impl Core {
         }
         let mut branch = std::mem::take(&mut self.scratch);
         stateless_branch(msg, lp, &mut branch, flow.conn);
-        let out = match self.build_request(msg, flow, &plan, dest, &branch) {
+        let out = match self.build_request(msg, flow, plan, dest, &branch) {
             Ok(t) => Outcome::Forwarded(t),
             Err(drop) => Outcome::Dropped(drop),
         };
@@ -232,6 +249,9 @@ impl Core {
         // created). REGISTER never belongs to a dialog (§10.2).
         let to_tag = msg.to().ok().and_then(|t| t.tag());
         let in_dialog = to_tag.is_some() && method != Method::Register;
+        if in_dialog && method == Method::Bye {
+            self.cur.calls.end(msg.call_id());
+        }
         // §17.2.1, §8.2.7: the ACK for a final answer of our own carries
         // the To tag we put in it, which `to_tag` derives from what the
         // ACK shares with its INVITE (Call-ID, From tag, branch). That
@@ -413,7 +433,7 @@ impl Core {
                 let retry: &[(&str, &[u8])] = &[("Retry-After", b"1")];
                 return Err(self.reply(msg, flow, 503, &"Service Unavailable", retry));
             }
-            match decision {
+            let next = match decision {
                 Decision::Set(set) => Next::Destination(set),
                 Decision::Location => self.location(msg, flow, &target)?,
                 Decision::Reply(code, reason) => {
@@ -425,7 +445,28 @@ impl Core {
                     count_route(&self.cur, matched);
                     return Err(Outcome::Dropped(Drop::Policy));
                 }
+            };
+            // Concurrent calls: a place on the route and the set until the
+            // call ends (see `routing::calls`).
+            if method == Method::Invite && !self.replanning {
+                let set = match next {
+                    Next::Destination(s) => self.cur.sets[s].calls.as_ref(),
+                    _ => None,
+                };
+                let counts = [self.cur.routes[route].calls.as_ref(), set];
+                let cseq = msg.cseq().map_or(0, |c| c.seq);
+                if !self
+                    .cur
+                    .calls
+                    .admit(msg.call_id(), cseq, counts, self.now_ms)
+                {
+                    count_route(&self.cur, matched);
+                    count_route_final(&self.cur, matched, 503);
+                    let retry: &[(&str, &[u8])] = &[("Retry-After", b"1")];
+                    return Err(self.reply(msg, flow, 503, &"Service Unavailable", retry));
+                }
             }
+            next
         } else if to_registrar && target.user.is_some() {
             self.location(msg, flow, &target)?
         } else if to_me {

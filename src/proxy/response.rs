@@ -11,6 +11,21 @@ use crate::config::Transport;
 use crate::sip::{Message, Transport as ViaTransport};
 
 impl Core {
+    /// Concurrent calls: a final answer to an INVITE on its way to the
+    /// caller starts or ends the call it belongs to (`routing::calls`).
+    pub(super) fn count_answer(&self, msg: &Message) {
+        if self.cur.calls.is_empty() {
+            return;
+        }
+        if let (Some(cseq), Some(code)) = (msg.cseq(), msg.status()) {
+            if cseq.method == crate::sip::Method::Invite {
+                self.cur
+                    .calls
+                    .answered(msg.call_id(), cseq.seq, code, self.now_ms);
+            }
+        }
+    }
+
     pub(super) fn response(&mut self, msg: &Message) -> Outcome {
         let mut vias = msg.vias();
         let Some(Ok(top)) = vias.next() else {
@@ -49,6 +64,7 @@ impl Core {
         if !genuine {
             return self.forged();
         }
+        self.count_answer(msg);
         let transport = match next.transport {
             ViaTransport::Udp => Transport::Udp,
             ViaTransport::Tcp => Transport::Tcp,

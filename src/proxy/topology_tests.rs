@@ -41,7 +41,7 @@ fn core(mode: &str) -> Core {
     Core::new(Arc::new(cfg), Arc::new(Hosts::default()))
 }
 
-fn parse(b: &[u8]) -> Message {
+pub(super) fn parse(b: &[u8]) -> Message {
     Message::parse(
         Bytes::copy_from_slice(b),
         Framing::Datagram,
@@ -50,7 +50,7 @@ fn parse(b: &[u8]) -> Message {
     .unwrap()
 }
 
-fn flow(from: &str) -> Flow {
+pub(super) fn flow(from: &str) -> Flow {
     Flow {
         transport: Transport::Udp,
         local: "127.0.0.1:5060".parse().unwrap(),
@@ -60,7 +60,7 @@ fn flow(from: &str) -> Flow {
 }
 
 /// What Siphon forwards for `data` from `from` (its 100 Trying aside).
-fn relay(c: &mut Core, from: &str, data: &[u8]) -> (Transmit, Message) {
+pub(super) fn relay(c: &mut Core, from: &str, data: &[u8]) -> (Transmit, Message) {
     let mut out = Vec::new();
     c.handle_at(1000, Bytes::copy_from_slice(data), flow(from), &mut out);
     let t = out
@@ -74,7 +74,7 @@ fn relay(c: &mut Core, from: &str, data: &[u8]) -> (Transmit, Message) {
     (t, m)
 }
 
-fn values(m: &Message, name: HeaderName) -> Vec<String> {
+pub(super) fn values(m: &Message, name: HeaderName) -> Vec<String> {
     m.list_values(name)
         .map(|s| String::from_utf8_lossy(m.slice(s.unwrap())).into_owned())
         .collect()
@@ -89,7 +89,13 @@ fn assert_hidden(m: &Message, from_side: &[&str], what: &str) {
 
 /// A UA's answer to `req`: Via, Record-Route (`rr_above` on top of
 /// what came), From, To (with `tag`), Call-ID and CSeq copied.
-fn answer(req: &Message, code: u16, tag: &str, contact: &str, rr_above: &[&str]) -> Vec<u8> {
+pub(super) fn answer(
+    req: &Message,
+    code: u16,
+    tag: &str,
+    contact: &str,
+    rr_above: &[&str],
+) -> Vec<u8> {
     let mut s = format!("SIP/2.0 {code} OK\r\n");
     for v in values(req, HeaderName::Via) {
         s += &format!("Via: {v}\r\n");
@@ -118,7 +124,7 @@ fn answer(req: &Message, code: u16, tag: &str, contact: &str, rr_above: &[&str])
 
 /// A request in the dialog: `vias` top first, `routes` as sent.
 #[allow(clippy::too_many_arguments)]
-fn in_dialog(
+pub(super) fn in_dialog(
     method: &str,
     ruri: &str,
     routes: &[String],

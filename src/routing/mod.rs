@@ -2,6 +2,7 @@
 //! tables, source address lists, selection algorithms over destination
 //! sets and target health. Sans-IO: callers pass `now`.
 
+pub mod calls;
 pub mod cidr;
 pub mod health;
 pub mod limit;

@@ -26,11 +26,12 @@ pub fn set_json(set: &Set, now_ms: u64) -> String {
     let targets: Vec<String> = set.targets.iter().map(|t| target_json(t, now_ms)).collect();
     let available = set.targets.iter().any(|t| t.health.available(now_ms));
     format!(
-        "{{\"name\":{},\"algorithm\":{},\"available\":{available},\"cps\":{},\"limited\":{},\"targets\":[{}]}}",
+        "{{\"name\":{},\"algorithm\":{},\"available\":{available},\"cps\":{},\"limited\":{},{},\"targets\":[{}]}}",
         json::string(&set.cfg.name),
         json::string(set.cfg.algorithm.name()),
         set.cfg.limit.map_or("null".to_string(), |l| l.cps.to_string()),
         limited(set.limit.as_ref()),
+        calls_json(set.calls.as_deref()),
         targets.join(",")
     )
 }
@@ -88,15 +89,30 @@ pub fn routes_json(routing: &Routing) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{{\"name\":{},\"matched\":{},\"limited\":{},\"responses\":{{{}}}}}",
+                "{{\"name\":{},\"matched\":{},\"limited\":{},{},\"responses\":{{{}}}}}",
                 json::string(&r.cfg.name),
                 r.matched.load(Ordering::Relaxed),
                 limited(r.limit.as_ref()),
+                calls_json(r.calls.as_deref()),
                 by_class(&r.responses)
             )
         })
         .collect();
     format!("[{}]", routes.join(","))
+}
+
+/// `"calls":n,"max_calls":m,"calls_limited":k` (nulls and 0 without a
+/// `max_calls`).
+fn calls_json(c: Option<&crate::routing::calls::CallCount>) -> String {
+    match c {
+        None => "\"calls\":null,\"max_calls\":null,\"calls_limited\":0".to_string(),
+        Some(c) => format!(
+            "\"calls\":{},\"max_calls\":{},\"calls_limited\":{}",
+            c.active.load(Ordering::Relaxed),
+            c.max.load(Ordering::Relaxed),
+            c.limited.load(Ordering::Relaxed)
+        ),
+    }
 }
 
 /// Calls refused by a `cps` limit (0 without one).
@@ -131,6 +147,47 @@ pub fn metrics(routing: &Routing, now_ms: u64, out: &mut String) {
                 "{name}{{{key}=\"{}\"}} {}",
                 label(n),
                 limited(limit.as_ref())
+            );
+        }
+    }
+    // Concurrent calls, for routes and sets with max_calls.
+    let routes = routing.routes.iter().map(|r| (&r.cfg.name, &r.calls));
+    let sets = routing.sets.iter().map(|s| (&s.cfg.name, &s.calls));
+    for (prefix, key, what, of) in [
+        (
+            "siphon_route",
+            "route",
+            "a route",
+            routes.collect::<Vec<_>>(),
+        ),
+        ("siphon_set", "set", "a destination set", sets.collect()),
+    ] {
+        let of: Vec<_> = of
+            .into_iter()
+            .filter_map(|(n, c)| c.as_ref().map(|c| (n, c)))
+            .collect();
+        if of.is_empty() {
+            continue;
+        }
+        let help = format!("calls in progress {what} admitted (max_calls)");
+        family(out, &format!("{prefix}_calls"), "gauge", &help);
+        for (n, c) in &of {
+            let v = c.active.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{prefix}_calls{{{key}=\"{}\"}} {v}", label(n));
+        }
+        let help = format!("new calls {what} refused with 503 for its max_calls");
+        family(
+            out,
+            &format!("{prefix}_calls_limited_total"),
+            "counter",
+            &help,
+        );
+        for (n, c) in &of {
+            let v = c.limited.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{prefix}_calls_limited_total{{{key}=\"{}\"}} {v}",
+                label(n)
             );
         }
     }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use super::calls::{CallCount, Calls};
 use super::cidr::CidrSet;
 use super::health::{Change, Health};
 use super::limit::Bucket;
@@ -25,6 +26,9 @@ pub struct Routing {
     pub routes: Vec<CompiledRoute>,
     pub sets: Vec<Arc<Set>>,
     tables: Vec<Arc<PrefixTable<u32>>>,
+    /// Calls in progress on routes and sets with `max_calls`, kept across
+    /// reloads.
+    pub calls: Arc<Calls>,
 }
 
 pub struct CompiledRoute {
@@ -39,6 +43,8 @@ pub struct CompiledRoute {
     pub responses: Arc<[AtomicU64; 6]>,
     /// Its `cps` limit, shared by every shard.
     pub limit: Option<Bucket>,
+    /// Its `max_calls` count (kept across reloads by name).
+    pub calls: Option<Arc<CallCount>>,
 }
 
 /// A destination set with the live state of its targets.
@@ -51,6 +57,8 @@ pub struct Set {
     pub targets: Vec<SetTarget>,
     /// Its `cps` limit, shared by every shard.
     pub limit: Option<Bucket>,
+    /// Its `max_calls` count (kept across reloads by name).
+    pub calls: Option<Arc<CallCount>>,
 }
 
 pub struct SetTarget {
@@ -136,6 +144,7 @@ impl Routing {
                 cfg: d.clone(),
                 targets,
                 limit: d.limit.map(Bucket::new),
+                calls: call_count(d.max_calls, old.and_then(|o| o.calls.as_ref())),
             }));
         }
         let mut routes = Vec::with_capacity(cfg.routes.len());
@@ -173,6 +182,7 @@ impl Routing {
                 matched,
                 responses,
                 limit: r.limit.map(Bucket::new),
+                calls: call_count(r.max_calls, old.and_then(|x| x.calls.as_ref())),
             });
         }
         Ok(Routing {
@@ -180,6 +190,7 @@ impl Routing {
             routes,
             sets,
             tables: cfg.prefix_tables.iter().map(|t| t.table.clone()).collect(),
+            calls: prev.map_or_else(Default::default, |p| p.calls.clone()),
         })
     }
 
@@ -258,6 +269,19 @@ impl Routing {
             Action::Drop => Decision::Drop,
         })
     }
+}
+
+/// The count of a `max_calls` limit: the one of the same name before a
+/// reload (its calls in progress still count), with the new limit.
+fn call_count(max: Option<u32>, old: Option<&Arc<CallCount>>) -> Option<Arc<CallCount>> {
+    let max = max?;
+    Some(match old {
+        Some(o) => {
+            o.max.store(max, std::sync::atomic::Ordering::Relaxed);
+            o.clone()
+        }
+        None => CallCount::new(max),
+    })
 }
 
 /// One shard's selection state: a [`select::State`] per destination set

@@ -654,6 +654,12 @@ impl Core {
         if sent_code >= 200 && !ctx.final_sent {
             ctx.count_final(sent_code);
         }
+        if status.is_none() {
+            self.count_answer(msg);
+        } else if ctx.method == Method::Invite {
+            let cseq = msg.cseq().map_or(0, |c| c.seq);
+            self.cur.calls.answered(msg.call_id(), cseq, sent_code, now);
+        }
         let alias = self.response_alias(msg);
         let mut e = std::mem::take(&mut self.edits);
         e.clear();
@@ -722,6 +728,10 @@ impl Core {
         }
         if code >= 200 && !ctx.final_sent {
             ctx.count_final(code);
+        }
+        if ctx.method == Method::Invite {
+            let cseq = req.cseq().map_or(0, |c| c.seq);
+            self.cur.calls.answered(req.call_id(), cseq, code, now);
         }
         let o = self.reply(req, ctx.flow, code, &reason, &[]);
         if let Outcome::Replied(t, _) = &o {

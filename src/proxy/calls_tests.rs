@@ -1,0 +1,200 @@
+//! Concurrent-call limits (`max_calls`) over whole calls, in both modes:
+//! a call holds its place from the INVITE until a BYE or a failed answer,
+//! a re-INVITE's answers change nothing, retransmissions count once.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::tests::BASE;
+use super::topology_tests::{answer, flow, in_dialog, relay};
+use super::{Core, Hosts, Outcome};
+use crate::config::Config;
+
+const CALLER: &str = "127.0.0.2:5070";
+const CARRIER: &str = "127.0.0.9:5080";
+
+fn core(mode: &str) -> Core {
+    let text = format!(
+        "{BASE}[proxy]\nmode = \"{mode}\"\nrecord_route = true\n\
+         [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\n\
+         destination = \"carrier\"\nmax_calls = 2\n\
+         [destination.carrier]\ntargets = [{{ uri = \"sip:{CARRIER}\" }}]\nmax_calls = 5\n"
+    );
+    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+    Core::new(Arc::new(cfg), Arc::new(Hosts::default()))
+}
+
+fn invite(call: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:+1555@carrier.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bK{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a-{call}\r\nTo: <sip:+1555@carrier.example>\r\n\
+         Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.2:5070>\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn send(c: &mut Core, from: &str, data: &[u8]) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    c.handle_at(c.now_ms, Bytes::copy_from_slice(data), flow(from), &mut out);
+    out
+}
+
+fn refused(out: &[Outcome]) -> bool {
+    out.iter().any(|o| matches!(o, Outcome::Replied(_, 503)))
+        && !out.iter().any(|o| matches!(o, Outcome::Forwarded(_)))
+}
+
+fn active(c: &Core) -> (u32, u32) {
+    let r = c.cur.routes[0].calls.as_ref().unwrap();
+    let s = c.cur.sets[0].calls.as_ref().unwrap();
+    (
+        r.active.load(Ordering::Relaxed),
+        s.active.load(Ordering::Relaxed),
+    )
+}
+
+fn calls(mode: &str) {
+    let mut c = core(mode);
+    let (_, c1) = relay(&mut c, CALLER, &invite("c1"));
+    let (_, c2) = relay(&mut c, CALLER, &invite("c2"));
+    assert_eq!(active(&c), (2, 2));
+    assert!(
+        refused(&send(&mut c, CALLER, &invite("c3"))),
+        "the route is full"
+    );
+    // A retransmission is the same call, not a third.
+    send(&mut c, CALLER, &invite("c1"));
+    assert_eq!(active(&c), (2, 2));
+    // c2 is declined: its place is free.
+    relay(
+        &mut c,
+        CARRIER,
+        &answer(&c2, 486, "b2", "<sip:b@127.0.0.9:5080>", &[]),
+    );
+    assert_eq!(active(&c), (1, 1));
+    relay(&mut c, CALLER, &invite("c3"));
+    // c1 is answered; a re-INVITE in it declined with 491 ends nothing.
+    let (_, ok) = relay(
+        &mut c,
+        CARRIER,
+        &answer(&c1, 200, "b1", "<sip:b@127.0.0.9:5080>", &[]),
+    );
+    let routes: Vec<String> =
+        super::topology_tests::values(&ok, crate::sip::HeaderName::RecordRoute)
+            .into_iter()
+            .rev()
+            .collect();
+    let dialog = |method: &str, cseq: u32| {
+        String::from_utf8(in_dialog(
+            method,
+            "sip:b@127.0.0.9:5080",
+            &routes,
+            &[&format!(
+                "SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKc1{method}{cseq}"
+            )],
+            "<sip:alice@example.com>;tag=a-c1",
+            "<sip:+1555@carrier.example>;tag=b1",
+            cseq,
+            None,
+        ))
+        .unwrap()
+        .replace("c1@hidden-test", "c1")
+    };
+    let (_, re) = relay(&mut c, CALLER, dialog("INVITE", 2).as_bytes());
+    relay(
+        &mut c,
+        CARRIER,
+        &answer(&re, 491, "b1", "<sip:b@127.0.0.9:5080>", &[]),
+    );
+    assert_eq!(active(&c), (2, 2));
+    assert!(refused(&send(&mut c, CALLER, &invite("c4"))));
+    // The BYE ends c1 (either side's would): room for c4.
+    relay(&mut c, CALLER, dialog("BYE", 3).as_bytes());
+    assert_eq!(active(&c), (1, 1));
+    relay(&mut c, CALLER, &invite("c4"));
+    assert_eq!(active(&c), (2, 2));
+    assert_eq!(
+        c.cur.routes[0]
+            .calls
+            .as_ref()
+            .unwrap()
+            .limited
+            .load(Ordering::Relaxed),
+        2
+    );
+    let metrics = {
+        let mut m = String::new();
+        crate::routing::report::metrics(&c.cur, 0, &mut m);
+        m
+    };
+    assert!(
+        metrics.contains("siphon_route_calls{route=\"out\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("siphon_route_calls_limited_total{route=\"out\"} 2"));
+    assert!(metrics.contains("siphon_set_calls{set=\"carrier\"} 2"));
+}
+
+#[test]
+fn concurrent_calls_are_limited_per_route_and_set_stateless() {
+    calls("stateless");
+}
+
+#[test]
+fn concurrent_calls_are_limited_per_route_and_set_stateful() {
+    calls("stateful");
+}
+
+#[test]
+fn an_unanswered_call_frees_its_place_at_timer_c_or_the_setup_bound() {
+    // Stateful: Siphon's own 408 ends the attempt.
+    let mut c = core("stateful");
+    relay(&mut c, CALLER, &invite("c1"));
+    relay(&mut c, CALLER, &invite("c2"));
+    let mut sent_408 = false;
+    for _ in 0..400 {
+        c.now_ms += 1000;
+        let mut out = Vec::new();
+        if c.poll_timeout().is_some_and(|t| t <= c.now_ms) {
+            c.handle_timeout(c.now_ms, &mut out);
+        }
+        sent_408 |= out.iter().any(|o| match o {
+            Outcome::Forwarded(t) | Outcome::Replied(t, _) => t.data.starts_with(b"SIP/2.0 408"),
+            _ => false,
+        });
+        if active(&c) == (0, 0) {
+            break;
+        }
+    }
+    assert!(sent_408);
+    assert_eq!(active(&c), (0, 0));
+    // Stateless: nothing answers; the setup bound (call_setup_s) frees it.
+    let mut c = core("stateless");
+    relay(&mut c, CALLER, &invite("c1"));
+    for _ in 0..16 {
+        c.sweep_bans(299_000);
+    }
+    assert_eq!(active(&c), (1, 1));
+    for _ in 0..16 {
+        c.sweep_bans(302_000);
+    }
+    assert_eq!(active(&c), (0, 0));
+}
+
+#[test]
+fn max_calls_without_record_route_is_refused_at_load() {
+    let text = format!(
+        "{BASE}[[route]]\nname = \"out\"\ndestination = \"d\"\nmax_calls = 2\n\
+         [destination.d]\ntargets = [{{ uri = \"sip:{CARRIER}\" }}]\n"
+    );
+    let e = Config::parse(&text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("route.out.max_calls") && e.contains("record_route"),
+        "{e}"
+    );
+}
