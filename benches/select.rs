@@ -25,6 +25,7 @@ fn trunks(n: usize) -> Vec<View> {
             available: true,
             load: (i as u32 * 7) % 11,
             max_load: 0,
+            ready: true,
             id: hash_key(format!("sip:trunk{i}.carrier.example.net:5060").as_bytes()),
         })
         .collect()

@@ -250,6 +250,8 @@ pub(super) struct RawTarget {
     pub max_load: Option<Spanned<i64>>,
     pub transport: Option<Spanned<String>>,
     pub listener: Option<Spanned<String>>,
+    pub cps: Option<Spanned<i64>>,
+    pub burst: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -174,6 +174,8 @@ pub struct Target {
     pub priority: u32,
     /// Calls in setup at once; 0: no limit.
     pub max_load: u32,
+    /// New calls per second sent to it: over it, the next target.
+    pub limit: Option<crate::routing::limit::Limit>,
     /// The listener requests to it leave from (else the first of its
     /// transport and address family).
     pub listener: Option<SocketAddr>,
@@ -526,6 +528,7 @@ impl Cx<'_> {
                 Some(p) => self.int(p, &format!("{key}.max_load"), 0..=10_000_000)?,
                 None => 0,
             },
+            limit: self.limit(&t.cps, &t.burst, &format!("{key}."))?,
             listener,
         })
     }

@@ -198,3 +198,34 @@ fn max_calls_without_record_route_is_refused_at_load() {
         "{e}"
     );
 }
+
+#[test]
+fn a_target_over_its_cps_is_passed_over_for_new_calls_only() {
+    for mode in ["stateless", "stateful"] {
+        let text = format!(
+            "{BASE}[proxy]\nmode = \"{mode}\"\n\
+             [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\ndestination = \"carrier\"\n\
+             [destination.carrier]\nalgorithm = \"priority\"\ntargets = [\
+             {{ uri = \"sip:127.0.0.9:5080\", priority = 0, cps = 1, burst = 2 }}, \
+             {{ uri = \"sip:127.0.0.10:5080\", priority = 1 }}]\n"
+        );
+        let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+        let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+        let dest = |c: &mut Core, call: &str| relay(c, CALLER, &invite(call)).0.dest.to_string();
+        // The burst of 2 goes to the preferred trunk, the third call to the
+        // next one; a second later the preferred one has room again.
+        assert_eq!(dest(&mut c, "c1"), "127.0.0.9:5080", "{mode}");
+        assert_eq!(dest(&mut c, "c2"), "127.0.0.9:5080");
+        assert_eq!(dest(&mut c, "c3"), "127.0.0.10:5080");
+        // Not a new call: an OPTIONS is not charged and takes the first.
+        let options = String::from_utf8(invite("o1"))
+            .unwrap()
+            .replace("INVITE", "OPTIONS");
+        assert_eq!(
+            relay(&mut c, CALLER, options.as_bytes()).0.dest.to_string(),
+            "127.0.0.9:5080"
+        );
+        c.now_ms += 1000;
+        assert_eq!(dest(&mut c, "c4"), "127.0.0.9:5080");
+    }
+}

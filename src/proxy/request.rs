@@ -186,7 +186,17 @@ impl Core {
                 let set = self
                     .picker
                     .order(&self.cur, set, msg, self.now_ms, &mut self.order);
-                let Some(&t) = self.order.first() else {
+                // The first in order whose cps limit takes the call (the
+                // order left out the targets over theirs; two shards may
+                // race for the last place).
+                let now = self.now_ms;
+                let targets = &self.cur.sets[set].targets;
+                let new_call = plan.method == Method::Invite && plan.route.is_some();
+                let pick =
+                    self.order.iter().copied().find(|&t| {
+                        !new_call || targets[t].limit.as_ref().is_none_or(|b| b.admit(now))
+                    });
+                let Some(t) = pick else {
                     let (code, reason) = NO_DESTINATION;
                     return self.reply(msg, flow, code, &reason, &[]);
                 };

@@ -62,7 +62,8 @@ pub(super) fn flow(from: &str) -> Flow {
 /// What Siphon forwards for `data` from `from` (its 100 Trying aside).
 pub(super) fn relay(c: &mut Core, from: &str, data: &[u8]) -> (Transmit, Message) {
     let mut out = Vec::new();
-    c.handle_at(1000, Bytes::copy_from_slice(data), flow(from), &mut out);
+    let now = c.now_ms.max(1000);
+    c.handle_at(now, Bytes::copy_from_slice(data), flow(from), &mut out);
     let t = out
         .into_iter()
         .find_map(|o| match o {

@@ -43,6 +43,13 @@ impl Bucket {
         }
     }
 
+    /// Whether a call at `now_ms` would be admitted, taking nothing (a
+    /// target's limit, looked at when targets are put in order).
+    pub fn ready(&self, now_ms: u64) -> bool {
+        let now = now_ms.saturating_mul(1000);
+        self.tat.load(Ordering::Relaxed).max(now) - now <= self.tolerance
+    }
+
     /// One new call at `now_ms`: true if admitted (and counted), false if
     /// over the limit (counted as limited).
     pub fn admit(&self, now_ms: u64) -> bool {

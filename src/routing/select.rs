@@ -124,6 +124,8 @@ pub struct View {
     pub load: u32,
     /// The most calls the target takes at once; 0 = no limit.
     pub max_load: u32,
+    /// Under its `cps` limit (always, for what is not a new call).
+    pub ready: bool,
     /// A stable hash of the target's identity (its URI), for consistent
     /// hashing: the same on every shard, node and restart.
     pub id: u64,
@@ -132,7 +134,7 @@ pub struct View {
 impl View {
     /// Whether the target may appear in an order at all.
     pub fn eligible(&self) -> bool {
-        self.available && (self.max_load == 0 || self.load < self.max_load)
+        self.available && self.ready && (self.max_load == 0 || self.load < self.max_load)
     }
 
     /// Eligible and weighted (not standby).

@@ -67,6 +67,8 @@ pub struct SetTarget {
     pub id: u64,
     pub health: Arc<Health>,
     pub stats: Arc<TargetStats>,
+    /// Its `cps` limit, shared by every shard.
+    pub limit: Option<Bucket>,
 }
 
 impl SetTarget {
@@ -135,6 +137,7 @@ impl Routing {
                         id: select::hash_key(t.uri.as_bytes()),
                         health,
                         stats,
+                        limit: t.limit.map(Bucket::new),
                     }
                 })
                 .collect();
@@ -324,6 +327,9 @@ impl Picker {
                 .map(|(i, s)| select::State::new(s.targets.len(), self.seed ^ (i as u64 + 1)))
                 .collect();
         }
+        // A target's cps limit is for new calls only.
+        let new_call = msg.method() == Some(crate::sip::Method::Invite)
+            && msg.to().ok().and_then(|t| t.tag()).is_none();
         let mut at = set;
         // Bounded: config validation refuses fallback cycles.
         for _ in 0..=routing.sets.len() {
@@ -335,6 +341,7 @@ impl Picker {
                 available: t.health.available(now_ms),
                 load: t.stats.load(),
                 max_load: t.cfg.max_load,
+                ready: !new_call || t.limit.as_ref().is_none_or(|b| b.ready(now_ms)),
                 id: t.id,
             }));
             let key = match s.cfg.algorithm {

@@ -424,6 +424,13 @@ impl Core {
         let Some(target) = ctx.set_target(Some(t)) else {
             return false;
         };
+        // A new call over the target's cps limit: the next target.
+        let new_call = ctx.method == Method::Invite && plan.route.is_some();
+        if new_call && target.limit.as_ref().is_some_and(|b| !b.admit(now)) {
+            let (code, reason) = NO_DESTINATION;
+            ctx.consider(Best::Local(code, reason), true);
+            return false;
+        }
         let hop = NextHop::of_target(&target.cfg);
         let stats = target.stats.clone();
         if !self.start_leg(now, ctx, msg, plan, hop, Some(t), out) {

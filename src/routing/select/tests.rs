@@ -22,6 +22,7 @@ fn trunk(i: usize, weight: u32) -> View {
         available: true,
         load: 0,
         max_load: 0,
+        ready: true,
         id: hash_key(format!("sip:trunk{i}.example.net:5060").as_bytes()),
     }
 }
@@ -552,6 +553,7 @@ fn views(max_len: usize) -> impl Strategy<Value = Vec<View>> {
             available,
             load,
             max_load,
+            ready: true,
             id,
         });
     prop::collection::vec(view, 0..max_len)
