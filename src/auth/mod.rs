@@ -44,6 +44,7 @@
 
 mod client;
 mod digest;
+mod lockout;
 mod nonce;
 mod params;
 mod replay;
@@ -180,6 +181,8 @@ pub struct Auth {
     algorithms: Vec<Algorithm>,
     /// Failed authentications one nonce may serve before it is stale.
     max_nonce_failures: u32,
+    /// Failed authentications per username (`user_failures`).
+    lockout: lockout::Lockout,
 }
 
 impl fmt::Debug for Auth {
@@ -212,7 +215,22 @@ impl Auth {
             replay: ReplayWindow::new(max_nonces),
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             max_nonce_failures: DEFAULT_NONCE_FAILURES,
+            lockout: lockout::Lockout::new(0, 60, 300, 0),
         }
+    }
+
+    /// Lock a username for `lock_s` after `failures` failed
+    /// authentications within `window_s` (0: never), counting at most
+    /// `max_users` names at once.
+    pub fn with_user_lockout(
+        mut self,
+        failures: u32,
+        window_s: u64,
+        lock_s: u64,
+        max_users: usize,
+    ) -> Auth {
+        self.lockout = lockout::Lockout::new(failures, window_s, lock_s, max_users);
+        self
     }
 
     /// A nonce serves at most `n` failed authentications (at least 1);
@@ -263,13 +281,20 @@ impl Auth {
             a.max_nonces,
         )
         .with_algorithms(a.algorithms.clone())
-        .with_max_nonce_failures(a.max_nonce_failures))
+        .with_max_nonce_failures(a.max_nonce_failures)
+        .with_user_lockout(
+            a.user_failures,
+            a.user_window_s,
+            a.user_lock_s,
+            a.max_nonces,
+        ))
     }
 
     /// Forget expired nonces, one part of the replay window per call (the
     /// housekeeping of one shard calls it every tick).
     pub fn sweep(&self, now: u64) {
         self.replay.sweep_next(now, self.nonce_lifetime_s);
+        self.lockout.sweep(now);
     }
 
     pub fn realm(&self) -> &str {
@@ -348,6 +373,12 @@ impl Auth {
         let Ok(username) = std::str::from_utf8(&c.username) else {
             return Verdict::Malformed("username not UTF-8");
         };
+        // A locked name fails as a wrong password does, whatever it sent.
+        if self.lockout.locked(&c.username, now) {
+            self.replay
+                .fail(&nonce.mac, nonce.issued, now, self.nonce_lifetime_s);
+            return Verdict::WrongPassword;
+        }
         let realm = self.realm.as_bytes();
         let user = self.users.get(username);
         let stored = user.and_then(|cred| cred.ha1_for(c.algorithm, &c.username, realm));
@@ -374,6 +405,12 @@ impl Auth {
         if let Some(v) = failed {
             let lifetime = self.nonce_lifetime_s;
             self.replay.fail(&nonce.mac, nonce.issued, now, lifetime);
+            if self.lockout.fail(&c.username, now) {
+                tracing::warn!(
+                    user = %String::from_utf8_lossy(&c.username),
+                    "username locked after repeated failed authentications"
+                );
+            }
             return v;
         }
         if now.saturating_sub(nonce.issued) > self.nonce_lifetime_s {

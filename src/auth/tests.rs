@@ -426,6 +426,39 @@ fn a_nonce_serves_a_bounded_number_of_failures() {
 }
 
 #[test]
+fn a_username_that_keeps_failing_is_locked_whoever_guesses() {
+    // 3 failures in 60 s lock the name for 300 s; each guess on a fresh
+    // challenge (a guesser on many addresses, each nonce used once).
+    let a = auth().with_user_lockout(3, 60, 300, 100);
+    let alg = Algorithm::Md5;
+    for i in 0..3 {
+        let wrong = answer(&challenge(&a, alg, NOW), "alice", "guess", 1);
+        assert_eq!(verify(&a, &wrong, NOW + i), Verdict::WrongPassword);
+    }
+    // Now even the password fails, with the same verdict; bob is not
+    // locked, nor is an unknown name's answer any different.
+    let right = answer(&challenge(&a, alg, NOW + 5), "alice", "wonderland", 1);
+    assert_eq!(verify(&a, &right, NOW + 5), Verdict::WrongPassword);
+    let bob = answer(&challenge(&a, alg, NOW + 5), "bob", "builder", 1);
+    assert_eq!(verify(&a, &bob, NOW + 5), ok("bob"));
+    for i in 0..4 {
+        let ghost = answer(&challenge(&a, alg, NOW + 6), "ghost", "x", 1);
+        let v = verify(&a, &ghost, NOW + 6 + i);
+        let want = if i < 3 {
+            Verdict::UnknownUser
+        } else {
+            Verdict::WrongPassword
+        };
+        assert_eq!(v, want, "{i}: both are the same 403 on the wire");
+    }
+    // The lock ends; the sweep forgets the names.
+    let at = NOW + 2 + 300;
+    let right = answer(&challenge(&a, alg, at), "alice", "wonderland", 1);
+    assert_eq!(verify(&a, &right, at), ok("alice"));
+    a.sweep(NOW + 10_000);
+}
+
+#[test]
 fn sess_variants() {
     let a = auth();
     for alg in BOTH {

@@ -80,6 +80,9 @@ pub(super) struct RawAuth {
     pub requests: Option<Vec<Spanned<String>>>,
     pub algorithms: Option<Spanned<Vec<String>>>,
     pub max_nonce_failures: Option<Spanned<i64>>,
+    pub user_failures: Option<Spanned<i64>>,
+    pub user_window_s: Option<Spanned<i64>>,
+    pub user_lock_s: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

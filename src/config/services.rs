@@ -65,6 +65,11 @@ pub struct AuthCfg {
     /// Failed authentications one nonce may serve; then it is stale (a
     /// fresh challenge). Bounds guessing against one challenge.
     pub max_nonce_failures: u32,
+    /// Failed authentications of one username within `user_window_s`
+    /// that lock it for `user_lock_s`; 0: never.
+    pub user_failures: u32,
+    pub user_window_s: u64,
+    pub user_lock_s: u64,
 }
 
 /// `[guard]`: flood detection, bans, failed-authentication bans (see
@@ -275,6 +280,18 @@ impl Cx<'_> {
             max_nonce_failures: match &a.max_nonce_failures {
                 Some(v) => self.int(v, "auth.max_nonce_failures", 1..=1_000_000)?,
                 None => 5,
+            },
+            user_failures: match &a.user_failures {
+                Some(v) => self.int(v, "auth.user_failures", 0..=1_000_000)?,
+                None => 0,
+            },
+            user_window_s: match &a.user_window_s {
+                Some(v) => self.int(v, "auth.user_window_s", 1..=86_400)?,
+                None => 60,
+            },
+            user_lock_s: match &a.user_lock_s {
+                Some(v) => self.int(v, "auth.user_lock_s", 1..=86_400)?,
+                None => 300,
             },
             algorithms: match &a.algorithms {
                 // MD5 alone by default: most deployed phones answer MD5
