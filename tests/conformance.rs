@@ -524,10 +524,12 @@ fn rfc5118(name: &str) -> Option<Expect> {
 fn rfc4475_framing_over_streams() {
     let limits = Limits::default();
     let read = |f: &str| std::fs::read(corpus("rfc4475").join(f)).unwrap();
-    assert_eq!(
-        frame_stream(&read("clerr.dat"), &limits),
-        Ok(Status::Partial)
-    );
+    // The headers are whole; the body is shorter than its Content-Length.
+    let clerr = read("clerr.dat");
+    assert!(matches!(
+        frame_stream(&clerr, &limits),
+        Ok(Status::Body(n)) if n > clerr.len()
+    ));
     let e = frame_stream(&read("ncl.dat"), &limits).unwrap_err();
     assert_eq!(e, Error::BadContentLength);
     assert!(e.is_framing());

@@ -99,6 +99,12 @@ struct Conn {
     inbound: bool,
     /// CR/LF bytes seen since the last message: two CRLFs are a ping.
     crlf: usize,
+    /// A message begun in `acc`: how much of it is known to hold no end of
+    /// the headers, or (headers whole) how long the message is. A stream
+    /// read a byte at a time is searched once, not framed again from its
+    /// start on every read.
+    searched: usize,
+    need: usize,
     /// Stateful legs whose request waits for this connection to open:
     /// told of a failed connect so that the next target is tried at once.
     waiting: Vec<LegRef>,
@@ -203,6 +209,8 @@ impl Table {
             started: None,
             inbound: false,
             crlf: 0,
+            searched: 0,
+            need: 0,
             waiting: Vec::new(),
         });
         self.live += 1;
@@ -621,6 +629,12 @@ pub(super) fn connected(shard: &mut Shard, now: u64, slot: u32, res: Result<(), 
     }
 }
 
+/// Whether `b` holds the empty line that ends a message's headers (CRLF
+/// CRLF, or the LF LF framing accepts).
+fn headers_end(b: &[u8]) -> bool {
+    memchr::memmem::find(b, b"\n\r\n").is_some() || memchr::memmem::find(b, b"\n\n").is_some()
+}
+
 /// Frame and handle what connection `slot` has read.
 pub(super) fn frames(shard: &mut Shard, now: u64, slot: u32) {
     let limits = Limits::default();
@@ -634,6 +648,19 @@ pub(super) fn frames(shard: &mut Shard, now: u64, slot: u32) {
             remote: c.remote,
             conn: Some(c.id),
         };
+        // A message begun: its body is still short, or its headers have
+        // not ended and only the new bytes (and the three before them) can
+        // end them. Either way, nothing to frame yet.
+        if c.need > c.acc.len() {
+            return;
+        }
+        if c.searched > 0 && c.acc.len() <= limits.max_message_size {
+            let tail = &c.acc[c.searched.saturating_sub(3)..];
+            if !headers_end(tail) {
+                c.searched = c.acc.len();
+                return;
+            }
+        }
         match frame_stream(&c.acc, &limits) {
             Ok(Status::Keepalive(k)) => {
                 c.crlf += k;
@@ -652,11 +679,19 @@ pub(super) fn frames(shard: &mut Shard, now: u64, slot: u32) {
             Ok(Status::Complete(len)) => {
                 c.crlf = 0;
                 c.started = None;
+                c.searched = 0;
+                c.need = 0;
                 let msg = c.acc.split_to(len).freeze();
                 Counters::add(&shard.counters.tcp_in, 1);
                 shard.handle(now, msg, flow);
             }
-            Ok(Status::Partial) => {
+            Ok(status @ (Status::Partial | Status::Body(_))) => {
+                // Remember what is known (the headers have not ended in
+                // `acc`, or the message's length) for the next read.
+                match status {
+                    Status::Body(total) => c.need = total,
+                    _ => c.searched = c.acc.len(),
+                }
                 // A message has begun: it now has a deadline, which the
                 // connection's timer must not overshoot.
                 if c.started.is_none() && !c.acc.is_empty() {

@@ -46,8 +46,11 @@ pub enum Status {
     Keepalive(usize),
     /// A whole message of this many bytes starts the buffer.
     Complete(usize),
-    /// More bytes are needed.
+    /// More bytes are needed: the headers have not ended.
     Partial,
+    /// The headers are whole and the message is this many bytes; more are
+    /// needed (a reader waits for them without framing again).
+    Body(usize),
 }
 
 /// Number of leading CR/LF bytes.
@@ -88,7 +91,7 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<Status, Error> {
             return Ok(if buf.len() >= total {
                 Status::Complete(total)
             } else {
-                Status::Partial
+                Status::Body(total)
             });
         }
         let line = match next_line(buf, pos) {
@@ -201,7 +204,10 @@ mod tests {
     fn complete_partial_and_keepalive() {
         let m = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\nabcNEXT";
         assert_eq!(frame_stream(m, &L), Ok(Status::Complete(m.len() - 4)));
-        assert_eq!(frame_stream(&m[..m.len() - 6], &L), Ok(Status::Partial));
+        assert_eq!(
+            frame_stream(&m[..m.len() - 6], &L),
+            Ok(Status::Body(m.len() - 4))
+        );
         assert_eq!(frame_stream(&m[..30], &L), Ok(Status::Partial));
         assert_eq!(frame_stream(b"\r\n\r\nOPT", &L), Ok(Status::Keepalive(4)));
         assert_eq!(frame_stream(b"", &L), Ok(Status::Partial));

@@ -52,6 +52,10 @@ pub fn parse(data: &[u8]) {
                 let _ = Message::parse(Bytes::copy_from_slice(frame), Framing::Stream, &limits);
                 rest = tail;
             }
+            Ok(Status::Body(n)) => {
+                assert!(n > rest.len());
+                break;
+            }
             Ok(Status::Partial) | Err(_) => break,
         }
     }

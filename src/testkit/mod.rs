@@ -182,7 +182,7 @@ impl TcpUa {
                         .map(Received::Message)
                         .map_err(|e| format!("unparsable message from {}: {e}", self.peer));
                 }
-                Ok(Status::Partial) => {}
+                Ok(Status::Partial | Status::Body(_)) => {}
                 Err(e) => return Err(format!("unframable stream from {}: {e}", self.peer)),
             }
             let mut chunk = [0u8; 16 << 10];
