@@ -75,11 +75,6 @@ metric_where() { scrape | awk -v n="$1" -v l="$2" 'index($1, n "{") == 1 && inde
 bans() { curl -s --max-time 2 "http://$METRICS/admin/bans" 2>/dev/null || true; }
 # ban_of ADDRESS: "reason drops" of its ban, or nothing
 ban_of() { bans | grep -o "{\"address\":\"$1\",\"reason\":\"[a-z]*\"[^}]*}" | sed 's/.*"reason":"\([a-z]*\)".*"drops":\([0-9]*\).*/\1 \2/'; }
-# a column of the last line of a SIPp -trace_stat CSV
-sipp_stat() {
-    [ -s "$1" ] || { echo "?"; return 0; }
-    awk -F';' -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i } END { print (c ? $c : "?") }' "$1"
-}
 # serving: siphon answers an OPTIONS over UDP from PROBE_IP with 200
 serving() {
     alive "$SIPHON_PID" || { WHY="siphon is not running: $(tail -2 "$W/siphon/log" | tr '\n' ' ')"; return 1; }

@@ -1,9 +1,10 @@
 # What interop/run.sh and interop/nat.sh share: check results, child
-# processes and cleanup, waits, siphon's metrics and admin API, baresip UAs
-# (config, start, ctrl_tcp commands and events, SIP ladders) and the call
-# steps both scripts take; interop/attack.sh uses the first four. Sourced
-# from the repository root, after `set -euo pipefail`; it defines functions
-# and their state and runs nothing. See interop/README.md.
+# processes and cleanup, waits (and SIPp stats, tcpdump captures), siphon's
+# metrics and admin API, baresip UAs (config, start, ctrl_tcp commands and
+# events, SIP ladders) and the call steps both scripts take;
+# interop/attack.sh and interop/topology.sh use the first four. Sourced from
+# the repository root, after `set -euo pipefail`; it defines functions and
+# their state and runs nothing. See interop/README.md.
 #
 # The script sets what these read: W (start_work), METRICS, SIPHON_ERRORS,
 # SIPHON_PID, MODULES, CTRL_PORT, HOLD, KEEP, and per UA IP and TONE
@@ -119,6 +120,47 @@ wait_until() {
 grep_log() { grep -a -q -E "$2" "$1" 2>/dev/null; }
 # tcp_open HOST PORT: something accepts TCP connections there
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+# udp_bound IP PORT: a UDP socket (of this network namespace) is bound to
+# exactly IPv4 IP:PORT (/proc/net/udp writes the address as the 32-bit
+# word in host order: byte-reversed on a little-endian machine)
+udp_bound() {
+    local a b c d
+    IFS=. read -r a b c d <<<"$1"
+    awk -v h="$(printf '%02X%02X%02X%02X:%04X' "$d" "$c" "$b" "$a" "$2")" \
+        'NR > 1 && $2 == h { f = 1 } END { exit !f }' /proc/net/udp
+}
+# a column of the last line of a SIPp -trace_stat CSV
+sipp_stat() {
+    [ -s "$1" ] || { echo "?"; return 0; }
+    awk -F';' -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i } END { print (c ? $c : "?") }' "$1"
+}
+# start_tcpdump FILE FILTER...: capture what FILTER matches on lo into FILE
+# (pcap; tcpdump's own output in FILE.log) as TCPDUMP_PID, one of PIDS;
+# 0 once tcpdump says it listens (within 5 s), else WHY. --immediate-mode:
+# each packet reaches tcpdump as it comes (without it the kernel hands them
+# over a block at a time, and those of the last second are lost when it is
+# stopped); then the kernel's ring holds a frame of the snap length per
+# packet, so -s 65600 (a whole datagram on lo) and -B 65536 (KiB: 1,000
+# frames for when tcpdump is not scheduled in time); -U: each packet is
+# written at once; -Z root: root's work dir stays writable. Stopped by
+# stop_pid (SIGTERM: it reports its drops, see tcpdump_complete).
+start_tcpdump() {
+    local f=$1
+    shift
+    tcpdump -i lo -nn --immediate-mode -s 65600 -B 65536 -U -Z root -w "$f" "$@" >"$f.log" 2>&1 &
+    TCPDUMP_PID=$!
+    PIDS+=("$TCPDUMP_PID")
+    wait_until 5 grep_log "$f.log" "listening on" && return 0
+    WHY="tcpdump did not start: $(head -c 200 "$f.log" | tr '\n' ' ')"
+    return 1
+}
+# tcpdump_complete FILE: the tcpdump that wrote FILE (start_tcpdump, now
+# stopped) reported that the kernel dropped none of the packets, else WHY
+tcpdump_complete() {
+    grep -q '^0 packets dropped by kernel' "$1.log" && return 0
+    WHY="tcpdump's capture is incomplete or it did not stop cleanly: $(tail -3 "$1.log" | tr '\n' ' ')"
+    return 1
+}
 
 # ---------------------------------------------------------------- siphon
 scrape() { "${IN_SIPHON_NS[@]}" curl -s --max-time 2 "http://$METRICS/metrics" 2>/dev/null || true; }

@@ -449,3 +449,67 @@ fn a_shared_secret_lets_another_run_follow_the_dialog() {
     with("a different secret!").handle_at(1000, Bytes::from(bye), flow(Q_SRC), &mut out);
     assert!(matches!(&out[..], [Outcome::Replied(_, 404)]), "{out:?}");
 }
+
+/// In stateful mode our Via names this shard's own UDP socket (so that
+/// the answer comes back to the shard that holds the transaction), and a
+/// UA may send its requests in the dialog there, where its INVITE came
+/// from, rather than to the listener its route set names (SIPp does).
+/// Such a request is forwarded; its answer must come back hidden, with
+/// our Contact and Record-Route naming the listener, not be lost.
+#[test]
+fn a_request_to_our_own_socket_gets_its_answer_stateful() {
+    let listener: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+    let own: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut c = core("stateful");
+    c.set_outbound(&[own], &[(listener, own)]);
+    let at = |from: &str, local: SocketAddr| Flow {
+        local,
+        ..flow(from)
+    };
+    let send = |c: &mut Core, f: Flow, data: &[u8]| {
+        let mut out = Vec::new();
+        c.handle_at(1000, Bytes::copy_from_slice(data), f, &mut out);
+        out.into_iter()
+            .find_map(|o| match o {
+                Outcome::Forwarded(t) => Some(t),
+                _ => None,
+            })
+            .map(|t| (parse(&t.data), t))
+    };
+    let invite = "INVITE sip:+1@carrier.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKp1\r\nVia: SIP/2.0/UDP 10.1.1.10:5070;branch=z9hG4bKa1\r\nMax-Forwards: 70\r\nRecord-Route: <sip:10.9.9.9;lr>\r\nFrom: <sip:a@pbx.internal>;tag=a1\r\nTo: <sip:+1@carrier.example>\r\nCall-ID: c2@hidden-test\r\nCSeq: 1 INVITE\r\nContact: <sip:a@10.1.1.10:5070>\r\nContent-Length: 0\r\n\r\n";
+    let (at_b, _) = send(&mut c, at(P_SRC, listener), invite.as_bytes()).unwrap();
+    let via = values(&at_b, HeaderName::Via);
+    assert!(
+        via[0].starts_with("SIP/2.0/UDP 127.0.0.1:40000;"),
+        "{via:?}"
+    );
+    let ok = answer(&at_b, 200, "b1", "<sip:b@192.0.2.88:5080>", &[]);
+    send(&mut c, at(Q_SRC, own), &ok).unwrap();
+    // The carrier's BYE, sent where its INVITE came from: our own socket.
+    let bye = in_dialog(
+        "BYE",
+        &contact_uri(&at_b),
+        &values(&at_b, HeaderName::RecordRoute),
+        &["SIP/2.0/UDP 192.0.2.88:5080;branch=z9hG4bKb9"],
+        "<sip:+1@carrier.example>;tag=b1",
+        "<sip:a@pbx.internal>;tag=a1",
+        9,
+        None,
+    );
+    let (m, t) = send(&mut c, at(Q_SRC, own), &bye).unwrap();
+    assert_eq!(t.dest, "10.9.9.9:5060".parse::<SocketAddr>().unwrap());
+    assert_hidden(&m, &EXTERNAL, "BYE at the caller");
+    // P answers (to our Via: our own socket); the 200 reaches the carrier.
+    let ok = answer(&m, 200, "a1", "<sip:a@10.1.1.10:5070>", &[]);
+    let Some((m, t)) = send(&mut c, at(P_SRC, own), &ok) else {
+        panic!("the 200 to the carrier's BYE was not forwarded");
+    };
+    assert_eq!(t.dest, Q_SRC.parse::<SocketAddr>().unwrap());
+    assert_eq!(t.local, own, "from the socket the BYE came to");
+    assert_hidden(&m, &INTERNAL, "200 to BYE at the carrier");
+    assert_eq!(
+        values(&m, HeaderName::Via),
+        ["SIP/2.0/UDP 192.0.2.88:5080;branch=z9hG4bKb9;received=127.0.0.9"]
+    );
+    assert!(contact_uri(&m).ends_with("@127.0.0.1:5060"), "the listener");
+}

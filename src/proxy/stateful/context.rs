@@ -31,7 +31,7 @@ use super::super::location::LocTarget;
 use super::super::request::{
     count_route, count_route_final, upstream, Next, NextHop, NoHop, Plan, NO_DESTINATION,
 };
-use super::super::{ConnId, Core, Flow, Outcome, Transmit};
+use super::super::{ConnId, Core, Drop, Flow, Outcome, Transmit};
 use super::build::upstream_response;
 use super::Table;
 use crate::config::{Fork, Transport};
@@ -674,9 +674,17 @@ impl Core {
         let token = msg.top_via().ok().and_then(|v| topology::via_token(&v));
         let mut param = alias.as_deref();
         if let Some(token) = token {
+            // The listener the request came in on; or, if it came to one
+            // of this shard's own UDP sockets (our Vias name them, and a UA
+            // may send its requests in the dialog where its INVITE came
+            // from), the listener that socket stands for.
             let face = self
                 .me
                 .by_local(ctx.up.transport, ctx.up.local)
+                .or_else(|| {
+                    let own = self.outbound.iter().find(|o| o.1 == ctx.up.local)?;
+                    self.me.by_local(Transport::Udp, own.0)
+                })
                 .map(|m| Face {
                     host: &m.host,
                     port: m.port,
@@ -698,7 +706,7 @@ impl Core {
                     });
             if restored.is_none() {
                 self.edits = e;
-                return;
+                return out.push(Outcome::Dropped(Drop::TopologyToken));
             }
             param = None;
         }
