@@ -135,7 +135,14 @@ fn every_acknowledged_binding_survives_sigkill() {
     while started.elapsed() < Duration::from_secs(20) && sent < 200_000 {
         let n = acked.lock().unwrap().len() as u32;
         if n >= 3000 && !killed {
-            // SIGKILL by PID, while REGISTERs are in flight.
+            // SIGKILL by PID, while REGISTERs are in flight: a burst of
+            // 256 more just before it, so that a busy machine that let
+            // the window drain still kills mid-load.
+            for _ in 0..256 {
+                let contact = format!("Contact: <sip:u{sent}@10.0.0.1:5060>\r\n");
+                sock.send_to(&register(me, sent, &contact), to).unwrap();
+                sent += 1;
+            }
             child.kill();
             killed = true;
             break;

@@ -555,7 +555,9 @@ impl Cx<'_> {
             .chain(
                 destinations
                     .iter()
-                    .filter(|d| d.max_calls.is_some())
+                    .filter(|d| {
+                        d.max_calls.is_some() || d.targets.iter().any(|t| t.max_calls.is_some())
+                    })
                     .map(|d| format!("destination.{}", d.name)),
             )
             .next();

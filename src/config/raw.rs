@@ -253,6 +253,7 @@ pub(super) struct RawTarget {
     pub max_load: Option<Spanned<i64>>,
     pub transport: Option<Spanned<String>>,
     pub listener: Option<Spanned<String>>,
+    pub max_calls: Option<Spanned<i64>>,
     pub cps: Option<Spanned<i64>>,
     pub burst: Option<Spanned<i64>>,
 }

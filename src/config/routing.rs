@@ -176,6 +176,8 @@ pub struct Target {
     pub max_load: u32,
     /// New calls per second sent to it: over it, the next target.
     pub limit: Option<crate::routing::limit::Limit>,
+    /// Calls in progress on it at once (see `routing::calls`).
+    pub max_calls: Option<u32>,
     /// The listener requests to it leave from (else the first of its
     /// transport and address family).
     pub listener: Option<SocketAddr>,
@@ -529,6 +531,7 @@ impl Cx<'_> {
                 None => 0,
             },
             limit: self.limit(&t.cps, &t.burst, &format!("{key}."))?,
+            max_calls: self.max_calls(&t.max_calls, &format!("{key}.max_calls"))?,
             listener,
         })
     }

@@ -229,3 +229,54 @@ fn a_target_over_its_cps_is_passed_over_for_new_calls_only() {
         assert_eq!(dest(&mut c, "c4"), "127.0.0.9:5080");
     }
 }
+
+#[test]
+fn a_target_with_its_calls_full_is_passed_over_until_one_ends() {
+    for mode in ["stateless", "stateful"] {
+        let text = format!(
+            "{BASE}[proxy]\nmode = \"{mode}\"\nrecord_route = true\n\
+             [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\ndestination = \"carrier\"\n\
+             [destination.carrier]\nalgorithm = \"priority\"\ntargets = [\
+             {{ uri = \"sip:127.0.0.9:5080\", priority = 0, max_calls = 1 }}, \
+             {{ uri = \"sip:127.0.0.10:5080\", priority = 1, max_calls = 1 }}]\n"
+        );
+        let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+        let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+        let (t1, m1) = relay(&mut c, CALLER, &invite("c1"));
+        assert_eq!(t1.dest.to_string(), "127.0.0.9:5080", "{mode}");
+        let (t2, _) = relay(&mut c, CALLER, &invite("c2"));
+        assert_eq!(t2.dest.to_string(), "127.0.0.10:5080");
+        // Both full: no target for a third call.
+        let out = send(&mut c, CALLER, &invite("c3"));
+        assert!(refused(&out), "{mode}: {out:?}");
+        // c1 answered, then hung up: its target takes c4.
+        relay(
+            &mut c,
+            "127.0.0.9:5080",
+            &answer(&m1, 200, "b1", "<sip:b@127.0.0.9:5080>", &[]),
+        );
+        let to = |t: usize| {
+            c.cur.sets[0].targets[t]
+                .calls
+                .as_ref()
+                .unwrap()
+                .active
+                .load(Ordering::Relaxed)
+        };
+        assert_eq!((to(0), to(1)), (1, 1), "an answered call holds its target");
+        let bye = String::from_utf8(invite("c1"))
+            .unwrap()
+            .replace(
+                "INVITE sip:+1555@carrier.example",
+                "BYE sip:b@127.0.0.9:5080",
+            )
+            .replace("CSeq: 1 INVITE", "CSeq: 2 BYE")
+            .replace(
+                "To: <sip:+1555@carrier.example>",
+                "To: <sip:+1555@carrier.example>;tag=b1",
+            );
+        relay(&mut c, CALLER, bye.as_bytes());
+        let (t4, _) = relay(&mut c, CALLER, &invite("c4"));
+        assert_eq!(t4.dest.to_string(), "127.0.0.9:5080");
+    }
+}

@@ -192,10 +192,14 @@ impl Core {
                 let now = self.now_ms;
                 let targets = &self.cur.sets[set].targets;
                 let new_call = plan.method == Method::Invite && plan.route.is_some();
-                let pick =
-                    self.order.iter().copied().find(|&t| {
-                        !new_call || targets[t].limit.as_ref().is_none_or(|b| b.admit(now))
-                    });
+                let calls = &self.cur.calls;
+                let (call_id, cseq) = (msg.call_id(), msg.cseq().map_or(0, |c| c.seq));
+                let pick = self.order.iter().copied().find(|&t| {
+                    let t = &targets[t];
+                    !new_call
+                        || (t.limit.as_ref().is_none_or(|b| b.admit(now))
+                            && calls.on_target(call_id, cseq, t.calls.as_ref(), now))
+                });
                 let Some(t) = pick else {
                     let (code, reason) = NO_DESTINATION;
                     return self.reply(msg, flow, code, &reason, &[]);

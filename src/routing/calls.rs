@@ -34,6 +34,11 @@ impl CallCount {
         c
     }
 
+    /// A place is free now (taking nothing).
+    pub fn has_room(&self) -> bool {
+        self.active.load(Ordering::Relaxed) < self.max.load(Ordering::Relaxed)
+    }
+
     /// Take one place if there is one.
     fn take(&self) -> bool {
         let max = self.max.load(Ordering::Relaxed);
@@ -54,7 +59,9 @@ impl CallCount {
 }
 
 struct Call {
-    counts: [Option<Arc<CallCount>>; 2],
+    /// The route's and the set's counts, then the target's (the target
+    /// the call is on now: a failover moves it).
+    counts: [Option<Arc<CallCount>>; 3],
     /// The initial INVITE's CSeq number: its answers, not a re-INVITE's,
     /// decide whether the call starts.
     cseq: u32,
@@ -122,7 +129,7 @@ impl Calls {
         if s.contains_key(call_id) {
             return true;
         }
-        let mut taken: [Option<Arc<CallCount>>; 2] = [None, None];
+        let mut taken: [Option<Arc<CallCount>>; 3] = [None, None, None];
         for (slot, c) in taken.iter_mut().zip(counts) {
             let Some(c) = c else { continue };
             if !c.take() {
@@ -141,6 +148,55 @@ impl Calls {
             },
         );
         self.len.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// New call `call_id` goes to a target with count `target` (none: a
+    /// target without `max_calls`): the call's place moves there from the
+    /// target it was on. False, moving nothing, if that target is full.
+    pub fn on_target(
+        &self,
+        call_id: &[u8],
+        cseq: u32,
+        target: Option<&Arc<CallCount>>,
+        now: u64,
+    ) -> bool {
+        if target.is_none() && self.is_empty() {
+            return true;
+        }
+        let mut s = self.stripe(call_id);
+        let entry = s.get_mut(call_id);
+        let was = entry.as_ref().and_then(|c| c.counts[2].as_ref());
+        if let (Some(a), Some(b)) = (was, target) {
+            if Arc::ptr_eq(a, b) {
+                return true;
+            }
+        }
+        if let Some(t) = target {
+            if !t.take() {
+                return false;
+            }
+        }
+        match entry {
+            Some(c) => {
+                if let Some(old) = std::mem::replace(&mut c.counts[2], target.cloned()) {
+                    old.give_back();
+                }
+            }
+            None if target.is_some() => {
+                s.insert(
+                    call_id.into(),
+                    Call {
+                        counts: [None, None, target.cloned()],
+                        cseq,
+                        since: now,
+                        confirmed: false,
+                    },
+                );
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
         true
     }
 
@@ -256,6 +312,25 @@ mod tests {
         assert!(!calls.admit(b"b", 1, [Some(&route), Some(&set)], 0));
         assert_eq!(route.active.load(Ordering::Relaxed), 1);
         assert_eq!(set.limited.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_call_moves_between_targets_and_holds_one_place() {
+        let calls = Calls::default();
+        let (a, b) = (CallCount::new(1), CallCount::new(1));
+        assert!(calls.on_target(b"c1", 1, Some(&a), 0));
+        assert!(
+            calls.on_target(b"c1", 1, Some(&a), 0),
+            "the same target again"
+        );
+        assert!(!calls.on_target(b"c2", 1, Some(&a), 0), "a is full");
+        assert!(calls.on_target(b"c1", 1, Some(&b), 0), "a failover to b");
+        assert_eq!(a.active.load(Ordering::Relaxed), 0);
+        assert!(calls.on_target(b"c2", 1, Some(&a), 0));
+        calls.end(b"c1");
+        assert_eq!(b.active.load(Ordering::Relaxed), 0);
+        assert!(calls.on_target(b"c3", 1, None, 0));
+        assert_eq!(calls.len(), 1);
     }
 
     #[test]

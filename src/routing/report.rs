@@ -60,11 +60,12 @@ pub fn target_json(t: &SetTarget, now_ms: u64) -> String {
     };
     let st = &t.stats;
     format!(
-        "{{\"uri\":{},\"weight\":{},\"priority\":{},\"max_load\":{},\"state\":\"{state}\",\"admin\":\"{}\",\"healthy\":{},\"available\":{},\"reason\":{},\"last_code\":{},\"since_ms_ago\":{},\"out_for_ms\":{},\"active\":{},\"requests\":{},\"responses\":{{{}}},\"failovers\":{},\"probes\":{},\"probes_failed\":{},\"changes\":{}}}",
+        "{{\"uri\":{},\"weight\":{},\"priority\":{},\"max_load\":{},{},\"state\":\"{state}\",\"admin\":\"{}\",\"healthy\":{},\"available\":{},\"reason\":{},\"last_code\":{},\"since_ms_ago\":{},\"out_for_ms\":{},\"active\":{},\"requests\":{},\"responses\":{{{}}},\"failovers\":{},\"probes\":{},\"probes_failed\":{},\"changes\":{}}}",
         json::string(&t.cfg.uri),
         t.cfg.weight,
         t.cfg.priority,
         t.cfg.max_load,
+        calls_json(t.calls.as_deref()),
         admin_name(s.admin),
         s.up,
         s.available,

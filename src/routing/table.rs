@@ -69,6 +69,8 @@ pub struct SetTarget {
     pub stats: Arc<TargetStats>,
     /// Its `cps` limit, shared by every shard.
     pub limit: Option<Bucket>,
+    /// Its `max_calls` count (kept across reloads by set and URI).
+    pub calls: Option<Arc<CallCount>>,
 }
 
 impl SetTarget {
@@ -138,6 +140,7 @@ impl Routing {
                         health,
                         stats,
                         limit: t.limit.map(Bucket::new),
+                        calls: call_count(t.max_calls, kept.and_then(|k| k.calls.as_ref())),
                     }
                 })
                 .collect();
@@ -341,7 +344,9 @@ impl Picker {
                 available: t.health.available(now_ms),
                 load: t.stats.load(),
                 max_load: t.cfg.max_load,
-                ready: !new_call || t.limit.as_ref().is_none_or(|b| b.ready(now_ms)),
+                ready: !new_call
+                    || (t.limit.as_ref().is_none_or(|b| b.ready(now_ms))
+                        && t.calls.as_ref().is_none_or(|c| c.has_room())),
                 id: t.id,
             }));
             let key = match s.cfg.algorithm {

@@ -426,7 +426,14 @@ impl Core {
         };
         // A new call over the target's cps limit: the next target.
         let new_call = ctx.method == Method::Invite && plan.route.is_some();
-        if new_call && target.limit.as_ref().is_some_and(|b| !b.admit(now)) {
+        let cseq = msg.cseq().map_or(0, |c| c.seq);
+        if new_call
+            && (target.limit.as_ref().is_some_and(|b| !b.admit(now))
+                || !self
+                    .cur
+                    .calls
+                    .on_target(msg.call_id(), cseq, target.calls.as_ref(), now))
+        {
             let (code, reason) = NO_DESTINATION;
             ctx.consider(Best::Local(code, reason), true);
             return false;
