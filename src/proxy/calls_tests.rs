@@ -280,3 +280,55 @@ fn a_target_with_its_calls_full_is_passed_over_until_one_ends() {
         assert_eq!(t4.dest.to_string(), "127.0.0.9:5080");
     }
 }
+
+/// An answered call `call` (through `c`), and a BYE in it from the caller
+/// built by `bye(extra headers)`.
+fn answered_call(c: &mut Core, call: &str) -> impl Fn(&str) -> Vec<u8> {
+    let (_, m) = relay(c, CALLER, &invite(call));
+    relay(
+        c,
+        CARRIER,
+        &answer(&m, 200, "b1", "<sip:b@127.0.0.9:5080>", &[]),
+    );
+    let call = call.to_string();
+    move |extra: &str| {
+        String::from_utf8(invite(&call))
+            .unwrap()
+            .replace(
+                "INVITE sip:+1555@carrier.example",
+                "BYE sip:b@127.0.0.9:5080",
+            )
+            .replace("CSeq: 1 INVITE", &format!("{extra}CSeq: 2 BYE"))
+            .replace(
+                "To: <sip:+1555@carrier.example>",
+                "To: <sip:+1555@carrier.example>;tag=b1",
+            )
+            .into_bytes()
+    }
+}
+
+#[test]
+fn a_bye_that_is_not_forwarded_ends_nothing() {
+    for mode in ["stateless", "stateful"] {
+        let mut c = core(mode);
+        let bye = answered_call(&mut c, "c1");
+        assert_eq!(active(&c), (1, 1));
+        // A BYE Siphon answers itself (483, 420) never reaches the callee:
+        // the call goes on, and so does its place.
+        for (extra, code) in [("", 483), ("Proxy-Require: x\r\n", 420)] {
+            let mut b = String::from_utf8(bye(extra)).unwrap();
+            if code == 483 {
+                b = b.replace("Max-Forwards: 70", "Max-Forwards: 0");
+            }
+            let out = send(&mut c, CALLER, b.as_bytes());
+            assert!(
+                matches!(&out[..], [Outcome::Replied(_, c)] if *c == code),
+                "{mode}: {out:?}"
+            );
+            assert_eq!(active(&c), (1, 1), "{mode}: a {code} ended the call");
+        }
+        // The real BYE does.
+        relay(&mut c, CALLER, &bye(""));
+        assert_eq!(active(&c), (0, 0), "{mode}");
+    }
+}

@@ -263,9 +263,6 @@ impl Core {
         // created). REGISTER never belongs to a dialog (§10.2).
         let to_tag = msg.to().ok().and_then(|t| t.tag());
         let in_dialog = to_tag.is_some() && method != Method::Register;
-        if in_dialog && method == Method::Bye {
-            self.cur.calls.end(msg.call_id());
-        }
         // §17.2.1, §8.2.7: the ACK for a final answer of our own carries
         // the To tag we put in it, which `to_tag` derives from what the
         // ACK shares with its INVITE (Call-ID, From tag, branch). That
@@ -488,6 +485,11 @@ impl Core {
         } else {
             Next::Hop(uri_hop(&target))
         };
+        // A BYE that passed the checks and has a next hop ends its call
+        // (one answered here, 483 or 420, never reaches the other side).
+        if in_dialog && method == Method::Bye {
+            self.cur.calls.end(msg.call_id());
+        }
         Ok(Plan {
             method,
             max_forwards,
