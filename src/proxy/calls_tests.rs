@@ -332,3 +332,39 @@ fn a_bye_that_is_not_forwarded_ends_nothing() {
         assert_eq!(active(&c), (0, 0), "{mode}");
     }
 }
+
+#[test]
+fn a_retransmission_goes_to_the_target_its_call_fills_stateless() {
+    let text = format!(
+        "{BASE}[proxy]\nmode = \"stateless\"\nrecord_route = true\n\
+         [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\ndestination = \"carrier\"\n\
+         [destination.carrier]\nalgorithm = \"priority\"\ntargets = [\
+         {{ uri = \"sip:127.0.0.9:5080\", priority = 0, max_calls = 1 }}, \
+         {{ uri = \"sip:127.0.0.10:5080\", priority = 1, max_calls = 1 }}]\n"
+    );
+    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+    let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+    let to = |c: &Core, t: usize| {
+        c.cur.sets[0].targets[t]
+            .calls
+            .as_ref()
+            .unwrap()
+            .active
+            .load(Ordering::Relaxed)
+    };
+    let (t1, _) = relay(&mut c, CALLER, &invite("c1"));
+    assert_eq!(t1.dest.to_string(), "127.0.0.9:5080");
+    let (t2, _) = relay(&mut c, CALLER, &invite("c2"));
+    assert_eq!(t2.dest.to_string(), "127.0.0.10:5080");
+    // Both targets are full, each with its own call: the retransmissions
+    // (no 100 Trying from a stateless proxy) go where the first copies
+    // went, and the calls keep their places.
+    for _ in 0..2 {
+        let (r1, _) = relay(&mut c, CALLER, &invite("c1"));
+        assert_eq!(r1.dest.to_string(), "127.0.0.9:5080");
+        let (r2, _) = relay(&mut c, CALLER, &invite("c2"));
+        assert_eq!(r2.dest.to_string(), "127.0.0.10:5080");
+    }
+    assert_eq!((to(&c, 0), to(&c, 1)), (1, 1));
+    assert!(refused(&send(&mut c, CALLER, &invite("c3"))));
+}

@@ -5,6 +5,7 @@
 
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use super::branch::{is_loop, loop_hash, stateless_branch, StableHash};
 use super::identity::Me;
@@ -194,13 +195,27 @@ impl Core {
                 let new_call = plan.method == Method::Invite && plan.route.is_some();
                 let calls = &self.cur.calls;
                 let (call_id, cseq) = (msg.call_id(), msg.cseq().map_or(0, |c| c.seq));
-                let pick = self.order.iter().copied().find(|&t| {
-                    let t = &targets[t];
-                    !new_call
-                        || (t.limit.as_ref().is_none_or(|b| b.admit(now))
-                            && calls.on_target(call_id, cseq, t.calls.as_ref(), now))
+                // A retransmission of a call already on a target with
+                // max_calls goes there again (that target may be full with
+                // this very call, so the order left it out).
+                let held = calls.target(call_id).filter(|_| new_call).and_then(|h| {
+                    self.cur.sets.iter().enumerate().find_map(|(s, x)| {
+                        let is_h = |t: &crate::routing::SetTarget| {
+                            t.calls.as_ref().is_some_and(|c| Arc::ptr_eq(c, &h))
+                        };
+                        Some((s, x.targets.iter().position(is_h)?))
+                    })
                 });
-                let Some(t) = pick else {
+                let pick = held.or_else(|| {
+                    let t = self.order.iter().copied().find(|&t| {
+                        let t = &targets[t];
+                        !new_call
+                            || (t.limit.as_ref().is_none_or(|b| b.admit(now))
+                                && calls.on_target(call_id, cseq, t.calls.as_ref(), now))
+                    })?;
+                    Some((set, t))
+                });
+                let Some((set, t)) = pick else {
                     let (code, reason) = NO_DESTINATION;
                     return self.reply(msg, flow, code, &reason, &[]);
                 };

@@ -200,6 +200,15 @@ impl Calls {
         true
     }
 
+    /// The count of the target call `call_id` is on, if it is on one with
+    /// `max_calls` (a retransmission goes there again).
+    pub fn target(&self, call_id: &[u8]) -> Option<Arc<CallCount>> {
+        if self.is_empty() {
+            return None;
+        }
+        self.stripe(call_id).get(call_id)?.counts[2].clone()
+    }
+
     /// A final answer `code` to INVITE `cseq` of call `call_id` went to
     /// the caller: a 2xx to the initial INVITE starts the call, a 300 or
     /// more ends the attempt; a re-INVITE's answers change nothing.
