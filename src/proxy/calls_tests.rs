@@ -368,3 +368,40 @@ fn a_retransmission_goes_to_the_target_its_call_fills_stateless() {
     assert_eq!((to(&c, 0), to(&c, 1)), (1, 1));
     assert!(refused(&send(&mut c, CALLER, &invite("c3"))));
 }
+
+#[test]
+fn calls_that_share_a_call_id_are_counted_apart() {
+    for mode in ["stateless", "stateful"] {
+        let mut c = core(mode);
+        // Three INVITEs with one Call-ID and three From tags are three
+        // calls: the route's two places take two, the third is refused.
+        let reuse = |tag: &str| {
+            String::from_utf8(invite("c1"))
+                .unwrap()
+                .replace("tag=a-c1", &format!("tag={tag}"))
+                .replace("branch=z9hG4bKc1", &format!("branch=z9hG4bK{tag}"))
+                .into_bytes()
+        };
+        relay(&mut c, CALLER, &reuse("t1"));
+        relay(&mut c, CALLER, &reuse("t2"));
+        assert_eq!(active(&c), (2, 2), "{mode}");
+        assert!(refused(&send(&mut c, CALLER, &reuse("t3"))), "{mode}");
+        // A BYE of the second (from the callee: its From tag is the To
+        // tag of the INVITE) ends that one only.
+        let bye = String::from_utf8(reuse("b2"))
+            .unwrap()
+            .replace(
+                "INVITE sip:+1555@carrier.example",
+                "BYE sip:alice@127.0.0.2:5070",
+            )
+            .replace("CSeq: 1 INVITE", "CSeq: 9 BYE")
+            .replace(
+                "To: <sip:+1555@carrier.example>",
+                "To: <sip:+1555@carrier.example>;tag=t2",
+            );
+        relay(&mut c, CARRIER, bye.as_bytes());
+        assert_eq!(active(&c), (1, 1), "{mode}");
+        relay(&mut c, CALLER, &reuse("t3"));
+        assert_eq!(active(&c), (2, 2), "{mode}");
+    }
+}

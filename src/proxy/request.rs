@@ -13,6 +13,7 @@ use super::location::LocTarget;
 use super::topology::{self, Face, Kind};
 use super::{ConnId, Core, Drop, Flow, Identity, Outcome, Transmit};
 use crate::config::{Target, Transport};
+use crate::routing::calls::CallRef;
 use crate::routing::stats::count_class;
 use crate::routing::{Decision, Request as RouteRequest, Routing};
 use crate::sip::uri::{Host, Uri};
@@ -166,7 +167,7 @@ impl Core {
             let cseq = msg.cseq().map_or(0, |c| c.seq);
             self.cur
                 .calls
-                .answered(msg.call_id(), cseq, 500, self.now_ms);
+                .answered(CallRef::of(msg), cseq, 500, self.now_ms);
         }
         out
     }
@@ -194,11 +195,11 @@ impl Core {
                 let targets = &self.cur.sets[set].targets;
                 let new_call = plan.method == Method::Invite && plan.route.is_some();
                 let calls = &self.cur.calls;
-                let (call_id, cseq) = (msg.call_id(), msg.cseq().map_or(0, |c| c.seq));
+                let (call, cseq) = (CallRef::of(msg), msg.cseq().map_or(0, |c| c.seq));
                 // A retransmission of a call already on a target with
                 // max_calls goes there again (that target may be full with
                 // this very call, so the order left it out).
-                let held = calls.target(call_id).filter(|_| new_call).and_then(|h| {
+                let held = calls.target(call).filter(|_| new_call).and_then(|h| {
                     self.cur.sets.iter().enumerate().find_map(|(s, x)| {
                         let is_h = |t: &crate::routing::SetTarget| {
                             t.calls.as_ref().is_some_and(|c| Arc::ptr_eq(c, &h))
@@ -211,7 +212,7 @@ impl Core {
                         let t = &targets[t];
                         !new_call
                             || (t.limit.as_ref().is_none_or(|b| b.admit(now))
-                                && calls.on_target(call_id, cseq, t.calls.as_ref(), now))
+                                && calls.on_target(call, cseq, t.calls.as_ref(), now))
                     })?;
                     Some((set, t))
                 });
@@ -484,7 +485,7 @@ impl Core {
                 if !self
                     .cur
                     .calls
-                    .admit(msg.call_id(), cseq, counts, self.now_ms)
+                    .admit(CallRef::of(msg), cseq, counts, self.now_ms)
                 {
                     count_route(&self.cur, matched);
                     count_route_final(&self.cur, matched, 503);
@@ -503,7 +504,9 @@ impl Core {
         // A BYE that passed the checks and has a next hop ends its call
         // (one answered here, 483 or 420, never reaches the other side).
         if in_dialog && method == Method::Bye {
-            self.cur.calls.end(msg.call_id());
+            let from = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
+            let to = to_tag.unwrap_or_default();
+            self.cur.calls.end(msg.call_id(), [from, to]);
         }
         Ok(Plan {
             method,

@@ -8,6 +8,7 @@ use super::branch::{conn_of, stateless_response_ok, LegRef, STATEFUL_PREFIX};
 use super::request::bad_destination;
 use super::{Core, Drop, Outcome, Transmit};
 use crate::config::Transport;
+use crate::routing::calls::CallRef;
 use crate::sip::{Message, Transport as ViaTransport};
 
 impl Core {
@@ -21,7 +22,7 @@ impl Core {
             if cseq.method == crate::sip::Method::Invite {
                 self.cur
                     .calls
-                    .answered(msg.call_id(), cseq.seq, code, self.now_ms);
+                    .answered(CallRef::of(msg), cseq.seq, code, self.now_ms);
             }
         }
     }

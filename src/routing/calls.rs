@@ -6,10 +6,11 @@
 //! to the INVITE (relayed or our own: 486, 487 after a CANCEL, 408, 503),
 //! or, as a bound for what Siphon never sees end, `[proxy] call_setup_s`
 //! without a 2xx and `call_timeout_s` after it. One table for every shard,
-//! keyed by Call-ID (one call, however many forks), in stripes behind a
-//! mutex each; it holds only calls of a route or set with a limit, so its
-//! size is bounded by the limits themselves. Counting needs the BYEs:
-//! `max_calls` requires `record_route` (checked at load).
+//! keyed by Call-ID and the caller's From tag (one call, however many
+//! forks; INVITEs reusing a Call-ID with another tag are other calls), in
+//! stripes behind a mutex each; it holds only calls of a route or set with
+//! a limit, so its size is bounded by the limits themselves. Counting
+//! needs the BYEs: `max_calls` requires `record_route` (checked at load).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -58,6 +59,35 @@ impl CallCount {
     }
 }
 
+/// Which call: its Call-ID and the caller's From tag (a dialog is the
+/// Call-ID and both tags, RFC 3261 §12: two INVITEs that share a Call-ID
+/// but not a From tag are two calls, each counted).
+#[derive(Debug, Clone, Copy)]
+pub struct CallRef<'a> {
+    pub id: &'a [u8],
+    pub tag: &'a [u8],
+}
+
+impl<'a> CallRef<'a> {
+    /// The call of a request from the caller or of a response to one.
+    pub fn of(msg: &'a crate::sip::Message) -> CallRef<'a> {
+        let tag = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
+        CallRef {
+            id: msg.call_id(),
+            tag,
+        }
+    }
+
+    /// The table key: the tag, the Call-ID, the tag's length.
+    fn key(self) -> Box<[u8]> {
+        let mut k = Vec::with_capacity(self.id.len() + self.tag.len() + 4);
+        k.extend_from_slice(self.tag);
+        k.extend_from_slice(self.id);
+        k.extend_from_slice(&(self.tag.len() as u32).to_le_bytes());
+        k.into_boxed_slice()
+    }
+}
+
 struct Call {
     /// The route's and the set's counts, then the target's (the target
     /// the call is on now: a failover moves it).
@@ -96,9 +126,9 @@ impl Default for Calls {
 }
 
 impl Calls {
-    fn stripe(&self, call_id: &[u8]) -> std::sync::MutexGuard<'_, Stripe> {
+    fn stripe(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Stripe> {
         let mut h = self.hasher.build_hasher();
-        h.write(call_id);
+        h.write(key);
         let i = h.finish() as usize % STRIPES;
         self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -112,12 +142,12 @@ impl Calls {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// A new call `call_id` under these limits at `now`: true if admitted
+    /// A new call under these limits at `now`: true if admitted
     /// (counted in each), false if one is full (nothing counted). A call
     /// already counted (a retransmission, a failover) is admitted again.
     pub fn admit(
         &self,
-        call_id: &[u8],
+        call: CallRef<'_>,
         cseq: u32,
         counts: [Option<&Arc<CallCount>>; 2],
         now: u64,
@@ -125,8 +155,9 @@ impl Calls {
         if counts.iter().all(Option::is_none) {
             return true;
         }
-        let mut s = self.stripe(call_id);
-        if s.contains_key(call_id) {
+        let key = call.key();
+        let mut s = self.stripe(&key);
+        if s.contains_key(&key) {
             return true;
         }
         let mut taken: [Option<Arc<CallCount>>; 3] = [None, None, None];
@@ -139,7 +170,7 @@ impl Calls {
             *slot = Some(c.clone());
         }
         s.insert(
-            call_id.into(),
+            key,
             Call {
                 counts: taken,
                 cseq,
@@ -151,12 +182,12 @@ impl Calls {
         true
     }
 
-    /// New call `call_id` goes to a target with count `target` (none: a
+    /// New call `call` goes to a target with count `target` (none: a
     /// target without `max_calls`): the call's place moves there from the
     /// target it was on. False, moving nothing, if that target is full.
     pub fn on_target(
         &self,
-        call_id: &[u8],
+        call: CallRef<'_>,
         cseq: u32,
         target: Option<&Arc<CallCount>>,
         now: u64,
@@ -164,8 +195,9 @@ impl Calls {
         if target.is_none() && self.is_empty() {
             return true;
         }
-        let mut s = self.stripe(call_id);
-        let entry = s.get_mut(call_id);
+        let key = call.key();
+        let mut s = self.stripe(&key);
+        let entry = s.get_mut(&key);
         let was = entry.as_ref().and_then(|c| c.counts[2].as_ref());
         if let (Some(a), Some(b)) = (was, target) {
             if Arc::ptr_eq(a, b) {
@@ -185,7 +217,7 @@ impl Calls {
             }
             None if target.is_some() => {
                 s.insert(
-                    call_id.into(),
+                    key,
                     Call {
                         counts: [None, None, target.cloned()],
                         cseq,
@@ -200,42 +232,51 @@ impl Calls {
         true
     }
 
-    /// The count of the target call `call_id` is on, if it is on one with
+    /// The count of the target `call` is on, if it is on one with
     /// `max_calls` (a retransmission goes there again).
-    pub fn target(&self, call_id: &[u8]) -> Option<Arc<CallCount>> {
+    pub fn target(&self, call: CallRef<'_>) -> Option<Arc<CallCount>> {
         if self.is_empty() {
             return None;
         }
-        self.stripe(call_id).get(call_id)?.counts[2].clone()
+        let key = call.key();
+        self.stripe(&key).get(&key)?.counts[2].clone()
     }
 
-    /// A final answer `code` to INVITE `cseq` of call `call_id` went to
-    /// the caller: a 2xx to the initial INVITE starts the call, a 300 or
-    /// more ends the attempt; a re-INVITE's answers change nothing.
-    pub fn answered(&self, call_id: &[u8], cseq: u32, code: u16, now: u64) {
+    /// A final answer `code` to INVITE `cseq` of `call` went to the
+    /// caller: a 2xx to the initial INVITE starts the call, a 300 or more
+    /// ends the attempt; a re-INVITE's answers change nothing.
+    pub fn answered(&self, call: CallRef<'_>, cseq: u32, code: u16, now: u64) {
         if self.is_empty() || code < 200 {
             return;
         }
-        let mut s = self.stripe(call_id);
-        let Some(c) = s.get_mut(call_id) else { return };
+        let key = call.key();
+        let mut s = self.stripe(&key);
+        let Some(c) = s.get_mut(&key) else { return };
         if c.confirmed || c.cseq != cseq {
             return;
         }
         if code < 300 {
             c.confirmed = true;
             c.since = now;
-        } else if let Some(c) = s.remove(call_id) {
+        } else if let Some(c) = s.remove(&key) {
             self.release(c);
         }
     }
 
-    /// The call has ended: its places are given back.
-    pub fn end(&self, call_id: &[u8]) {
-        if self.is_empty() {
-            return;
-        }
-        if let Some(c) = self.stripe(call_id).remove(call_id) {
-            self.release(c);
+    /// The call of a BYE with Call-ID `id` has ended: its places are
+    /// given back. `tags` are the BYE's From and To tags (either side may
+    /// send it, so the caller's tag is one of them).
+    pub fn end(&self, id: &[u8], tags: [&[u8]; 2]) {
+        for tag in tags {
+            if self.is_empty() {
+                return;
+            }
+            let key = CallRef { id, tag }.key();
+            let gone = self.stripe(&key).remove(&key);
+            if let Some(c) = gone {
+                self.release(c);
+                return;
+            }
         }
     }
 
@@ -277,39 +318,43 @@ impl Calls {
 mod tests {
     use super::*;
 
+    fn call(id: &[u8]) -> CallRef<'_> {
+        CallRef { id, tag: b"t" }
+    }
+
     #[test]
     fn calls_hold_places_until_they_end() {
         let calls = Calls::default();
         let route = CallCount::new(2);
         let set = CallCount::new(10);
         let both = [Some(&route), Some(&set)];
-        assert!(calls.admit(b"c1", 1, both, 0));
-        assert!(calls.admit(b"c2", 1, both, 0));
+        assert!(calls.admit(call(b"c1"), 1, both, 0));
+        assert!(calls.admit(call(b"c2"), 1, both, 0));
         assert!(
-            calls.admit(b"c1", 1, both, 5),
+            calls.admit(call(b"c1"), 1, both, 5),
             "a retransmission: the same call"
         );
-        assert!(!calls.admit(b"c3", 1, both, 5), "the route is full");
+        assert!(!calls.admit(call(b"c3"), 1, both, 5), "the route is full");
         assert_eq!(route.limited.load(Ordering::Relaxed), 1);
         assert_eq!(
             set.active.load(Ordering::Relaxed),
             2,
             "nothing taken from the set"
         );
-        calls.end(b"c1");
-        calls.end(b"c1");
+        calls.end(b"c1", [b"t", b""]);
+        calls.end(b"c1", [b"t", b""]);
         assert_eq!(route.active.load(Ordering::Relaxed), 1, "ended once");
-        assert!(calls.admit(b"c3", 1, both, 6));
+        assert!(calls.admit(call(b"c3"), 1, both, 6));
         assert_eq!(calls.len(), 2);
         // c2 answered: a re-INVITE's 491 leaves it; c3's initial INVITE
         // declined: it goes.
-        calls.answered(b"c2", 1, 200, 7);
-        calls.answered(b"c2", 2, 491, 8);
-        calls.answered(b"c2", 1, 486, 8);
-        calls.answered(b"c3", 1, 486, 9);
+        calls.answered(call(b"c2"), 1, 200, 7);
+        calls.answered(call(b"c2"), 2, 491, 8);
+        calls.answered(call(b"c2"), 1, 486, 8);
+        calls.answered(call(b"c3"), 1, 486, 9);
         assert_eq!((route.active.load(Ordering::Relaxed), calls.len()), (1, 1));
         // Calls with no limit are not kept.
-        assert!(calls.admit(b"free", 1, [None, None], 6));
+        assert!(calls.admit(call(b"free"), 1, [None, None], 6));
         assert_eq!(calls.len(), 1);
     }
 
@@ -317,8 +362,8 @@ mod tests {
     fn a_full_set_refuses_and_gives_the_route_place_back() {
         let calls = Calls::default();
         let (route, set) = (CallCount::new(5), CallCount::new(1));
-        assert!(calls.admit(b"a", 1, [Some(&route), Some(&set)], 0));
-        assert!(!calls.admit(b"b", 1, [Some(&route), Some(&set)], 0));
+        assert!(calls.admit(call(b"a"), 1, [Some(&route), Some(&set)], 0));
+        assert!(!calls.admit(call(b"b"), 1, [Some(&route), Some(&set)], 0));
         assert_eq!(route.active.load(Ordering::Relaxed), 1);
         assert_eq!(set.limited.load(Ordering::Relaxed), 1);
     }
@@ -327,18 +372,21 @@ mod tests {
     fn a_call_moves_between_targets_and_holds_one_place() {
         let calls = Calls::default();
         let (a, b) = (CallCount::new(1), CallCount::new(1));
-        assert!(calls.on_target(b"c1", 1, Some(&a), 0));
+        assert!(calls.on_target(call(b"c1"), 1, Some(&a), 0));
         assert!(
-            calls.on_target(b"c1", 1, Some(&a), 0),
+            calls.on_target(call(b"c1"), 1, Some(&a), 0),
             "the same target again"
         );
-        assert!(!calls.on_target(b"c2", 1, Some(&a), 0), "a is full");
-        assert!(calls.on_target(b"c1", 1, Some(&b), 0), "a failover to b");
+        assert!(!calls.on_target(call(b"c2"), 1, Some(&a), 0), "a is full");
+        assert!(
+            calls.on_target(call(b"c1"), 1, Some(&b), 0),
+            "a failover to b"
+        );
         assert_eq!(a.active.load(Ordering::Relaxed), 0);
-        assert!(calls.on_target(b"c2", 1, Some(&a), 0));
-        calls.end(b"c1");
+        assert!(calls.on_target(call(b"c2"), 1, Some(&a), 0));
+        calls.end(b"c1", [b"t", b""]);
         assert_eq!(b.active.load(Ordering::Relaxed), 0);
-        assert!(calls.on_target(b"c3", 1, None, 0));
+        assert!(calls.on_target(call(b"c3"), 1, None, 0));
         assert_eq!(calls.len(), 1);
     }
 
@@ -346,9 +394,9 @@ mod tests {
     fn unseen_ends_are_swept() {
         let calls = Calls::default();
         let r = CallCount::new(10);
-        assert!(calls.admit(b"never-answered", 1, [Some(&r), None], 0));
-        assert!(calls.admit(b"answered", 1, [Some(&r), None], 0));
-        calls.answered(b"answered", 1, 200, 1_000);
+        assert!(calls.admit(call(b"never-answered"), 1, [Some(&r), None], 0));
+        assert!(calls.admit(call(b"answered"), 1, [Some(&r), None], 0));
+        calls.answered(call(b"answered"), 1, 200, 1_000);
         for _ in 0..STRIPES {
             calls.sweep(200_000, 180_000, 3_600_000);
         }

@@ -37,6 +37,7 @@ use super::Table;
 use crate::config::{Fork, Transport};
 use crate::proxy::branch::{loop_hash, LegRef};
 use crate::proxy::topology::{self, Face};
+use crate::routing::calls::CallRef;
 use crate::routing::stats::Active;
 use crate::routing::{Routing, SetTarget};
 use crate::rt::wheel::TimerKey;
@@ -432,7 +433,7 @@ impl Core {
                 || !self
                     .cur
                     .calls
-                    .on_target(msg.call_id(), cseq, target.calls.as_ref(), now))
+                    .on_target(CallRef::of(msg), cseq, target.calls.as_ref(), now))
         {
             let (code, reason) = NO_DESTINATION;
             ctx.consider(Best::Local(code, reason), true);
@@ -672,7 +673,9 @@ impl Core {
             self.count_answer(msg);
         } else if ctx.method == Method::Invite {
             let cseq = msg.cseq().map_or(0, |c| c.seq);
-            self.cur.calls.answered(msg.call_id(), cseq, sent_code, now);
+            self.cur
+                .calls
+                .answered(CallRef::of(msg), cseq, sent_code, now);
         }
         let alias = self.response_alias(msg);
         let mut e = std::mem::take(&mut self.edits);
@@ -753,7 +756,7 @@ impl Core {
         }
         if ctx.method == Method::Invite {
             let cseq = req.cseq().map_or(0, |c| c.seq);
-            self.cur.calls.answered(req.call_id(), cseq, code, now);
+            self.cur.calls.answered(CallRef::of(req), cseq, code, now);
         }
         let o = self.reply(req, ctx.flow, code, &reason, &[]);
         if let Outcome::Replied(t, _) = &o {
