@@ -405,3 +405,23 @@ fn calls_that_share_a_call_id_are_counted_apart() {
         assert_eq!(active(&c), (2, 2), "{mode}");
     }
 }
+
+#[test]
+fn a_call_refused_for_a_full_transaction_table_frees_its_place() {
+    // Occupancy overload off (100): a full table is what refuses the call,
+    // after the route admitted it.
+    let text = format!(
+        "{}[proxy]\nmode = \"stateful\"\nrecord_route = true\nmax_transactions = 1\n\
+         [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\n\
+         destination = \"carrier\"\nmax_calls = 2\n\
+         [destination.carrier]\ntargets = [{{ uri = \"sip:{CARRIER}\" }}]\nmax_calls = 5\n",
+        BASE.replace("[server]\n", "[server]\noverload_occupancy = 100\n")
+    );
+    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+    let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+    relay(&mut c, CALLER, &invite("c1"));
+    assert_eq!(active(&c), (1, 1));
+    let out = send(&mut c, CALLER, &invite("c2"));
+    assert!(refused(&out), "{out:?}");
+    assert_eq!(active(&c), (1, 1), "the refused call holds no place");
+}

@@ -303,6 +303,11 @@ impl Core {
         };
         let Some((slot, gen)) = self.table().alloc() else {
             self.table().stats.table_full += 1;
+            // The route admitted the call (`plan`): it never started.
+            if method == Method::Invite && plan.route.is_some() {
+                let cseq = msg.cseq().map_or(0, |c| c.seq);
+                self.cur.calls.answered(CallRef::of(&msg), cseq, 503, now);
+            }
             return out.push(self.reply(
                 &msg,
                 flow,
