@@ -263,8 +263,8 @@ pub fn hide_request(
 /// in the Record-Route, the entries above ours (the hidden side's) are
 /// sealed into ours, reversed into the order a Route set toward them
 /// uses, and the entries sealed in ours come back below it; a 1xx or 2xx
-/// Contact becomes ours. `None` if our Record-Route entry's token does
-/// not open: the response is dropped.
+/// Contact becomes ours (not a REGISTER's). `None` if our Record-Route
+/// entry's token does not open: the response is dropped.
 pub fn restore_response(
     s: &Sealer,
     e: &mut Edits,
@@ -303,7 +303,10 @@ pub fn restore_response(
             e.insert_record_route(resp, v);
         }
     }
-    if resp.status().is_some_and(|c| (101..300).contains(&c)) {
+    // A REGISTER's answer lists the UA's own bindings (its request kept
+    // its Contact): they stay.
+    let register = resp.cseq().is_some_and(|c| c.method == Method::Register);
+    if resp.status().is_some_and(|c| (101..300).contains(&c)) && !register {
         face.replace_contact(s, e, resp, alias);
     }
     Some(())

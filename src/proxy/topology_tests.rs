@@ -513,3 +513,21 @@ fn a_request_to_our_own_socket_gets_its_answer_stateful() {
     );
     assert!(contact_uri(&m).ends_with("@127.0.0.1:5060"), "the listener");
 }
+
+/// REGISTER keeps its Contact through a hiding route (a registrar must see
+/// what it binds), and so does its 200: the bindings listed there are the
+/// UA's own, which it looks for to learn its expiry.
+#[test]
+fn a_register_and_its_answer_keep_the_binding() {
+    for mode in ["stateless", "stateful"] {
+        let mut c = core(mode);
+        let reg = "REGISTER sip:carrier.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.10:5070;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\nFrom: <sip:a@carrier.example>;tag=1\r\nTo: <sip:a@carrier.example>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nContact: <sip:a@10.1.1.10:5070>;expires=3600\r\nContent-Length: 0\r\n\r\n";
+        let binding = "<sip:a@10.1.1.10:5070>;expires=3600";
+        let (_, at_b) = relay(&mut c, P_SRC, reg.as_bytes());
+        assert_eq!(values(&at_b, HeaderName::Contact), [binding], "{mode}");
+        let ok = answer(&at_b, 200, "b", binding, &[]);
+        let (t, at_a) = relay(&mut c, Q_SRC, &ok);
+        assert_eq!(t.dest, "127.0.0.2:5070".parse::<SocketAddr>().unwrap());
+        assert_eq!(values(&at_a, HeaderName::Contact), [binding], "{mode}");
+    }
+}
