@@ -19,14 +19,15 @@
 //! - Stateful branches (`z9hG4bKsf...`, see [`LegRef`]) carry the same
 //!   loop part and a keyed tag over the leg, Call-ID and CSeq number.
 //! - `loop` is a function of what routing depends on and not of any Via:
-//!   To and From (with their tags), Call-ID, CSeq number, Request-URI, Route,
-//!   Proxy-Require, Proxy-Authorization (§16.6 step 8). A request that comes
-//!   back with one of our Vias whose loop part equals the one we compute now
-//!   has looped (§16.3 step 4), even if other elements added Vias above
-//!   ours — hashing the top Via there, as a literal reading of §16.6 would,
-//!   can never match (RFC 5393 §4.2). A spiral changes the Request-URI or
-//!   Route, so it is not mistaken for a loop. It is not keyed: instances
-//!   must agree on it.
+//!   From (with its tag), Call-ID, CSeq number, Request-URI, Route,
+//!   Proxy-Require (§16.6 step 8 without To and Proxy-Authorization, which
+//!   a non-2xx ACK or a CANCEL need not share with its INVITE). A request
+//!   that comes back with one of our Vias whose loop part equals the one we
+//!   compute now has looped (§16.3 step 4), even if other elements added
+//!   Vias above ours — hashing the top Via there, as a literal reading of
+//!   §16.6 would, can never match (RFC 5393 §4.2). A spiral changes the
+//!   Request-URI or Route, so it is not mistaken for a loop. It is not
+//!   keyed: instances must agree on it.
 //!
 //! The key is made at start from the OS's random source: a response to a
 //! request forwarded by an earlier run of Siphon does not match and is
@@ -150,19 +151,19 @@ impl StableHash {
 /// The loop part of our branches: a hash of what routing depends on
 /// (§16.6 step 8), never of a Via.
 pub fn loop_hash(msg: &Message) -> u64 {
-    // From and To as received (their tags included): proxies pass them on
-    // byte-exact, and this spares two name-addr parses per request.
+    // From as received (its tag included): proxies pass it on byte-exact,
+    // and this spares a name-addr parse per request. Not To, nor
+    // Proxy-Authorization: an INVITE's non-2xx ACK carries the answer's To
+    // tag, and neither it nor the CANCEL need carry the INVITE's
+    // credentials, yet both must get the INVITE's branch (§17.2.3, §9.2);
+    // no proxy changes To, and a new request with credentials has a new
+    // CSeq.
     let mut lp = StableHash::default();
-    lp.write(msg.header(HeaderName::To).unwrap_or_default());
     lp.write(msg.header(HeaderName::From).unwrap_or_default());
     lp.write(msg.call_id());
     lp.write(&msg.cseq().map_or(0, |c| c.seq).to_le_bytes());
     lp.write(msg.request_uri_bytes().unwrap_or_default());
-    for name in [
-        HeaderName::Route,
-        HeaderName::ProxyRequire,
-        HeaderName::ProxyAuthorization,
-    ] {
+    for name in [HeaderName::Route, HeaderName::ProxyRequire] {
         for v in msg.header_values(name) {
             lp.write(v);
         }

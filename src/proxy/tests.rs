@@ -229,6 +229,37 @@ fn port_zero_in_the_request_uri_gets_400_not_a_send_to_port_0() {
     }
 }
 
+/// RFC 3261 §17.2.3, §9.2: the next hop matches an INVITE's CANCEL and
+/// its non-2xx ACK to the INVITE by the top Via branch, so a stateless
+/// proxy must give all three the same one (§16.11). The ACK carries the
+/// To tag of the answer; neither needs the INVITE's credentials.
+#[test]
+fn an_invite_its_cancel_and_its_non_2xx_ack_share_a_branch_stateless() {
+    let mut c = core("");
+    let ruri = "sip:bob@127.0.0.3:5080";
+    let text = String::from_utf8(
+        invite(ruri, "Proxy-Authorization: Digest username=\"alice\"\r\n").to_vec(),
+    )
+    .unwrap();
+    let (_, inv) = forwarded(c.handle(Bytes::from(text.clone()), udp_from(40000)));
+    let bare = text.replace("Proxy-Authorization: Digest username=\"alice\"\r\n", "");
+    let cancel = bare
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL");
+    let (_, can) = forwarded(c.handle(Bytes::from(cancel), udp_from(40000)));
+    let ack = bare
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=b1",
+        );
+    let (_, ack) = forwarded(c.handle(Bytes::from(ack), udp_from(40000)));
+    let branch = |m: &Message| m.top_via().unwrap().branch().unwrap().to_vec();
+    assert_eq!(branch(&can), branch(&inv), "CANCEL");
+    assert_eq!(branch(&ack), branch(&inv), "ACK");
+}
+
 #[test]
 fn acks_are_never_answered() {
     let mut c = core("");
