@@ -407,6 +407,12 @@ impl Core {
             hide = true;
             strict_next = false;
         }
+        let failure_ack = in_dialog
+            && own_routes == 0
+            && remaining.is_empty()
+            && !hide
+            && !to_me
+            && self.hidden_failure_ack(msg, flow, method, &target);
         let next = if hide && (!restore.is_empty() || sealed_target.is_some()) {
             let hop = match restore.first() {
                 Some(r) => crate::sip::NameAddr::parse(r, HeaderName::Route)
@@ -432,7 +438,7 @@ impl Core {
             }
         } else if let Some(r) = remaining.first() {
             Next::Hop(uri_hop(r))
-        } else if in_dialog {
+        } else if in_dialog && !failure_ack {
             // A NAT alias we added to this Contact (see `nat`).
             if let Some((hop, uri)) = super::nat::alias_hop(&target) {
                 rewritten = Some(uri);
@@ -816,6 +822,26 @@ impl Core {
             u
         });
         Some((i, decision, rewrite))
+    }
+
+    /// An ACK with a To tag but no Route of ours nor a token (the caller
+    /// checks), not to us, that a hiding route matches, while every dialog
+    /// through us is record-routed: the ACK for a non-2xx answer to an
+    /// INVITE that route took (a stateless proxy has no transaction to
+    /// absorb it), not one in a dialog. It is routed, and hidden, as that
+    /// INVITE was.
+    fn hidden_failure_ack(
+        &self,
+        msg: &Message,
+        flow: Flow,
+        method: Method,
+        target: &Uri<'_>,
+    ) -> bool {
+        method == Method::Ack
+            && self.cfg.proxy.record_route
+            && self
+                .configured_route(msg, flow, target)
+                .is_some_and(|(r, ..)| self.cur.routes.get(r).is_some_and(|r| r.cfg.hide))
     }
 
     /// A new call through route `route` to `decision`: within the route's

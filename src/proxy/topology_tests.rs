@@ -531,3 +531,32 @@ fn a_register_and_its_answer_keep_the_binding() {
         assert_eq!(values(&at_a, HeaderName::Contact), [binding], "{mode}");
     }
 }
+
+/// The ACK for a failed INVITE (stateless mode: no transaction absorbs
+/// it) has the answer's To tag but neither our Route nor a token: it goes
+/// where its INVITE went, hidden, with the INVITE's branch, so the carrier
+/// matches it to its INVITE (RFC 3261 §17.2.3) and stops resending.
+#[test]
+fn a_failed_invites_ack_goes_where_the_invite_went_hidden_stateless() {
+    let mut c = core("stateless");
+    let invite = "INVITE sip:+1@carrier.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKp1\r\nVia: SIP/2.0/UDP 10.1.1.10:5070;branch=z9hG4bKa1\r\nMax-Forwards: 70\r\nRecord-Route: <sip:10.9.9.9;lr>\r\nFrom: <sip:a@pbx.internal>;tag=a1\r\nTo: <sip:+1@carrier.example>\r\nCall-ID: c3@hidden-test\r\nCSeq: 1 INVITE\r\nContact: <sip:a@10.1.1.10:5070>\r\nContent-Length: 0\r\n\r\n";
+    let (t, at_b) = relay(&mut c, P_SRC, invite.as_bytes());
+    let busy = answer(&at_b, 486, "b1", "<sip:b@192.0.2.88:5080>", &[]);
+    relay(&mut c, Q_SRC, &busy);
+    // P is stateless too: the phone's ACK with P's Via on top.
+    let ack = invite
+        .replace("INVITE sip:", "ACK sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+        .replace(
+            "To: <sip:+1@carrier.example>",
+            "To: <sip:+1@carrier.example>;tag=b1",
+        )
+        .replace("Record-Route: <sip:10.9.9.9;lr>\r\n", "")
+        .replace("Contact: <sip:a@10.1.1.10:5070>\r\n", "");
+    let (a, m) = relay(&mut c, P_SRC, ack.as_bytes());
+    assert_eq!(a.dest, t.dest, "where the INVITE went");
+    assert_hidden(&m, &INTERNAL, "ACK at the carrier");
+    let branch = |m: &Message| m.top_via().unwrap().branch().unwrap().to_vec();
+    assert_eq!(branch(&m), branch(&at_b));
+    assert_eq!(values(&m, HeaderName::Via).len(), 1);
+}
