@@ -292,9 +292,10 @@ impl Auth {
 
     /// Forget expired nonces, one part of the replay window per call (the
     /// housekeeping of one shard calls it every tick).
-    pub fn sweep(&self, now: u64) {
-        self.replay.sweep_next(now, self.nonce_lifetime_s);
+    /// True if the window gave memory back.
+    pub fn sweep(&self, now: u64) -> bool {
         self.lockout.sweep(now);
+        self.replay.sweep_next(now, self.nonce_lifetime_s)
     }
 
     pub fn realm(&self) -> &str {

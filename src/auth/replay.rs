@@ -135,8 +135,9 @@ impl ReplayWindow {
 
     /// Forget the expired nonces of one shard (the next in turn), so the
     /// window holds what the last `lifetime` seconds issued rather than
-    /// filling to `max_nonces`; its spare capacity goes back too.
-    pub(crate) fn sweep_next(&self, now: u64, lifetime: u64) {
+    /// filling to `max_nonces`; its spare capacity goes back too (true
+    /// then: the heap has pages to return).
+    pub(crate) fn sweep_next(&self, now: u64, lifetime: u64) -> bool {
         let i = self
             .cursor
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -146,7 +147,9 @@ impl ReplayWindow {
         let len = shard.len();
         if shard.capacity() > 4 * len.max(64) {
             shard.shrink_to(2 * len);
+            return true;
         }
+        false
     }
 
     /// Nonces remembered, over all shards.

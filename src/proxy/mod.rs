@@ -420,18 +420,21 @@ impl Core {
     }
 
     /// Forget bans that have ended and part of the expired Digest nonces
-    /// (the housekeeping of one shard).
-    pub fn sweep_bans(&self, now: u64) {
+    /// (the housekeeping of one shard). True if a table gave memory back
+    /// (the heap may be trimmed).
+    pub fn sweep_bans(&self, now: u64) -> bool {
+        let mut freed = false;
         if let Some(g) = &self.guard {
             g.bans().sweep(now);
         }
         if let Some(a) = &self.auth {
-            a.sweep((self.unix_base_ms + now) / 1000);
+            freed |= a.sweep((self.unix_base_ms + now) / 1000);
         }
         let p = &self.cfg.proxy;
         self.cur
             .calls
             .sweep(now, p.call_setup_s * 1000, p.call_timeout_s * 1000);
+        freed
     }
 
     /// Send requests over UDP from this shard's own sockets: `mine` maps a

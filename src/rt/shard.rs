@@ -514,7 +514,9 @@ impl Shard {
         self.decided = out;
         self.publish_tx_stats();
         if self.id == 0 {
-            self.core.sweep_bans(now);
+            // The replay window forgets a part of its expired nonces per
+            // tick; what it gives back is trimmed with the rest.
+            self.trim_pending |= self.core.sweep_bans(now);
         }
         if let Some(w) = &mut self.journal {
             if let Err(e) = w.follow_gen() {
