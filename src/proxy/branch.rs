@@ -186,7 +186,7 @@ pub fn stateless_branch(msg: &Message, loop_hash: u64, out: &mut String, conn: O
 /// The `tx` part of a stateless branch: `via` is the request's top Via as
 /// received (for a response, the Via below ours). Everything hashed is
 /// the same in the request and in its responses: the UAS adds a To tag,
-/// so To is left out (the loop part has it).
+/// so To is left out.
 fn stateless_tag(msg: &Message, via: Option<Via<'_>>, loop_hash: u64, conn: Option<ConnId>) -> u64 {
     let key = BranchKey::get();
     let cseq = cseq_bytes(msg);
