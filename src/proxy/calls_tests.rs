@@ -23,8 +23,34 @@ fn core(mode: &str) -> Core {
          destination = \"carrier\"\nmax_calls = 2\n\
          [destination.carrier]\ntargets = [{{ uri = \"sip:{CARRIER}\" }}]\nmax_calls = 5\n"
     );
-    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
+    core_from(&text)
+}
+
+fn core_from(text: &str) -> Core {
+    let cfg = Config::parse(text, Path::new("t.toml")).unwrap();
     Core::new(Arc::new(cfg), Arc::new(Hosts::default()))
+}
+
+/// Two trunks in priority order (`first` and `second` are their extra
+/// target keys) behind the route for carrier.example.
+fn two_trunks(mode: &str, record_route: bool, first: &str, second: &str) -> Core {
+    core_from(&format!(
+        "{BASE}[proxy]\nmode = \"{mode}\"\nrecord_route = {record_route}\n\
+         [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\ndestination = \"carrier\"\n\
+         [destination.carrier]\nalgorithm = \"priority\"\ntargets = [\
+         {{ uri = \"sip:127.0.0.9:5080\", priority = 0{first} }}, \
+         {{ uri = \"sip:127.0.0.10:5080\", priority = 1{second} }}]\n"
+    ))
+}
+
+/// Calls on target `t` of the first set.
+fn target_calls(c: &Core, t: usize) -> u32 {
+    c.cur.sets[0].targets[t]
+        .calls
+        .as_ref()
+        .unwrap()
+        .active
+        .load(Ordering::Relaxed)
 }
 
 fn invite(call: &str) -> Vec<u8> {
@@ -202,15 +228,7 @@ fn max_calls_without_record_route_is_refused_at_load() {
 #[test]
 fn a_target_over_its_cps_is_passed_over_for_new_calls_only() {
     for mode in ["stateless", "stateful"] {
-        let text = format!(
-            "{BASE}[proxy]\nmode = \"{mode}\"\n\
-             [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\ndestination = \"carrier\"\n\
-             [destination.carrier]\nalgorithm = \"priority\"\ntargets = [\
-             {{ uri = \"sip:127.0.0.9:5080\", priority = 0, cps = 1, burst = 2 }}, \
-             {{ uri = \"sip:127.0.0.10:5080\", priority = 1 }}]\n"
-        );
-        let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
-        let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+        let mut c = two_trunks(mode, false, ", cps = 1, burst = 2", "");
         let dest = |c: &mut Core, call: &str| relay(c, CALLER, &invite(call)).0.dest.to_string();
         // The burst of 2 goes to the preferred trunk, the third call to the
         // next one; a second later the preferred one has room again.
@@ -233,15 +251,7 @@ fn a_target_over_its_cps_is_passed_over_for_new_calls_only() {
 #[test]
 fn a_target_with_its_calls_full_is_passed_over_until_one_ends() {
     for mode in ["stateless", "stateful"] {
-        let text = format!(
-            "{BASE}[proxy]\nmode = \"{mode}\"\nrecord_route = true\n\
-             [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\ndestination = \"carrier\"\n\
-             [destination.carrier]\nalgorithm = \"priority\"\ntargets = [\
-             {{ uri = \"sip:127.0.0.9:5080\", priority = 0, max_calls = 1 }}, \
-             {{ uri = \"sip:127.0.0.10:5080\", priority = 1, max_calls = 1 }}]\n"
-        );
-        let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
-        let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+        let mut c = two_trunks(mode, true, ", max_calls = 1", ", max_calls = 1");
         let (t1, m1) = relay(&mut c, CALLER, &invite("c1"));
         assert_eq!(t1.dest.to_string(), "127.0.0.9:5080", "{mode}");
         let (t2, _) = relay(&mut c, CALLER, &invite("c2"));
@@ -255,15 +265,11 @@ fn a_target_with_its_calls_full_is_passed_over_until_one_ends() {
             "127.0.0.9:5080",
             &answer(&m1, 200, "b1", "<sip:b@127.0.0.9:5080>", &[]),
         );
-        let to = |t: usize| {
-            c.cur.sets[0].targets[t]
-                .calls
-                .as_ref()
-                .unwrap()
-                .active
-                .load(Ordering::Relaxed)
-        };
-        assert_eq!((to(0), to(1)), (1, 1), "an answered call holds its target");
+        assert_eq!(
+            (target_calls(&c, 0), target_calls(&c, 1)),
+            (1, 1),
+            "an answered call holds its target"
+        );
         let bye = String::from_utf8(invite("c1"))
             .unwrap()
             .replace(
@@ -335,23 +341,7 @@ fn a_bye_that_is_not_forwarded_ends_nothing() {
 
 #[test]
 fn a_retransmission_goes_to_the_target_its_call_fills_stateless() {
-    let text = format!(
-        "{BASE}[proxy]\nmode = \"stateless\"\nrecord_route = true\n\
-         [[route]]\nname = \"out\"\nmatch = {{ domain = \"carrier.example\" }}\ndestination = \"carrier\"\n\
-         [destination.carrier]\nalgorithm = \"priority\"\ntargets = [\
-         {{ uri = \"sip:127.0.0.9:5080\", priority = 0, max_calls = 1 }}, \
-         {{ uri = \"sip:127.0.0.10:5080\", priority = 1, max_calls = 1 }}]\n"
-    );
-    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
-    let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
-    let to = |c: &Core, t: usize| {
-        c.cur.sets[0].targets[t]
-            .calls
-            .as_ref()
-            .unwrap()
-            .active
-            .load(Ordering::Relaxed)
-    };
+    let mut c = two_trunks("stateless", true, ", max_calls = 1", ", max_calls = 1");
     let (t1, _) = relay(&mut c, CALLER, &invite("c1"));
     assert_eq!(t1.dest.to_string(), "127.0.0.9:5080");
     let (t2, _) = relay(&mut c, CALLER, &invite("c2"));
@@ -365,7 +355,7 @@ fn a_retransmission_goes_to_the_target_its_call_fills_stateless() {
         let (r2, _) = relay(&mut c, CALLER, &invite("c2"));
         assert_eq!(r2.dest.to_string(), "127.0.0.10:5080");
     }
-    assert_eq!((to(&c, 0), to(&c, 1)), (1, 1));
+    assert_eq!((target_calls(&c, 0), target_calls(&c, 1)), (1, 1));
     assert!(refused(&send(&mut c, CALLER, &invite("c3"))));
 }
 
@@ -417,8 +407,7 @@ fn a_call_refused_for_a_full_transaction_table_frees_its_place() {
          [destination.carrier]\ntargets = [{{ uri = \"sip:{CARRIER}\" }}]\nmax_calls = 5\n",
         BASE.replace("[server]\n", "[server]\noverload_occupancy = 100\n")
     );
-    let cfg = Config::parse(&text, Path::new("t.toml")).unwrap();
-    let mut c = Core::new(Arc::new(cfg), Arc::new(Hosts::default()));
+    let mut c = core_from(&text);
     relay(&mut c, CALLER, &invite("c1"));
     assert_eq!(active(&c), (1, 1));
     let out = send(&mut c, CALLER, &invite("c2"));
