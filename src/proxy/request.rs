@@ -509,7 +509,7 @@ impl Core {
         };
         // A BYE that passed the checks and has a next hop ends its call
         // (one answered here, 483 or 420, never reaches the other side).
-        if in_dialog && method == Method::Bye {
+        if in_dialog && method == Method::Bye && !self.cur.calls.is_empty() {
             let from = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
             let to = to_tag.unwrap_or_default();
             self.cur.calls.end(msg.call_id(), [from, to]);

@@ -65,25 +65,50 @@ impl CallCount {
 #[derive(Debug, Clone, Copy)]
 pub struct CallRef<'a> {
     pub id: &'a [u8],
-    pub tag: &'a [u8],
+    tag: Tag<'a>,
+}
+
+/// The caller's tag, or the From header it is still to be read from:
+/// most messages meet an empty table, and never need it.
+#[derive(Debug, Clone, Copy)]
+enum Tag<'a> {
+    Tag(&'a [u8]),
+    From(Option<&'a [u8]>),
 }
 
 impl<'a> CallRef<'a> {
-    /// The call of a request from the caller or of a response to one.
+    pub fn new(id: &'a [u8], tag: &'a [u8]) -> CallRef<'a> {
+        CallRef {
+            id,
+            tag: Tag::Tag(tag),
+        }
+    }
+
+    /// The call of a request from the caller or of a response to one
+    /// (its From is parsed only if the table is looked up).
     pub fn of(msg: &'a crate::sip::Message) -> CallRef<'a> {
-        let tag = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
         CallRef {
             id: msg.call_id(),
-            tag,
+            tag: Tag::From(msg.header(crate::sip::HeaderName::From)),
         }
     }
 
     /// The table key: the tag, the Call-ID, the tag's length.
     fn key(self) -> Box<[u8]> {
-        let mut k = Vec::with_capacity(self.id.len() + self.tag.len() + 4);
-        k.extend_from_slice(self.tag);
+        let from = match self.tag {
+            Tag::From(v) => {
+                v.and_then(|v| crate::sip::NameAddr::parse(v, crate::sip::HeaderName::From).ok())
+            }
+            Tag::Tag(_) => None,
+        };
+        let tag = match self.tag {
+            Tag::Tag(t) => t,
+            Tag::From(_) => from.as_ref().and_then(|f| f.tag()).unwrap_or_default(),
+        };
+        let mut k = Vec::with_capacity(self.id.len() + tag.len() + 4);
+        k.extend_from_slice(tag);
         k.extend_from_slice(self.id);
-        k.extend_from_slice(&(self.tag.len() as u32).to_le_bytes());
+        k.extend_from_slice(&(tag.len() as u32).to_le_bytes());
         k.into_boxed_slice()
     }
 }
@@ -271,7 +296,7 @@ impl Calls {
             if self.is_empty() {
                 return;
             }
-            let key = CallRef { id, tag }.key();
+            let key = CallRef::new(id, tag).key();
             let gone = self.stripe(&key).remove(&key);
             if let Some(c) = gone {
                 self.release(c);
@@ -319,7 +344,7 @@ mod tests {
     use super::*;
 
     fn call(id: &[u8]) -> CallRef<'_> {
-        CallRef { id, tag: b"t" }
+        CallRef::new(id, b"t")
     }
 
     #[test]
