@@ -224,24 +224,27 @@ pub fn hide_request(
     method: Method,
     alias: Option<&[u8]>,
 ) -> Vec<u8> {
-    let mut vias: Vec<Vec<u8>> = Vec::new();
-    for (i, span) in msg.list_values(HeaderName::Via).flatten().enumerate() {
-        let raw = msg.slice(span);
-        let mut v = Vec::new();
-        let stamped =
-            i == 0 && Via::parse(raw).is_ok_and(|via| write_stamped_via(&via, raw, source, &mut v));
-        if !stamped {
-            v = raw.to_vec();
+    // The top Via stamped with where the request came from; the others
+    // as received.
+    let mut values = msg
+        .list_values(HeaderName::Via)
+        .flatten()
+        .map(|span| msg.slice(span));
+    let top = values.next();
+    let mut stamped = Vec::new();
+    let top = match top {
+        Some(raw)
+            if Via::parse(raw)
+                .is_ok_and(|via| write_stamped_via(&via, raw, source, &mut stamped)) =>
+        {
+            Some(&stamped[..])
         }
-        vias.push(v);
-    }
+        other => other,
+    };
+    let vias = pack(top.into_iter().chain(values));
     e.remove_headers(msg, HeaderName::Via);
     let mut suffix = format!(";{PARAM}=").into_bytes();
-    s.seal(
-        Kind::Via,
-        &pack(vias.iter().map(Vec::as_slice)),
-        &mut suffix,
-    );
+    s.seal(Kind::Via, &vias, &mut suffix);
     if !matches!(method, Method::Ack | Method::Cancel) {
         let routes = pack(
             msg.list_values(HeaderName::RecordRoute)
