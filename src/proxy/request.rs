@@ -185,15 +185,15 @@ impl Core {
                 hop
             }
             &mut Next::Destination(set) => {
-                let set = self
-                    .picker
-                    .order(&self.cur, set, msg, self.now_ms, &mut self.order);
+                let new_call = plan.method == Method::Invite && plan.route.is_some();
+                let set =
+                    self.picker
+                        .order(&self.cur, set, msg, self.now_ms, new_call, &mut self.order);
                 // The first in order whose cps limit takes the call (the
                 // order left out the targets over theirs; two shards may
                 // race for the last place).
                 let now = self.now_ms;
                 let targets = &self.cur.sets[set].targets;
-                let new_call = plan.method == Method::Invite && plan.route.is_some();
                 let calls = &self.cur.calls;
                 let (call, cseq) = (CallRef::of(msg), msg.cseq().map_or(0, |c| c.seq));
                 // A retransmission of a call already on a target with

@@ -311,14 +311,16 @@ impl Picker {
 
     /// The targets of set `set` to try for a request, in order (the first
     /// is the pick), into `out`; only those available now and under their
-    /// max_load. When none is, the set's fallback set is used, and so on.
-    /// Returns the set the order is for.
+    /// max_load, and for a `new_call` (an initial INVITE a route admitted)
+    /// under their cps and max_calls. When none is, the set's fallback set
+    /// is used, and so on. Returns the set the order is for.
     pub fn order(
         &mut self,
         routing: &Routing,
         set: usize,
         msg: &Message,
         now_ms: u64,
+        new_call: bool,
         out: &mut Vec<usize>,
     ) -> usize {
         if self.generation != routing.generation {
@@ -330,9 +332,7 @@ impl Picker {
                 .map(|(i, s)| select::State::new(s.targets.len(), self.seed ^ (i as u64 + 1)))
                 .collect();
         }
-        // A target's cps limit is for new calls only.
-        let new_call = msg.method() == Some(crate::sip::Method::Invite)
-            && msg.to().ok().and_then(|t| t.tag()).is_none();
+        // A target's limits (cps, max_calls) are for new calls only.
         let mut at = set;
         // Bounded: config validation refuses fallback cycles.
         for _ in 0..=routing.sets.len() {

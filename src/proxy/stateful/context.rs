@@ -395,7 +395,10 @@ impl Core {
                 }
             }
             Next::Destination(set) => {
-                let d = self.picker.order(&self.cur, set, &msg, now, &mut ctx.order);
+                let new_call = ctx.method == Method::Invite && plan.route.is_some();
+                let d = self
+                    .picker
+                    .order(&self.cur, set, &msg, now, new_call, &mut ctx.order);
                 let parallel = self.cur.sets[d].cfg.fork == Fork::Parallel;
                 ctx.dest = Some(d);
                 if ctx.order.is_empty() {
